@@ -1,0 +1,196 @@
+"""Users, API tokens, options and the setup marker, on New API's own tables and columns."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+
+import bcrypt
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.db import models
+
+ROLE_GUEST, ROLE_COMMON, ROLE_ADMIN, ROLE_ROOT = 0, 1, 10, 100
+USER_ENABLED, USER_DISABLED = 1, 2
+TOKEN_ENABLED, TOKEN_DISABLED, TOKEN_EXPIRED, TOKEN_EXHAUSTED = 1, 2, 3, 4
+
+_KEY_ALPHABET = string.ascii_letters + string.digits
+
+
+def now_ts() -> int:
+    return int(time.time())
+
+
+def generate_key(length: int = 48) -> str:
+    """New API token keys: 48 chars of [0-9a-zA-Z], stored without the sk- prefix."""
+    return "".join(secrets.choice(_KEY_ALPHABET) for _ in range(length))
+
+
+def hash_password(raw: str) -> str:
+    # New API stores raw bcrypt cost-10 hashes ($2a$10$...); we write the same so the
+    # database stays usable by New API itself.
+    hashed = bcrypt.hashpw(raw.encode(), bcrypt.gensalt(rounds=10)).decode()
+    return "$2a$" + hashed[4:] if hashed.startswith("$2b$") else hashed
+
+
+def verify_password(raw: str, hashed: str) -> bool:
+    if not hashed or not hashed.startswith("$2"):
+        return False
+    try:
+        return bcrypt.checkpw(raw.encode(), hashed.encode())
+    except ValueError:
+        return False
+
+
+class UserManager(BaseUserManager):
+    def create_user(self, username: str, password: str, **extra) -> User:
+        user = self.model(username=username, **extra)
+        user.set_password(password)
+        user.save()
+        return user
+
+    def create_superuser(self, username: str, password: str, **extra) -> User:
+        extra.setdefault("role", ROLE_ROOT)
+        return self.create_user(username, password, **extra)
+
+
+class LiveUserManager(UserManager):
+    def get_queryset(self):
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
+class User(AbstractBaseUser):
+    last_login = None  # New API's users table has no such column
+
+    username = models.CharField(max_length=191, unique=True)
+    password = models.TextField()
+    display_name = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
+    role = models.IntegerField(default=ROLE_COMMON)
+    status = models.IntegerField(default=USER_ENABLED)
+    email = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
+    github_id = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
+    oidc_id = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
+    wechat_id = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
+    telegram_id = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
+    linux_do_id = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
+    access_token = models.CharField(max_length=32, null=True, blank=True, unique=True)
+    quota = models.BigIntegerField(default=0)
+    used_quota = models.BigIntegerField(default=0)
+    request_count = models.BigIntegerField(default=0)
+    group = models.CharField(max_length=64, default="default")
+    aff_code = models.CharField(max_length=32, null=True, blank=True, unique=True)
+    aff_count = models.BigIntegerField(default=0)
+    aff_quota = models.BigIntegerField(default=0)
+    aff_history = models.BigIntegerField(default=0)
+    inviter_id = models.BigIntegerField(null=True, blank=True, default=0, db_index=True)
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    setting = models.TextField(null=True, blank=True, default="")
+
+    objects = UserManager()
+    live = LiveUserManager()
+
+    USERNAME_FIELD = "username"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        db_table = "users"
+
+    def __str__(self) -> str:
+        return self.username
+
+    # Passwords are raw bcrypt, not Django's "algorithm$..." format.
+    def set_password(self, raw_password: str | None) -> None:
+        self.password = hash_password(raw_password or "")
+        self._password = raw_password
+
+    def check_password(self, raw_password: str) -> bool:
+        return verify_password(raw_password, self.password)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == USER_ENABLED and self.deleted_at is None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role >= ROLE_ADMIN and self.is_active
+
+    @property
+    def is_superuser(self) -> bool:
+        return self.role >= ROLE_ROOT and self.is_active
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role >= ROLE_ADMIN
+
+    @property
+    def is_root(self) -> bool:
+        return self.role >= ROLE_ROOT
+
+    # The console is for admins and root: admins manage everything but options.
+    def has_perm(self, perm: str, obj: object = None) -> bool:
+        if not self.is_staff:
+            return False
+        if perm.startswith("accounts.") and "option" in perm:
+            return self.is_superuser
+        return True
+
+    def has_perms(self, perm_list, obj: object = None) -> bool:
+        return all(self.has_perm(p, obj) for p in perm_list)
+
+    def has_module_perms(self, app_label: str) -> bool:
+        return self.is_staff
+
+
+class LiveTokenManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
+class Token(models.Model):
+    user_id = models.BigIntegerField(db_index=True)
+    key = models.CharField(max_length=48, unique=True, default=generate_key)
+    status = models.BigIntegerField(default=TOKEN_ENABLED)
+    name = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
+    created_time = models.BigIntegerField(default=now_ts)
+    accessed_time = models.BigIntegerField(default=now_ts)
+    expired_time = models.BigIntegerField(default=-1)
+    remain_quota = models.BigIntegerField(default=0)
+    unlimited_quota = models.BooleanField(default=False)
+    model_limits_enabled = models.BooleanField(default=False)
+    model_limits = models.CharField(max_length=1024, null=True, blank=True, default="")
+    allow_ips = models.TextField(null=True, blank=True, default="")
+    used_quota = models.BigIntegerField(default=0)
+    group = models.CharField(max_length=191, null=True, blank=True, default="")
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    objects = models.Manager()
+    live = LiveTokenManager()
+
+    class Meta:
+        db_table = "tokens"
+
+    def __str__(self) -> str:
+        return self.name or f"token {self.pk}"
+
+    @property
+    def masked_key(self) -> str:
+        return f"sk-{self.key[:3]}***{self.key[-3:]}" if self.key else ""
+
+
+class Option(models.Model):
+    key = models.CharField(max_length=191, primary_key=True)
+    value = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "options"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Setup(models.Model):
+    version = models.CharField(max_length=50)
+    initialized_at = models.BigIntegerField(default=now_ts)
+
+    class Meta:
+        db_table = "setups"

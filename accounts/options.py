@@ -1,0 +1,100 @@
+"""The runtime settings store: the `options` table over New API's code defaults.
+
+Values are strings in the table (bools "true"/"false", numbers in decimal, maps as JSON).
+Every process keeps a parsed copy in memory; `update_option` writes the row and publishes
+an invalidation so every process reloads (see newapi_site/bus.py).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from newapi_site import bus
+
+from .option_defaults import DEFAULT_OPTIONS
+
+_SECRET_SUFFIXES = ("Token", "Secret", "Key")
+
+
+class OptionStore:
+    def __init__(self) -> None:
+        self._values: dict[str, str] | None = None
+        self._parsed: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        bus.subscribe("options", lambda _event: self.invalidate())
+
+    # -- loading ---------------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        return self._values is not None
+
+    def load(self) -> None:
+        from .models import Option
+
+        values = dict(DEFAULT_OPTIONS)
+        values.update({row.key: row.value or "" for row in Option.objects.all()})
+        with self._lock:
+            self._values = values
+            self._parsed = {}
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._values = None
+            self._parsed = {}
+
+    def _all(self) -> dict[str, str]:
+        values = self._values
+        if values is None:
+            self.load()
+            values = self._values
+        assert values is not None
+        return values
+
+    # -- typed getters -----------------------------------------------------------
+    def get(self, key: str, default: str = "") -> str:
+        return self._all().get(key, default)
+
+    def get_bool(self, key: str) -> bool:
+        return self.get(key) == "true"
+
+    def get_int(self, key: str, default: int = 0) -> int:
+        try:
+            return int(float(self.get(key, str(default))))
+        except ValueError:
+            return default
+
+    def get_float(self, key: str, default: float = 0.0) -> float:
+        try:
+            return float(self.get(key, str(default)))
+        except ValueError:
+            return default
+
+    def get_json(self, key: str, default: Any = None) -> Any:
+        parsed = self._parsed.get(key, _MISSING)
+        if parsed is _MISSING:
+            raw = self.get(key)
+            try:
+                parsed = json.loads(raw) if raw else default
+            except ValueError:
+                parsed = default
+            self._parsed[key] = parsed
+        return parsed
+
+    def as_public_list(self) -> list[dict[str, str]]:
+        """All options for GET /api/option/: keys ending in Token/Secret/Key are hidden."""
+        return [
+            {"key": k, "value": v} for k, v in sorted(self._all().items()) if not k.endswith(_SECRET_SUFFIXES)
+        ]
+
+
+_MISSING = object()
+options = OptionStore()
+
+
+def update_option(key: str, value: str) -> None:
+    from .models import Option
+
+    Option.objects.update_or_create(key=key, defaults={"value": value})
+    bus.publish("options")

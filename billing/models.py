@@ -1,0 +1,82 @@
+"""Logs, hourly usage rollups, redemption codes and top-up orders (New API tables)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from accounts.models import now_ts
+
+LOG_UNKNOWN, LOG_TOPUP, LOG_CONSUME, LOG_MANAGE, LOG_SYSTEM = 0, 1, 2, 3, 4
+REDEMPTION_ENABLED, REDEMPTION_DISABLED, REDEMPTION_USED = 1, 2, 3
+
+
+class Log(models.Model):
+    user_id = models.BigIntegerField(null=True, db_index=True)
+    created_at = models.BigIntegerField(default=now_ts)
+    type = models.BigIntegerField(default=LOG_UNKNOWN)
+    content = models.TextField(null=True, blank=True, default="")
+    username = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
+    token_name = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
+    model_name = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
+    quota = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    use_time = models.BigIntegerField(default=0)
+    is_stream = models.BooleanField(default=False)
+    channel_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    channel_name = models.TextField(null=True, blank=True)
+    token_id = models.BigIntegerField(default=0, db_index=True)
+    group = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
+    other = models.TextField(null=True, blank=True, default="")
+
+    class Meta:
+        db_table = "logs"
+        indexes = [
+            models.Index(fields=["id", "created_at"], name="idx_created_at_id"),
+            models.Index(fields=["created_at", "type"], name="idx_created_at_type"),
+            models.Index(fields=["model_name", "username"], name="index_username_model_name"),
+        ]
+
+
+class QuotaData(models.Model):
+    user_id = models.BigIntegerField(db_index=True)
+    username = models.CharField(max_length=64, default="")
+    model_name = models.CharField(max_length=64, default="")
+    created_at = models.BigIntegerField(db_index=True)
+    token_used = models.BigIntegerField(default=0)
+    count = models.BigIntegerField(default=0)
+    quota = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "quota_data"
+        indexes = [models.Index(fields=["model_name", "username"], name="idx_qdt_model_user_name")]
+
+
+class Redemption(models.Model):
+    user_id = models.BigIntegerField(default=0)
+    key = models.CharField(max_length=32, unique=True)
+    status = models.BigIntegerField(default=REDEMPTION_ENABLED)
+    name = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
+    quota = models.BigIntegerField(default=100)
+    created_time = models.BigIntegerField(default=now_ts)
+    redeemed_time = models.BigIntegerField(default=0)
+    used_user_id = models.BigIntegerField(default=0)
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        db_table = "redemptions"
+
+    def __str__(self) -> str:
+        return self.name or self.key
+
+
+class TopUp(models.Model):
+    user_id = models.BigIntegerField(db_index=True)
+    amount = models.BigIntegerField(default=0)
+    money = models.FloatField(default=0)
+    trade_no = models.CharField(max_length=191, default="")
+    create_time = models.BigIntegerField(default=now_ts)
+    status = models.CharField(max_length=32, default="pending")
+
+    class Meta:
+        db_table = "top_ups"

@@ -1,0 +1,42 @@
+"""The shared Redis clients (sync for services and signals, asyncio for the relay hot path).
+
+None of these exist when REDIS_CONN_STRING is empty: callers check `redis_enabled()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis
+import redis.asyncio as aredis
+from django.conf import settings
+
+_sync_client: redis.Redis | None = None
+_async_clients: dict[int, aredis.Redis] = {}
+
+
+def redis_enabled() -> bool:
+    return bool(settings.REDIS_CONN_STRING)
+
+
+def key(*parts: object) -> str:
+    return ":".join([settings.REDIS_KEY_PREFIX, *map(str, parts)])
+
+
+def sync_redis() -> redis.Redis:
+    global _sync_client
+    if _sync_client is None:
+        _sync_client = redis.Redis.from_url(settings.REDIS_CONN_STRING, decode_responses=False)
+    return _sync_client
+
+
+def async_redis() -> aredis.Redis:
+    """One asyncio client per event loop (Daphne has one; tests may have several)."""
+    loop_id = id(asyncio.get_running_loop())
+    client = _async_clients.get(loop_id)
+    if client is None:
+        client = aredis.Redis.from_url(
+            settings.REDIS_CONN_STRING, decode_responses=False, max_connections=max(settings.REDIS_POOL_SIZE, 64)
+        )
+        _async_clients[loop_id] = client
+    return client

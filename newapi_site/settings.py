@@ -1,0 +1,190 @@
+"""Django settings: the only module that reads os.environ.
+
+Environment names and defaults follow New API (see shared/spec/management.md §6.4 and relay.md §14).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from .dsn import database_from_dsn
+from .env import ConfigError, env_bool, env_float, env_int, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data")))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+# --- process / secrets -------------------------------------------------------------
+PORT = env_int("PORT", 3000)
+SESSION_SECRET = env_str("SESSION_SECRET")
+if SESSION_SECRET == "random_string":
+    raise ConfigError("SESSION_SECRET=random_string is the example value: set a real secret")
+if not SESSION_SECRET:
+    # New API uses a random per-process secret; we persist one in the data dir so that
+    # several worker processes (and restarts) share sessions.
+    secret_file = DATA_DIR / ".session_secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(48))
+    SESSION_SECRET = secret_file.read_text().strip()
+SECRET_KEY = SESSION_SECRET
+CRYPTO_SECRET = env_str("CRYPTO_SECRET") or SESSION_SECRET
+DEBUG = env_bool("DEBUG", False)
+NODE_TYPE = env_str("NODE_TYPE", "master")  # "slave" skips migrations and task polling
+IS_MASTER_NODE = NODE_TYPE != "slave"
+ALLOWED_HOSTS = ["*"]
+TIME_ZONE = env_str("TZ", "UTC") or "UTC"
+USE_TZ = True
+LANGUAGE_CODE = "en-us"
+
+# --- database ----------------------------------------------------------------------
+SQL_DSN = env_str("SQL_DSN")
+SQLITE_PATH = env_str("SQLITE_PATH", str(DATA_DIR / "one-api.db"))
+DATABASES = {"default": database_from_dsn(SQL_DSN, SQLITE_PATH, BASE_DIR)}
+LOG_SQL_DSN = env_str("LOG_SQL_DSN")
+if LOG_SQL_DSN:
+    DATABASES["logs"] = database_from_dsn(LOG_SQL_DSN, SQLITE_PATH, BASE_DIR)
+if DATABASES["default"]["ENGINE"].endswith("mysql"):
+    import pymysql
+
+    pymysql.version_info = (2, 2, 1, "final", 0)  # Django checks mysqlclient's version
+    pymysql.install_as_MySQLdb()
+DATABASE_ENGINE = DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]  # sqlite3 | postgresql | mysql
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- cache, Redis, Celery ----------------------------------------------------------
+REDIS_CONN_STRING = env_str("REDIS_CONN_STRING")
+REDIS_POOL_SIZE = env_int("REDIS_POOL_SIZE", 10)
+MEMORY_CACHE_ENABLED = env_bool("MEMORY_CACHE_ENABLED", False) or bool(REDIS_CONN_STRING)
+SYNC_FREQUENCY = env_int("SYNC_FREQUENCY", 60)
+if REDIS_CONN_STRING:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_CONN_STRING,
+            "KEY_PREFIX": "newapi",
+            "OPTIONS": {"CONNECTION_POOL_KWARGS": {"max_connections": max(REDIS_POOL_SIZE or 10, 10)}},
+        }
+    }
+    CELERY_BROKER_URL = REDIS_CONN_STRING
+    CELERY_RESULT_BACKEND = REDIS_CONN_STRING
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # The embedded default needs no broker server: kombu's filesystem transport.
+    _broker_dir = DATA_DIR / "celery-broker"
+    for sub in ("out", "processed"):
+        (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "out"),
+        "data_folder_out": str(_broker_dir / "out"),
+        "data_folder_processed": str(_broker_dir / "processed"),
+    }
+    CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_ACKS_LATE = True
+CELERY_TIMEZONE = "UTC"
+# Redis key prefix for everything the gateway stores itself (ledger, invalidation, limits).
+REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "newapi")
+
+# --- relay behaviour ---------------------------------------------------------------
+RELAY_TIMEOUT = env_int("RELAY_TIMEOUT", 0)  # seconds; 0 = no total timeout
+STREAMING_TIMEOUT = env_int("STREAMING_TIMEOUT", 60)  # idle seconds between SSE lines
+FORCE_STREAM_OPTION = env_bool("FORCE_STREAM_OPTION", True)
+GET_MEDIA_TOKEN = env_bool("GET_MEDIA_TOKEN", True)
+GET_MEDIA_TOKEN_NOT_STREAM = env_bool("GET_MEDIA_TOKEN_NOT_STREAM", True)
+MAX_FILE_DOWNLOAD_MB = env_int("MAX_FILE_DOWNLOAD_MB", 20)
+MAX_REQUEST_BODY_MB = env_int("MAX_REQUEST_BODY_MB", 32)  # ours: a body over this is a 413
+AZURE_DEFAULT_API_VERSION = env_str("AZURE_DEFAULT_API_VERSION", "2024-12-01-preview")
+GEMINI_VISION_MAX_IMAGE_NUM = env_int("GEMINI_VISION_MAX_IMAGE_NUM", 16)
+GEMINI_MODEL_MAP = env_str("GEMINI_MODEL_MAP")
+COHERE_SAFETY_SETTING = env_str("COHERE_SAFETY_SETTING", "NONE")
+DIFY_DEBUG = env_bool("DIFY_DEBUG", True)
+UPDATE_TASK = env_bool("UPDATE_TASK", True)
+GENERATE_DEFAULT_TOKEN = env_bool("GENERATE_DEFAULT_TOKEN", False)
+NOTIFY_LIMIT_COUNT = env_int("NOTIFY_LIMIT_COUNT", 2)
+NOTIFICATION_LIMIT_DURATION_MINUTE = env_int("NOTIFICATION_LIMIT_DURATION_MINUTE", 10)
+CHANNEL_TEST_FREQUENCY = env_int("CHANNEL_TEST_FREQUENCY", None)  # minutes
+CHANNEL_UPDATE_FREQUENCY = env_int("CHANNEL_UPDATE_FREQUENCY", None)  # minutes
+POLLING_INTERVAL = env_float("POLLING_INTERVAL", 0)
+GLOBAL_API_RATE_LIMIT_ENABLE = env_bool("GLOBAL_API_RATE_LIMIT_ENABLE", True)
+GLOBAL_API_RATE_LIMIT = env_int("GLOBAL_API_RATE_LIMIT", 180)
+GLOBAL_API_RATE_LIMIT_DURATION = env_int("GLOBAL_API_RATE_LIMIT_DURATION", 180)
+GLOBAL_WEB_RATE_LIMIT_ENABLE = env_bool("GLOBAL_WEB_RATE_LIMIT_ENABLE", True)
+GLOBAL_WEB_RATE_LIMIT = env_int("GLOBAL_WEB_RATE_LIMIT", 60)
+GLOBAL_WEB_RATE_LIMIT_DURATION = env_int("GLOBAL_WEB_RATE_LIMIT_DURATION", 180)
+# Billing writes (log rows and counter deltas) are queued and written in batches.
+BATCH_UPDATE_ENABLED = env_bool("BATCH_UPDATE_ENABLED", True)
+BATCH_UPDATE_INTERVAL = env_float("BATCH_UPDATE_INTERVAL", 1.0)
+# Root bootstrap (One API creates root/123456 at first start; so do we).
+INITIAL_ROOT_PASSWORD = env_str("INITIAL_ROOT_PASSWORD", "123456")
+INITIAL_ROOT_TOKEN = env_str("INITIAL_ROOT_TOKEN")
+INITIAL_ROOT_ACCESS_TOKEN = env_str("INITIAL_ROOT_ACCESS_TOKEN")
+# Server processes started by `manage.py serve` (one Daphne per core by default).
+WEB_WORKERS = env_int("WEB_WORKERS", 0) or (os.cpu_count() or 1)
+
+# --- Django plumbing -----------------------------------------------------------------
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "channels",
+    "accounts",
+    "relay",
+    "billing",
+    "tasks",
+]
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["accounts.backends.UsernameOrEmailBackend"]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+ROOT_URLCONF = "newapi_site.urls"
+ASGI_APPLICATION = "newapi_site.asgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+SESSION_COOKIE_NAME = "session"
+SESSION_COOKIE_AGE = 30 * 24 * 3600
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Strict"
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.api_auth.NewApiAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNAUTHENTICATED_USER": None,
+}
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "DEBUG" if DEBUG else "WARNING"},
+    "loggers": {"newapi": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+}

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class RelayConfig(AppConfig):
+    name = "relay"
+
+    def ready(self) -> None:
+        from . import signals  # noqa: F401  (abilities rebuild + cache invalidation)

@@ -1,0 +1,63 @@
+"""Channels (upstream providers) and abilities (the routing index derived from them)."""
+
+from __future__ import annotations
+
+from django.db import models as dj
+
+from accounts.models import now_ts
+
+CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, CHANNEL_AUTO_DISABLED = 1, 2, 3
+
+
+class Channel(dj.Model):
+    type = dj.BigIntegerField(default=1)
+    key = dj.TextField()
+    openai_organization = dj.TextField(null=True, blank=True)
+    test_model = dj.TextField(null=True, blank=True)
+    status = dj.BigIntegerField(default=CHANNEL_ENABLED)
+    name = dj.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
+    weight = dj.BigIntegerField(null=True, blank=True, default=0)
+    created_time = dj.BigIntegerField(null=True, blank=True, default=now_ts)
+    test_time = dj.BigIntegerField(null=True, blank=True, default=0)
+    response_time = dj.BigIntegerField(null=True, blank=True, default=0)
+    base_url = dj.TextField(null=True, blank=True, default="")
+    other = dj.TextField(null=True, blank=True, default="")
+    balance = dj.FloatField(null=True, blank=True, default=0)
+    balance_updated_time = dj.BigIntegerField(null=True, blank=True, default=0)
+    models = dj.TextField(null=True, blank=True, default="")
+    group = dj.CharField(max_length=64, null=True, blank=True, default="default")
+    used_quota = dj.BigIntegerField(default=0)
+    model_mapping = dj.TextField(null=True, blank=True, default="")
+    status_code_mapping = dj.CharField(max_length=1024, null=True, blank=True, default="")
+    priority = dj.BigIntegerField(null=True, blank=True, default=0)
+    auto_ban = dj.BigIntegerField(null=True, blank=True, default=1)
+    other_info = dj.TextField(null=True, blank=True, default="")
+    tag = dj.CharField(max_length=191, null=True, blank=True, db_index=True)
+    setting = dj.TextField(null=True, blank=True, default="")
+    param_override = dj.TextField(null=True, blank=True, default="")
+
+    class Meta:
+        db_table = "channels"
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name or ''}".strip()
+
+    def model_list(self) -> list[str]:
+        return [m.strip() for m in (self.models or "").split(",") if m.strip()]
+
+    def group_list(self) -> list[str]:
+        return [g.strip() for g in (self.group or "").split(",") if g.strip()]
+
+
+class Ability(dj.Model):
+    pk = dj.CompositePrimaryKey("group", "model", "channel_id")
+    group = dj.CharField(max_length=64)
+    model = dj.CharField(max_length=255)
+    channel_id = dj.BigIntegerField(db_index=True)
+    enabled = dj.BooleanField(default=True)
+    priority = dj.BigIntegerField(null=True, blank=True, default=0, db_index=True)
+    weight = dj.BigIntegerField(default=0, db_index=True)
+    tag = dj.CharField(max_length=191, null=True, blank=True, db_index=True)
+
+    class Meta:
+        db_table = "abilities"
