@@ -1,0 +1,269 @@
+"""The console's billing pages: logs and usage rollups (read-only), redemption codes, top-ups."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+
+from accounts.admin import (
+    ReadOnlyAdmin,
+    choices_filter,
+    format_ts,
+    quota_in_usd,
+    save_each,
+    time_range_filter,
+    user_link,
+    with_username,
+)
+
+from .models import (
+    LOG_CONSUME,
+    LOG_MANAGE,
+    LOG_SYSTEM,
+    LOG_TOPUP,
+    LOG_UNKNOWN,
+    REDEMPTION_DISABLED,
+    REDEMPTION_ENABLED,
+    REDEMPTION_USED,
+    Log,
+    QuotaData,
+    Redemption,
+    TopUp,
+)
+
+LOG_TYPE_CHOICES = [
+    (LOG_UNKNOWN, "unknown"),
+    (LOG_TOPUP, "top-up"),
+    (LOG_CONSUME, "consume"),
+    (LOG_MANAGE, "manage"),
+    (LOG_SYSTEM, "system"),
+]
+REDEMPTION_STATUS_CHOICES = [
+    (REDEMPTION_ENABLED, "unused"),
+    (REDEMPTION_DISABLED, "disabled"),
+    (REDEMPTION_USED, "redeemed"),
+]
+
+
+@admin.register(Log)
+class LogAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created",
+        "type_label",
+        "username",
+        "token_name",
+        "model_name",
+        "prompt_tokens",
+        "completion_tokens",
+        "quota",
+        "use_time",
+        "is_stream",
+        "channel_id",
+        "group",
+    ]
+    list_filter = [
+        time_range_filter("created_at"),
+        choices_filter("type", "type", LOG_TYPE_CHOICES),
+        "is_stream",
+        "model_name",
+    ]
+    search_fields = ["username", "token_name", "model_name", "content"]
+    ordering = ["-id"]
+    show_full_result_count = False  # COUNT(*) over a large logs table on every search is slow
+    fields = [
+        "created",
+        "type_label",
+        "user_id",
+        "username",
+        "token_id",
+        "token_name",
+        "model_name",
+        "group",
+        "channel_id",
+        "channel_name",
+        "prompt_tokens",
+        "completion_tokens",
+        "quota",
+        "quota_usd",
+        "use_time",
+        "is_stream",
+        "content",
+        "other",
+    ]
+
+    @admin.display(description="time", ordering="created_at")
+    def created(self, obj: Log) -> str:
+        return format_ts(obj.created_at)
+
+    @admin.display(description="type", ordering="type")
+    def type_label(self, obj: Log) -> str:
+        return dict(LOG_TYPE_CHOICES).get(obj.type, str(obj.type))
+
+    @admin.display(description="quota ($)")
+    def quota_usd(self, obj: Log) -> str:
+        return quota_in_usd(obj.quota)
+
+
+@admin.register(QuotaData)
+class QuotaDataAdmin(ReadOnlyAdmin):
+    list_display = ["hour", "user_column", "model_name", "count", "token_used", "quota", "quota_usd"]
+    list_filter = [time_range_filter("created_at", "hour"), "model_name"]
+    search_fields = ["username", "model_name"]
+    ordering = ["-created_at", "-id"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return with_username(super().get_queryset(request))
+
+    @admin.display(description="hour", ordering="created_at")
+    def hour(self, obj: QuotaData) -> str:
+        return format_ts(obj.created_at)[:16]
+
+    @admin.display(description="user", ordering="username")
+    def user_column(self, obj: QuotaData) -> str:
+        return user_link(obj.user_id, getattr(obj, "username_", None) or obj.username)
+
+    @admin.display(description="quota ($)")
+    def quota_usd(self, obj: QuotaData) -> str:
+        return quota_in_usd(obj.quota)
+
+
+# -- redemption codes ---------------------------------------------------------------------------
+def create_redemption_codes(name: str, count: int, quota: int, creator_id: int) -> list[str]:
+    """Create `count` unused codes worth `quota` each; keys are UUIDv4 hex like New API's."""
+    codes = [
+        Redemption(user_id=creator_id, name=name, quota=quota, key=uuid.uuid4().hex, status=REDEMPTION_ENABLED)
+        for _ in range(count)
+    ]
+    # All or nothing: New API returns the keys made so far on a mid-loop failure; we don't half-create.
+    with transaction.atomic():
+        Redemption.objects.bulk_create(codes)
+    return [code.key for code in codes]
+
+
+class CreateCodesForm(forms.Form):
+    name = forms.CharField(min_length=1, max_length=20)
+    count = forms.IntegerField(min_value=1, max_value=100, initial=1)
+    quota = forms.IntegerField(min_value=1, initial=500000, help_text="Quota units per code (500000 = $1).")
+
+
+class RedemptionAdminForm(forms.ModelForm):
+    status = forms.TypedChoiceField(choices=REDEMPTION_STATUS_CHOICES, coerce=int)
+
+    class Meta:
+        model = Redemption
+        fields = ["name", "quota", "status"]
+
+
+@admin.register(Redemption)
+class RedemptionAdmin(admin.ModelAdmin):
+    form = RedemptionAdminForm
+    list_display = ["id", "name", "key", "status_label", "quota", "quota_usd", "created", "redeemed_by", "redeemed"]
+    list_display_links = ["id", "name"]
+    list_filter = [choices_filter("status", "status", REDEMPTION_STATUS_CHOICES)]
+    search_fields = ["name", "key"]
+    ordering = ["-id"]
+    actions = ["enable_codes", "disable_codes"]
+    readonly_fields = ["key", "quota_usd", "created", "redeemed_by", "redeemed", "deleted_at"]
+    fields = ["key", "name", "quota", "quota_usd", "status", "created", "redeemed_by", "redeemed", "deleted_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return with_username(super().get_queryset(request), "used_user_id")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # A redeemed code is history: reopening it would let it be redeemed twice.
+        if obj is not None and obj.status == REDEMPTION_USED:
+            return [*self.readonly_fields, "name", "quota", "status"]
+        return list(self.readonly_fields)
+
+    # Codes are made in batches with a generated key; the plain add form would need a typed key.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        extra = [
+            path(
+                "create-codes/",
+                self.admin_site.admin_view(self.create_codes_view),
+                name="billing_redemption_create_codes",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def create_codes_view(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.has_perm("billing.add_redemption"):
+            raise PermissionDenied
+        keys: list[str] = []
+        form = CreateCodesForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            keys = create_redemption_codes(data["name"], data["count"], data["quota"], request.user.pk)
+            self.message_user(request, f"Created {len(keys)} code(s) worth {quota_in_usd(data['quota'])} each.")
+            form = CreateCodesForm(initial=data)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Create redemption codes",
+            "form": form,
+            "keys": keys,
+            "changelist_url": reverse("admin:billing_redemption_changelist"),
+        }
+        return TemplateResponse(request, "admin/billing/redemption/create_codes.html", context)
+
+    @admin.display(description="status", ordering="status")
+    def status_label(self, obj: Redemption) -> str:
+        return dict(REDEMPTION_STATUS_CHOICES).get(obj.status, str(obj.status))
+
+    @admin.display(description="quota ($)", ordering="quota")
+    def quota_usd(self, obj: Redemption) -> str:
+        return quota_in_usd(obj.quota)
+
+    @admin.display(description="created", ordering="created_time")
+    def created(self, obj: Redemption) -> str:
+        return format_ts(obj.created_time)
+
+    @admin.display(description="redeemed by", ordering="used_user_id")
+    def redeemed_by(self, obj: Redemption) -> str:
+        return user_link(obj.used_user_id, getattr(obj, "username_", None))
+
+    @admin.display(description="redeemed at", ordering="redeemed_time")
+    def redeemed(self, obj: Redemption) -> str:
+        return format_ts(obj.redeemed_time)
+
+    @admin.action(description="Enable selected codes (unused ones only)")
+    def enable_codes(self, request: HttpRequest, queryset: QuerySet) -> None:
+        save_each(request, self, queryset.exclude(status=REDEMPTION_USED), status=REDEMPTION_ENABLED)
+
+    @admin.action(description="Disable selected codes (unused ones only)")
+    def disable_codes(self, request: HttpRequest, queryset: QuerySet) -> None:
+        save_each(request, self, queryset.exclude(status=REDEMPTION_USED), status=REDEMPTION_DISABLED)
+
+
+@admin.register(TopUp)
+class TopUpAdmin(ReadOnlyAdmin):
+    """Online payment orders. Read-only: a status edit here would not credit the user."""
+
+    list_display = ["id", "created", "user_column", "amount", "money", "trade_no", "status"]
+    list_filter = ["status", time_range_filter("create_time")]
+    search_fields = ["trade_no"]
+    ordering = ["-id"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return with_username(super().get_queryset(request))
+
+    @admin.display(description="created", ordering="create_time")
+    def created(self, obj: TopUp) -> str:
+        return format_ts(obj.create_time)
+
+    @admin.display(description="user", ordering="username_")
+    def user_column(self, obj: TopUp) -> str:
+        return user_link(obj.user_id, getattr(obj, "username_", None))
+

@@ -1,0 +1,329 @@
+"""The console's channel pages.
+
+Keys are secrets: lists show a mask, the change form has a write-only key field (empty = keep).
+Every change goes through Channel.save() so relay/signals.py rebuilds abilities and tells the
+gateway processes to reload their routing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from accounts.admin import choices_filter, format_ts, quota_in_usd, save_each
+
+from .channel_types import CHANNEL_TYPE_CHOICES, channel_type_name, effective_base_url
+from .models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, Ability, Channel
+
+CHANNEL_STATUS_CHOICES = [
+    (CHANNEL_ENABLED, "enabled"),
+    (CHANNEL_MANUALLY_DISABLED, "disabled (manually)"),
+    (CHANNEL_AUTO_DISABLED, "disabled (automatically)"),
+]
+_JSON_OBJECT_FIELDS = ("model_mapping", "status_code_mapping", "setting", "param_override")
+
+
+def mask_key(key: str | None) -> str:
+    """Enough to tell keys apart, never enough to use one: the last 4 characters of long keys."""
+    lines = [line for line in (key or "").splitlines() if line.strip()]
+    if not lines:
+        return "-"
+    first = lines[0].strip()
+    tail = first[-4:] if len(first) >= 16 else ""
+    more = f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""
+    return f"••••{tail}{more}"
+
+
+class ChannelAdminForm(forms.ModelForm):
+    type = forms.TypedChoiceField(
+        choices=CHANNEL_TYPE_CHOICES,
+        coerce=int,
+        initial=1,
+        error_messages={
+            "invalid_choice": "Unknown channel type %(value)s: choose one of New API's channel types."
+        },
+    )
+    status = forms.TypedChoiceField(choices=CHANNEL_STATUS_CHOICES, coerce=int, initial=CHANNEL_ENABLED)
+    # Write-only: the stored key is never rendered into the page.
+    key = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+        help_text="Write-only. Leave empty to keep the current key.",
+    )
+
+    class Meta:
+        model = Channel
+        fields = [
+            "name",
+            "type",
+            "key",
+            "base_url",
+            "other",
+            "openai_organization",
+            "test_model",
+            "status",
+            "auto_ban",
+            "models",
+            "group",
+            "priority",
+            "weight",
+            "tag",
+            "model_mapping",
+            "status_code_mapping",
+            "param_override",
+            "setting",
+            "other_info",
+        ]
+        widgets = {
+            "models": forms.Textarea(attrs={"rows": 3}),
+            "base_url": forms.TextInput(attrs={"size": 60}),
+            "other": forms.TextInput(attrs={"size": 60}),
+            "openai_organization": forms.TextInput(),
+            "test_model": forms.TextInput(),
+            "model_mapping": forms.Textarea(attrs={"rows": 3}),
+            "status_code_mapping": forms.TextInput(attrs={"size": 60}),
+            "param_override": forms.Textarea(attrs={"rows": 3}),
+            "setting": forms.Textarea(attrs={"rows": 3}),
+            "other_info": forms.Textarea(attrs={"rows": 2}),
+        }
+        help_texts = {
+            "models": "Comma-separated model names.",
+            "group": "Comma-separated groups.",
+            "base_url": "Empty = the type's default base URL.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial["key"] = ""
+        self._adding = self.instance.pk is None
+        if self._adding:
+            self.fields["key"].required = True
+            self.fields["key"].help_text = "One upstream API key (Vertex AI: the service-account JSON)."
+
+    def clean_models(self) -> str:
+        names = [m.strip() for m in (self.cleaned_data.get("models") or "").split(",") if m.strip()]
+        too_long = [m for m in names if len(m) > 255]
+        if too_long:
+            raise forms.ValidationError(f"Model names must be at most 255 characters: {too_long[0][:40]}…")
+        return ",".join(dict.fromkeys(names))
+
+    def clean_group(self) -> str:
+        groups = [g.strip() for g in (self.cleaned_data.get("group") or "").split(",") if g.strip()]
+        return ",".join(dict.fromkeys(groups)) or "default"
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for name in _JSON_OBJECT_FIELDS:
+            raw = (cleaned.get(name) or "").strip()
+            if raw and not _is_json_object(raw):
+                self.add_error(name, "Must be a JSON object, e.g. {\"a\": \"b\"}.")
+        key = (cleaned.get("key") or "").strip()
+        if key:
+            cleaned["key"] = key
+        else:
+            cleaned.pop("key", None)  # editing with an empty key keeps the stored one
+        return cleaned
+
+
+def _is_json_object(raw: str) -> bool:
+    try:
+        return isinstance(json.loads(raw), dict)
+    except ValueError:
+        return False
+
+
+class GroupFilter(admin.SimpleListFilter):
+    """channels.group is a comma-separated list, so match one member, not the whole string."""
+
+    title = "group"
+    parameter_name = "group"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        groups: set[str] = set()
+        for value in Channel.objects.values_list("group", flat=True).distinct():
+            groups.update(g.strip() for g in (value or "").split(",") if g.strip())
+        return [(g, g) for g in sorted(groups)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        group = self.value()
+        if not group:
+            return queryset
+        member = (
+            Q(group=group)
+            | Q(group__startswith=f"{group},")
+            | Q(group__endswith=f",{group}")
+            | Q(group__contains=f",{group},")
+        )
+        return queryset.filter(member)
+
+
+class TypeFilter(admin.SimpleListFilter):
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        used = sorted(set(Channel.objects.values_list("type", flat=True)))
+        return [(str(t), f"{t} · {channel_type_name(t)}") for t in used]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        return queryset.filter(type=int(value)) if value and value.lstrip("-").isdigit() else queryset
+
+
+def _channel_tester() -> Any | None:
+    """relay.channel_test.test_channel, once that module exists (written elsewhere)."""
+    if importlib.util.find_spec("relay.channel_test") is None:
+        return None
+    return getattr(importlib.import_module("relay.channel_test"), "test_channel", None)
+
+
+@admin.register(Channel)
+class ChannelAdmin(admin.ModelAdmin):
+    form = ChannelAdminForm
+    list_display = [
+        "id",
+        "name",
+        "type_label",
+        "status_label",
+        "models_short",
+        "group",
+        "priority",
+        "weight",
+        "used_quota",
+        "response_time",
+        "balance",
+        "masked_key",
+    ]
+    list_display_links = ["id", "name"]
+    search_fields = ["name", "models", "tag"]
+    list_filter = [TypeFilter, choices_filter("status", "status", CHANNEL_STATUS_CHOICES), GroupFilter, "tag"]
+    ordering = ["-priority", "-id"]
+    actions = ["enable_channels", "disable_channels", "test_channels"]
+    readonly_fields = [
+        "masked_key",
+        "base_url_in_use",
+        "created",
+        "tested",
+        "response_time",
+        "balance",
+        "balance_updated",
+        "used_quota",
+        "used_usd",
+        "abilities",
+    ]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
+        basics = ["name", "type", "key", "base_url", "other", "openai_organization", "test_model"]
+        if obj is not None:
+            basics[2:2] = ["masked_key"]
+            basics.insert(basics.index("base_url") + 1, "base_url_in_use")
+        sets: list = [
+            (None, {"fields": basics}),
+            ("Routing", {"fields": ["status", "auto_ban", "models", "group", "priority", "weight", "tag"]}),
+            (
+                "Request rewriting",
+                {"fields": ["model_mapping", "status_code_mapping", "param_override", "setting", "other_info"]},
+            ),
+        ]
+        if obj is not None:
+            stats = ["created", "tested", "response_time", "balance", "balance_updated", "used_quota", "used_usd"]
+            sets += [("Statistics", {"fields": stats}), ("Abilities", {"fields": ["abilities"]})]
+        return sets
+
+    # -- columns ---------------------------------------------------------------------
+    @admin.display(description="type", ordering="type")
+    def type_label(self, obj: Channel) -> str:
+        return f"{obj.type} · {channel_type_name(obj.type)}"
+
+    @admin.display(description="status", ordering="status")
+    def status_label(self, obj: Channel) -> str:
+        return dict(CHANNEL_STATUS_CHOICES).get(obj.status, f"unknown ({obj.status})")
+
+    @admin.display(description="models")
+    def models_short(self, obj: Channel) -> str:
+        text = ", ".join(obj.model_list())
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    @admin.display(description="key")
+    def masked_key(self, obj: Channel) -> str:
+        return mask_key(obj.key)
+
+    @admin.display(description="base URL in use")
+    def base_url_in_use(self, obj: Channel) -> str:
+        url = effective_base_url(obj.type, obj.base_url)
+        if not (obj.base_url or "").strip():
+            return f"{url} (type default)" if url else "none: this type needs a base URL"
+        return url
+
+    @admin.display(description="created")
+    def created(self, obj: Channel) -> str:
+        return format_ts(obj.created_time)
+
+    @admin.display(description="last test")
+    def tested(self, obj: Channel) -> str:
+        return format_ts(obj.test_time)
+
+    @admin.display(description="balance updated")
+    def balance_updated(self, obj: Channel) -> str:
+        return format_ts(obj.balance_updated_time)
+
+    @admin.display(description="used ($)")
+    def used_usd(self, obj: Channel) -> str:
+        return quota_in_usd(obj.used_quota)
+
+    @admin.display(description="abilities (group × model routing rows)")
+    def abilities(self, obj: Channel) -> str:
+        # Ability has a composite primary key, which the admin cannot register; show it here.
+        rows = Ability.objects.filter(channel_id=obj.pk).order_by("group", "model")
+        if not rows:
+            return "No abilities: the channel has no models or groups."
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((a.group, a.model, "yes" if a.enabled else "no", a.priority, a.weight, a.tag or "") for a in rows),
+        )
+        return format_html(
+            "<table><thead><tr><th>group</th><th>model</th><th>enabled</th><th>priority</th>"
+            "<th>weight</th><th>tag</th></tr></thead><tbody>{}</tbody></table>",
+            body,
+        )
+
+    # -- actions -------------------------------------------------------------------------
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        if _channel_tester() is None:
+            actions.pop("test_channels", None)
+        return actions
+
+    @admin.action(description="Enable selected channels")
+    def enable_channels(self, request: HttpRequest, queryset: QuerySet) -> None:
+        save_each(request, self, queryset, status=CHANNEL_ENABLED)
+
+    @admin.action(description="Disable selected channels")
+    def disable_channels(self, request: HttpRequest, queryset: QuerySet) -> None:
+        save_each(request, self, queryset, status=CHANNEL_MANUALLY_DISABLED)
+
+    @admin.action(description="Test selected channels")
+    def test_channels(self, request: HttpRequest, queryset: QuerySet) -> None:
+        tester = _channel_tester()
+        if tester is None:
+            self.message_user(request, "Channel testing is not available.", messages.WARNING)
+            return
+        for channel in queryset:
+            try:
+                run = async_to_sync(tester) if inspect.iscoroutinefunction(tester) else tester
+                result = run(channel)
+            except Exception as exc:  # the report, not a crash page, is what the admin needs
+                self.message_user(request, f"{channel}: test failed: {exc}", messages.ERROR)
+                continue
+            self.message_user(request, f"{channel}: {result}", messages.INFO)
