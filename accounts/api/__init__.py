@@ -1,0 +1,1 @@
+"""The `/api/*` JSON views that belong to accounts (users, tokens, options, status)."""

@@ -1,0 +1,131 @@
+"""Email verification codes and password-reset tokens, sent over the SMTP* options.
+
+Codes live in Redis when configured (so every node sees them), else in process memory; 10 minutes.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from urllib.parse import quote
+
+from django.core.mail import EmailMessage, get_connection
+
+from accounts.api.base import ApiError
+from accounts.models import User
+from accounts.options import options
+from newapi_site import redis as r
+
+CODE_TTL = 600
+_memory: dict[str, tuple[str, float]] = {}
+_lock = threading.Lock()
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _store(purpose: str, email: str, code: str) -> None:
+    if r.redis_enabled():
+        r.sync_redis().set(r.key("verify", purpose, email), code, ex=CODE_TTL)
+        return
+    with _lock:
+        _memory[purpose + email] = (code, time.time() + CODE_TTL)
+
+
+def check_code(email: str, code: str, purpose: str, *, consume: bool = False) -> bool:
+    if not email or not code:
+        return False
+    if r.redis_enabled():
+        key = r.key("verify", purpose, email)
+        stored = r.sync_redis().get(key)
+        ok = stored is not None and stored.decode() == code
+        if ok and consume:
+            r.sync_redis().delete(key)
+        return ok
+    with _lock:
+        stored = _memory.get(purpose + email)
+        ok = stored is not None and stored[1] > time.time() and stored[0] == code
+        if ok and consume:
+            _memory.pop(purpose + email, None)
+        return ok
+
+
+def send_mail(subject: str, to: str, html: str) -> None:
+    server = options.get("SMTPServer")
+    account = options.get("SMTPAccount")
+    if not server or not account:
+        raise ApiError("SMTP 服务器未配置")
+    port = options.get_int("SMTPPort", 587)
+    implicit_tls = port == 465 or options.get_bool("SMTPSSLEnabled")
+    connection = get_connection(
+        "django.core.mail.backends.smtp.EmailBackend",
+        host=server, port=port, username=account, password=options.get("SMTPToken"),
+        use_ssl=implicit_tls, use_tls=not implicit_tls and port != 25, timeout=20,
+    )
+    sender = options.get("SMTPFrom") or account
+    message = EmailMessage(subject, html, f"{options.get('SystemName')} <{sender}>", [to], connection=connection)
+    message.content_subtype = "html"
+    message.send()
+
+
+def _check_address(email: str) -> None:
+    if not _EMAIL_RE.match(email) or len(email) > 50:
+        raise ApiError("无效的参数")
+    local, _, domain = email.partition("@")
+    if options.get_bool("EmailDomainRestrictionEnabled"):
+        allowed = [d.strip() for d in options.get("EmailDomainWhitelist").split(",") if d.strip()]
+        if domain.lower() not in allowed:
+            raise ApiError("管理员启用了邮箱域名白名单，您的邮箱地址的域名不在白名单中")
+    if options.get_bool("EmailAliasRestrictionEnabled") and ("+" in local or "." in local):
+        raise ApiError("管理员已启用邮箱地址别名限制，您的邮箱地址由于包含特殊符号而被拒绝。")
+
+
+def send_verification_code(email: str) -> None:
+    email = email.strip()
+    _check_address(email)
+    if User.objects.filter(email=email).exists():
+        raise ApiError("邮箱地址已被占用")
+    code = uuid.uuid4().hex[:6]
+    _store("v", email, code)
+    name = options.get("SystemName")
+    send_mail(
+        f"{name}邮箱验证邮件", email,
+        f"<p>您好，你正在进行{name}邮箱验证。</p><p>您的验证码为: <strong>{code}</strong></p>"
+        f"<p>验证码 10 分钟内有效，如果不是本人操作，请忽略。</p>",
+    )
+
+
+def send_password_reset(email: str) -> None:
+    email = email.strip()
+    if not email or not User.live.filter(email=email).exists():
+        raise ApiError("该邮箱地址未注册")
+    token = uuid.uuid4().hex
+    _store("r", email, token)
+    address = options.get("ServerAddress") or "http://localhost:3000"
+    link = f"{address}/user/reset?email={quote(email)}&token={token}"
+    name = options.get("SystemName")
+    send_mail(
+        f"{name}密码重置", email,
+        f"<p>您好，你正在进行{name}密码重置。</p><p>点击 <a href='{link}'>此处</a> 进行密码重置。</p>"
+        f"<p>如果链接无法点击，请尝试点击下面的链接或将其复制到浏览器中打开：<br> {link} </p>"
+        f"<p>重置链接 10 分钟内有效，如果不是本人操作，请忽略。</p>",
+    )
+
+
+def reset_password(email: str, token: str) -> str:
+    if not check_code(email, token, "r", consume=True):
+        raise ApiError("重置链接非法或已过期")
+    user = User.live.filter(email=email).first()
+    if user is None:
+        raise ApiError("该邮箱地址未注册")
+    password = uuid.uuid4().hex[:12]
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    return password
+
+
+def bind_email(user: User, email: str, code: str) -> None:
+    if not check_code(email, code, "v", consume=True):
+        raise ApiError("验证码错误或已过期")
+    user.email = email
+    user.save(update_fields=["email"])

@@ -1,0 +1,1 @@
+"""/api/channel/*: the channel admin API (keys are never returned)."""

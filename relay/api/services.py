@@ -1,0 +1,245 @@
+"""Channel administration: create (one channel per key line), partial update, tags, deletes, model fetch."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from django.db import transaction
+from django.db.models import Q, QuerySet
+
+from accounts.api.base import ApiError
+from relay.abilities import fix_abilities
+from relay.channel_types import effective_base_url
+from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, Channel
+
+VERTEX_AI = 41
+GEMINI = 24
+# Fields an admin may set through the API; `key` is write-only and `used_quota`/balances are ours.
+EDITABLE = (
+    "type", "openai_organization", "test_model", "status", "name", "weight", "base_url", "other", "models",
+    "group", "model_mapping", "status_code_mapping", "priority", "auto_ban", "tag", "setting",
+    "param_override", "other_info",
+)
+_INT_FIELDS = {"type", "status", "weight", "priority", "auto_ban"}
+_JSON_FIELDS = {"model_mapping", "status_code_mapping", "setting", "param_override"}
+
+
+def render_channel(channel: Channel) -> dict[str, Any]:
+    """Every column but the key: upstream secrets never leave through the API."""
+    data = {field: getattr(channel, field) for field in EDITABLE}
+    data.update({
+        "id": channel.pk,
+        "key": "",
+        "created_time": channel.created_time,
+        "test_time": channel.test_time,
+        "response_time": channel.response_time,
+        "balance": channel.balance,
+        "balance_updated_time": channel.balance_updated_time,
+        "used_quota": channel.used_quota,
+    })
+    return data
+
+
+def ordered(qs: QuerySet[Channel], id_sort: bool) -> QuerySet[Channel]:
+    return qs.order_by("-id") if id_sort else qs.order_by("-priority", "-id")
+
+
+def list_channels(page: int, size: int, id_sort: bool, tag_mode: bool) -> list[Channel]:
+    if not tag_mode:
+        return list(ordered(Channel.objects.all(), id_sort)[page * size : (page + 1) * size])
+    # Tag mode: paginate over tags (untagged channels count as their own "tag" each), then expand.
+    tags = list(
+        Channel.objects.exclude(tag__isnull=True).exclude(tag="").values_list("tag", flat=True).distinct().order_by("tag")
+    )
+    page_tags = tags[page * size : (page + 1) * size]
+    channels = list(ordered(Channel.objects.filter(tag__in=page_tags), id_sort))
+    if page == 0:
+        channels += list(ordered(Channel.objects.filter(Q(tag__isnull=True) | Q(tag="")), id_sort))
+    return channels
+
+
+def search_channels(keyword: str, group: str, model: str, id_sort: bool) -> list[Channel]:
+    qs = Channel.objects.all()
+    if keyword:
+        cond = Q(name__contains=keyword) | Q(key=keyword) | Q(tag=keyword)
+        if keyword.isdigit():
+            cond |= Q(pk=int(keyword))
+        qs = qs.filter(cond)
+    if model:
+        qs = qs.filter(models__contains=model)
+    channels = list(ordered(qs, id_sort))
+    if group:
+        channels = [c for c in channels if group in c.group_list()]
+    return channels
+
+
+def get_channel(channel_id: int) -> Channel:
+    channel = Channel.objects.filter(pk=channel_id).first()
+    if channel is None:
+        raise ApiError("渠道不存在")
+    return channel
+
+
+def _clean_fields(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name in EDITABLE:
+        if name not in data:
+            continue
+        value = data[name]
+        if name in _INT_FIELDS:
+            if value is None:
+                continue
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise ApiError(f"无效的参数: {name}") from None
+        elif value is not None and not isinstance(value, str):
+            value = json.dumps(value, ensure_ascii=False) if name in _JSON_FIELDS else str(value)
+        if name in _JSON_FIELDS and value:
+            try:
+                json.loads(value)
+            except ValueError:
+                raise ApiError(f"{name} 不是合法的 JSON") from None
+        fields[name] = value
+    if "models" in fields:
+        models = [m.strip() for m in (fields["models"] or "").split(",") if m.strip()]
+        if any(len(m) > 255 for m in models):
+            raise ApiError("模型名称过长")
+        fields["models"] = ",".join(dict.fromkeys(models))
+    if "group" in fields:
+        fields["group"] = ",".join(dict.fromkeys(g.strip() for g in (fields["group"] or "").split(",") if g.strip()))
+    if "status" in fields and fields["status"] not in (0, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, CHANNEL_AUTO_DISABLED):
+        raise ApiError("无效的参数: status")
+    if not partial:
+        fields.setdefault("group", "default")
+    return fields
+
+
+def _check_vertex(channel_type: int, other: str | None) -> None:
+    if channel_type != VERTEX_AI:
+        return
+    if not other:
+        raise ApiError("部署地区不能为空")
+    if other.strip().startswith("{"):
+        try:
+            regions = json.loads(other)
+        except ValueError:
+            raise ApiError("部署地区必须是标准的Json格式") from None
+        if not isinstance(regions, dict) or "default" not in regions:
+            raise ApiError("部署地区必须包含default字段")
+
+
+def create_channels(data: dict[str, Any]) -> list[Channel]:
+    fields = _clean_fields(data, partial=False)
+    raw_key = str(data.get("key") or "")
+    channel_type = fields.get("type", 1)
+    _check_vertex(channel_type, fields.get("other"))
+    # One channel per key line (Vertex keys are multi-line JSON, kept whole).
+    keys = [raw_key.strip()] if channel_type == VERTEX_AI else [k.strip() for k in raw_key.split("\n")]
+    keys = [k for k in keys if k]
+    if not keys:
+        raise ApiError("密钥不能为空")
+    with transaction.atomic():
+        return [Channel.objects.create(key=key, **fields) for key in keys]
+
+
+def update_channel(data: dict[str, Any]) -> Channel:
+    """Partial update: fields present in the body change; an empty or absent key keeps the old one."""
+    try:
+        channel = get_channel(int(data.get("id")))
+    except (TypeError, ValueError):
+        raise ApiError("无效的参数: id") from None
+    fields = _clean_fields(data, partial=True)
+    for name, value in fields.items():
+        setattr(channel, name, value)
+    key = str(data.get("key") or "").strip()
+    if key:
+        channel.key = key
+    _check_vertex(channel.type, channel.other)
+    channel.save()  # the post_save signal rebuilds abilities and publishes "channels"
+    return channel
+
+
+def delete_channel(channel_id: int) -> None:
+    get_channel(channel_id).delete()
+
+
+def delete_channels(ids: list[int]) -> int:
+    with transaction.atomic():
+        deleted = Channel.objects.filter(pk__in=ids)
+        count = deleted.count()
+        deleted.delete()  # per-row post_delete removes abilities
+    return count
+
+
+def delete_disabled_channels() -> int:
+    qs = Channel.objects.filter(status__in=[CHANNEL_MANUALLY_DISABLED, CHANNEL_AUTO_DISABLED])
+    count = qs.count()
+    qs.delete()  # unlike New API, the abilities go too (post_delete)
+    return count
+
+
+def _save_each(qs: QuerySet[Channel], **changes: Any) -> int:
+    count = 0
+    with transaction.atomic():
+        for channel in qs:
+            for name, value in changes.items():
+                setattr(channel, name, value)
+            channel.save()
+            count += 1
+    return count
+
+
+def set_tag_status(tag: str, status: int) -> int:
+    if not tag:
+        raise ApiError("标签不能为空")
+    return _save_each(Channel.objects.filter(tag=tag), status=status)
+
+
+def edit_tag(data: dict[str, Any]) -> int:
+    tag = str(data.get("tag") or "")
+    if not tag:
+        raise ApiError("标签不能为空")
+    changes: dict[str, Any] = {}
+    if data.get("new_tag"):
+        changes["tag"] = str(data["new_tag"])
+    for name in ("priority", "weight"):
+        if data.get(name) is not None:
+            changes[name] = int(data[name])
+    if data.get("model_mapping") is not None:
+        changes.update(_clean_fields({"model_mapping": data["model_mapping"]}, partial=True))
+    if data.get("models"):
+        changes.update(_clean_fields({"models": data["models"]}, partial=True))
+    if data.get("groups"):
+        changes.update(_clean_fields({"group": data["groups"]}, partial=True))
+    return _save_each(Channel.objects.filter(tag=tag), **changes)
+
+
+def set_tag_of(ids: list[int], tag: str | None) -> int:
+    _save_each(Channel.objects.filter(pk__in=ids), tag=tag or None)
+    return len(ids)
+
+
+def repair_abilities() -> int:
+    return fix_abilities()
+
+
+def fetch_upstream_models(channel_type: int, base_url: str | None, key: str) -> list[str]:
+    """GET {base}/v1/models with the first key line; Gemini uses its OpenAI-compatible path."""
+    base = effective_base_url(channel_type, base_url).rstrip("/")
+    if not base:
+        raise ApiError("渠道未设置 Base URL")
+    first_key = (key or "").strip().split("\n")[0].strip()
+    path = "/v1beta/openai/models" if channel_type == GEMINI else "/v1/models"
+    try:
+        resp = httpx.get(base + path, headers={"Authorization": f"Bearer {first_key}"}, timeout=20)
+        resp.raise_for_status()
+        payload = resp.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ApiError(f"获取模型列表失败: {exc}") from None
+    items = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(items, list):
+        raise ApiError("获取模型列表失败: 上游返回格式错误")
+    return [str(item.get("id")) for item in items if isinstance(item, dict) and item.get("id")]

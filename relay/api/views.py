@@ -1,0 +1,126 @@
+"""Admin views for /api/channel/* (thin: parsing here, logic in relay/api/services.py)."""
+
+from __future__ import annotations
+
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.api.base import ADMIN, ApiError, ApiView, body, int_path, ok, page_zero_based
+from relay.models import CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED
+
+from . import catalog, services
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in ("true", "1")
+
+
+def _ids(data: dict) -> list[int]:
+    ids = data.get("ids")
+    if not isinstance(ids, list) or not ids:
+        raise ApiError("参数错误")
+    try:
+        return [int(i) for i in ids]
+    except (TypeError, ValueError):
+        raise ApiError("参数错误") from None
+
+
+class AdminView(ApiView):
+    min_role = ADMIN
+
+
+class ChannelListView(AdminView):
+    def get(self, request: Request) -> Response:
+        page, size = page_zero_based(request)
+        channels = services.list_channels(page, size, _flag(request, "id_sort"), _flag(request, "tag_mode"))
+        return ok([services.render_channel(c) for c in channels])
+
+    def post(self, request: Request) -> Response:
+        services.create_channels(body(request))
+        return ok()
+
+    def put(self, request: Request) -> Response:
+        return ok(services.render_channel(services.update_channel(body(request))))
+
+
+class ChannelSearchView(AdminView):
+    def get(self, request: Request) -> Response:
+        q = request.query_params
+        channels = services.search_channels(
+            q.get("keyword", "").strip(), q.get("group", "").strip(), q.get("model", "").strip(), _flag(request, "id_sort")
+        )
+        return ok([services.render_channel(c) for c in channels])
+
+
+class ChannelDetailView(AdminView):
+    def get(self, request: Request, channel_id: str) -> Response:
+        return ok(services.render_channel(services.get_channel(int_path(channel_id))))
+
+    def delete(self, request: Request, channel_id: str) -> Response:
+        services.delete_channel(int_path(channel_id))
+        return ok()
+
+
+class ChannelDisabledView(AdminView):
+    def delete(self, request: Request) -> Response:
+        return ok(services.delete_disabled_channels())
+
+
+class ChannelBatchDeleteView(AdminView):
+    def post(self, request: Request) -> Response:
+        return ok(services.delete_channels(_ids(body(request))))
+
+
+class ChannelBatchTagView(AdminView):
+    def post(self, request: Request) -> Response:
+        data = body(request)
+        return ok(services.set_tag_of(_ids(data), data.get("tag")))
+
+
+class ChannelTagView(AdminView):
+    def put(self, request: Request) -> Response:
+        services.edit_tag(body(request))
+        return ok()
+
+
+class ChannelTagEnableView(AdminView):
+    status = CHANNEL_ENABLED
+
+    def post(self, request: Request) -> Response:
+        services.set_tag_status(str(body(request).get("tag") or ""), self.status)
+        return ok()
+
+
+class ChannelTagDisableView(ChannelTagEnableView):
+    status = CHANNEL_MANUALLY_DISABLED
+
+
+class ChannelFixView(AdminView):
+    def post(self, request: Request) -> Response:
+        return ok(services.repair_abilities())
+
+
+class FetchModelsByIdView(AdminView):
+    def get(self, request: Request, channel_id: str) -> Response:
+        channel = services.get_channel(int_path(channel_id))
+        return ok(services.fetch_upstream_models(channel.type, channel.base_url, channel.key))
+
+
+class FetchModelsView(AdminView):
+    def post(self, request: Request) -> Response:
+        data = body(request)
+        try:
+            channel_type = int(data.get("type") or 1)
+        except (TypeError, ValueError):
+            raise ApiError("无效的参数: type") from None
+        return ok(services.fetch_upstream_models(channel_type, data.get("base_url"), str(data.get("key") or "")))
+
+
+class ChannelModelsView(AdminView):
+    def get(self, request: Request) -> Response:
+        return ok(catalog.all_models_as_objects())
+
+
+class ChannelModelsEnabledView(AdminView):
+    def get(self, request: Request) -> Response:
+        return ok(catalog.enabled_models())
