@@ -14,6 +14,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import ForeignKeyRawIdWidget
+from django.contrib.auth.models import Group as AuthGroup
 from django.db import models
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
@@ -39,6 +40,10 @@ from .models import (
     now_ts,
 )
 from .options import options
+
+# Django's auth groups mean nothing here: access is the users.role column (see User.has_perm).
+if admin.site.is_registered(AuthGroup):
+    admin.site.unregister(AuthGroup)
 
 admin.site.site_header = "New API console"
 admin.site.site_title = "New API console"
@@ -150,6 +155,21 @@ def time_range_filter(field: str, title: str = "time", millis: bool = False) -> 
     return TimeRangeFilter
 
 
+class DeletedFilter(admin.SimpleListFilter):
+    """Soft-deleted rows (deleted_at set) are kept by New API; show them on request."""
+
+    title = "deleted"
+    parameter_name = "deleted"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("no", "No"), ("yes", "Yes")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() in ("no", "yes"):
+            return queryset.filter(deleted_at__isnull=self.value() == "no")
+        return queryset
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows written by the gateway itself (logs, usage, tasks): browse and search, never edit."""
 
@@ -234,6 +254,7 @@ class UserAdmin(admin.ModelAdmin):
         choices_filter("role", "role", ROLE_CHOICES),
         choices_filter("status", "status", USER_STATUS_CHOICES),
         "group",
+        DeletedFilter,
     ]
     ordering = ["-id"]
     actions = ["enable_users", "disable_users"]
@@ -402,7 +423,7 @@ class TokenAdmin(admin.ModelAdmin):
     ]
     list_display_links = ["name"]
     search_fields = ["name", "key"]
-    list_filter = [choices_filter("status", "status", TOKEN_STATUS_CHOICES), "unlimited_quota"]
+    list_filter = [choices_filter("status", "status", TOKEN_STATUS_CHOICES), "unlimited_quota", DeletedFilter]
     ordering = ["-id"]
     actions = ["enable_tokens", "disable_tokens"]
 

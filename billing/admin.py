@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from accounts.admin import (
+    DeletedFilter,
     ReadOnlyAdmin,
     choices_filter,
     format_ts,
@@ -168,7 +169,7 @@ class RedemptionAdmin(admin.ModelAdmin):
     form = RedemptionAdminForm
     list_display = ["id", "name", "key", "status_label", "quota", "quota_usd", "created", "redeemed_by", "redeemed"]
     list_display_links = ["id", "name"]
-    list_filter = [choices_filter("status", "status", REDEMPTION_STATUS_CHOICES)]
+    list_filter = [choices_filter("status", "status", REDEMPTION_STATUS_CHOICES), DeletedFilter]
     search_fields = ["name", "key"]
     ordering = ["-id"]
     actions = ["enable_codes", "disable_codes"]

@@ -52,12 +52,29 @@ def test_filters_and_searches_render(root_client: Client, console_rows: dict) ->
         "log": "?type=2&is_stream__exact=0&created_at_range=30d&q=gpt",
         "token": "?status=1&unlimited_quota__exact=1&q=sk-" + console_rows["token"].key[:10],
         "channel": "?type=1&status=1&group=vip&q=gpt-4o",
-        "user": "?role=1&status=1&q=ali",
+        "user": "?role=1&status=1&q=ali&deleted=no",
         "task": "?platform=suno&status=SUCCESS&action=MUSIC",
         "midjourney": "?status=SUCCESS&submit_time_range=older",
-        "redemption": "?status=1&q=welcome",
+        "redemption": "?status=1&q=welcome&deleted=no",
     }
     for name, query in queries.items():
         response = root_client.get(admin_url(ALL_MODELS[name], "changelist") + query)
         assert response.status_code == 200, name
         assert response.context["cl"].result_count == 1, name
+
+
+def test_soft_deleted_filter(root_client: Client, console_rows: dict) -> None:
+    from django.utils import timezone
+
+    alice = console_rows["user"]
+    alice.deleted_at = timezone.now()
+    alice.save()
+    response = root_client.get(admin_url(ALL_MODELS["user"], "changelist") + "?deleted=yes")
+    assert [u.username for u in response.context["cl"].result_list] == ["alice"]
+
+
+def test_auth_groups_are_not_in_the_console(root_client: Client) -> None:
+    from django.contrib import admin
+    from django.contrib.auth.models import Group
+
+    assert not admin.site.is_registered(Group)
