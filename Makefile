@@ -32,6 +32,7 @@ run: migrate
 
 test: $(TEST_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+	NEWAPI_TEST_DB=sqlite $(PY) -m pytest -m relay $(PYTEST_ARGS)
 
 bench: $(TEST_STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)

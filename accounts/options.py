@@ -7,6 +7,7 @@ an invalidation so every process reloads (see newapi_site/bus.py).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from typing import Any
@@ -21,6 +22,7 @@ _SECRET_SUFFIXES = ("Token", "Secret", "Key")
 class OptionStore:
     def __init__(self) -> None:
         self._values: dict[str, str] | None = None
+        self._stale = False
         self._parsed: dict[str, Any] = {}
         self._lock = threading.Lock()
         bus.subscribe("options", lambda _event: self.invalidate())
@@ -28,7 +30,8 @@ class OptionStore:
     # -- loading ---------------------------------------------------------------
     @property
     def loaded(self) -> bool:
-        return self._values is not None
+        """False when never loaded or marked stale; the relay then reloads off the event loop."""
+        return self._values is not None and not self._stale
 
     def load(self) -> None:
         from .models import Option
@@ -38,15 +41,16 @@ class OptionStore:
         with self._lock:
             self._values = values
             self._parsed = {}
+            self._stale = False
 
     def invalidate(self) -> None:
-        with self._lock:
-            self._values = None
-            self._parsed = {}
+        # Keep serving the old values until the next load: an invalidation arriving from the
+        # listener thread must never force a synchronous DB read inside the event loop.
+        self._stale = True
 
     def _all(self) -> dict[str, str]:
         values = self._values
-        if values is None:
+        if values is None or (self._stale and not _in_event_loop()):
             self.load()
             values = self._values
         assert values is not None
@@ -87,6 +91,14 @@ class OptionStore:
         return [
             {"key": k, "value": v} for k, v in sorted(self._all().items()) if not k.endswith(_SECRET_SUFFIXES)
         ]
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 _MISSING = object()

@@ -30,6 +30,8 @@ def sqlite_database(path: str, base_dir: Path) -> dict:
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(file),
         "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+        # A file, not :memory:, so a gateway started by the tests sees the test database.
+        "TEST": {"NAME": str(file.with_name(file.stem + "-test.sqlite3"))},
     }
 
 

@@ -1,11 +1,233 @@
-"""Placeholder: replaced by the relay router."""
+"""The relay's ASGI front: routes /v1 relay paths to the relay services, everything else to Django.
+
+It reads the body (413 past MAX_REQUEST_BODY_MB), turns RelayErrors into OpenAI error bodies,
+and streams SSE with disconnect detection: when the client goes away, the upstream read is
+cancelled and the generator's cleanup bills what was produced.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+from django.conf import settings
+
+from billing import writer
+from newapi_site import bus
+
+from . import models_api, pipeline
+from .errors import LocalError, RelayError
+from .wire import ClientRequest, Response, StreamingResponse, error_response
+
+log = logging.getLogger("newapi.relay")
+Handler = Callable[..., Awaitable[Response | StreamingResponse]]
+
+NOT_IMPLEMENTED = LocalError("API not implemented", status=501, type="new_api_error", code="api_not_implemented")
+
+
+def _text(mode: str) -> Handler:
+    async def handler(req: ClientRequest, **params: str) -> Response | StreamingResponse:
+        return await pipeline.relay(req, mode, params.get("model", ""))
+
+    return handler
+
+
+async def _not_implemented(req: ClientRequest, **params: str) -> Response:
+    raise NOT_IMPLEMENTED
+
+
+async def _list_models(req: ClientRequest, **params: str) -> Response:
+    return await models_api.list_models(req)
+
+
+async def _retrieve_model(req: ClientRequest, model: str) -> Response:
+    return await models_api.retrieve_model(req, model)
+
+
+# (method, regex) → handler. Other modules add their routes with `add_route`.
+ROUTES: list[tuple[str, re.Pattern[str], Handler]] = []
+
+
+def add_route(method: str, pattern: str, handler: Handler) -> None:
+    ROUTES.append((method, re.compile(pattern + r"/?$"), handler))
+
+
+add_route("POST", r"/v1/chat/completions", _text("chat"))
+add_route("POST", r"/pg/chat/completions", _text("chat"))
+add_route("POST", r"/v1/completions", _text("completions"))
+add_route("POST", r"/v1/embeddings", _text("embeddings"))
+add_route("POST", r"/v1/engines/(?P<model>[^/]+)/embeddings", _text("embeddings"))
+add_route("POST", r"/v1/moderations", _text("moderations"))
+add_route("GET", r"/v1/models", _list_models)
+add_route("GET", r"/v1/models/(?P<model>.+)", _retrieve_model)
+for _method, _path in [
+    ("POST", r"/v1/images/edits"), ("POST", r"/v1/images/variations"), ("POST", r"/v1/edits"),
+    ("POST", r"/v1/fine-tunes"), ("POST", r"/v1/fine-tunes/[^/]+/cancel"), ("POST", r"/v1/files"),
+    ("GET", r"/v1/files"), ("GET", r"/v1/files/[^/]+"), ("GET", r"/v1/files/[^/]+/content"),
+    ("GET", r"/v1/fine-tunes"), ("GET", r"/v1/fine-tunes/[^/]+"), ("GET", r"/v1/fine-tunes/[^/]+/events"),
+    ("DELETE", r"/v1/files/[^/]+"), ("DELETE", r"/v1/models/[^/]+"),
+]:
+    add_route(_method, _path, _not_implemented)
+
+# Paths under /v1 that Django serves (key-based usage for third-party tools).
+DJANGO_V1_PREFIXES = ("/v1/dashboard/",)
+
+
+def match(method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
+    for route_method, pattern, handler in ROUTES:
+        if route_method == method:
+            m = pattern.match(path)
+            if m:
+                return handler, m.groupdict()
+    return None
+
+
+def _is_relay_path(path: str) -> bool:
+    return (path.startswith("/v1/") or path == "/v1" or path.startswith(("/pg/", "/mj/", "/suno/")) or "/mj/" in path) and not path.startswith(DJANGO_V1_PREFIXES)
+
+
+CORS_HEADERS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-credentials", b"true"),
+    (b"access-control-allow-methods", b"GET, POST, PUT, DELETE, OPTIONS"),
+    (b"access-control-allow-headers", b"*"),
+]
 
 
 class RelayRouter:
     def __init__(self, fallback) -> None:
         self.fallback = fallback
+        self._started = False
 
     async def __call__(self, scope, receive, send) -> None:
-        await self.fallback(scope, receive, send)
+        if scope["type"] != "http" or not _is_relay_path(scope["path"]):
+            await self.fallback(scope, receive, send)
+            return
+        if not self._started:
+            self._started = True
+            bus.ensure_listener()
+            writer.start_background_writer()
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope, receive, send) -> None:
+        method = scope["method"]
+        path = scope["path"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if method == "OPTIONS":
+            await _send_response(send, Response(204, b"", b"text/plain"))
+            return
+        request_id = ""
+        try:
+            body = await _read_body(receive, headers)
+            client = scope.get("client") or ("", 0)
+            req = ClientRequest(
+                method=method,
+                path=path,
+                query=scope.get("query_string", b"").decode("latin-1"),
+                headers=headers,
+                body=body,
+                client_ip=_client_ip(headers, client[0]),
+            )
+            request_id = req.request_id
+            found = match(method, path)
+            if found is None:
+                raise LocalError(f"Invalid URL ({method} {path})", status=404, type="invalid_request_error", code="")
+            handler, params = found
+            response = await handler(req, **params)
+        except RelayError as err:
+            response = error_response(err, request_id)
+        except Exception:
+            log.exception("relay failure on %s %s", method, path)
+            response = error_response(
+                RelayError("internal error", status=500, type="new_api_error", code="internal_error"), request_id
+            )
+        if isinstance(response, StreamingResponse):
+            await _send_stream(send, receive, response, request_id)
+        else:
+            await _send_response(send, response, request_id)
+
+
+async def _read_body(receive, headers: dict[str, str]) -> bytes:
+    limit = (settings.MAX_REQUEST_BODY_MB or 32) * 1024 * 1024
+    declared = headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise LocalError(f"request body larger than {limit // (1024 * 1024)} MB", status=413, type="invalid_request_error", code="request_too_large")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise asyncio.CancelledError()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise LocalError(f"request body larger than {limit // (1024 * 1024)} MB", status=413, type="invalid_request_error", code="request_too_large")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    body = b"".join(chunks)
+    encoding = headers.get("content-encoding", "")
+    if encoding == "gzip":
+        import gzip
+
+        try:
+            body = gzip.decompress(body)
+        except OSError:
+            raise LocalError("bad gzip body", status=400, type="invalid_request_error") from None
+    return body
+
+
+def _client_ip(headers: dict[str, str], peer: str) -> str:
+    forwarded = headers.get("x-forwarded-for")
+    if forwarded:
+        return forwarded.split(",")[0].strip()
+    return headers.get("x-real-ip") or peer
+
+
+def _common_headers(request_id: str) -> list[tuple[bytes, bytes]]:
+    headers = list(CORS_HEADERS)
+    if request_id:
+        headers.append((b"x-oneapi-request-id", request_id.encode()))
+    return headers
+
+
+async def _send_response(send, response: Response, request_id: str = "") -> None:
+    headers = [(b"content-type", response.content_type), *response.headers, *_common_headers(request_id)]
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+async def _send_stream(send, receive, response: StreamingResponse, request_id: str) -> None:
+    headers = [*response.headers, *_common_headers(request_id)]
+    chunks = response.chunks
+
+    async def pump() -> None:
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        async for piece in chunks:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def watch_disconnect() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    pump_task = asyncio.ensure_future(pump())
+    watch_task = asyncio.ensure_future(watch_disconnect())
+    try:
+        await asyncio.wait({pump_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not pump_task.done():
+            pump_task.cancel()  # the client left: stop reading upstream
+        watch_task.cancel()
+        try:
+            await pump_task
+        except (asyncio.CancelledError, Exception):
+            pass
+        await chunks.aclose()  # runs the generator's cleanup (billing) if it did not finish
+
+
+

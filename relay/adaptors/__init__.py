@@ -1,0 +1,26 @@
+"""The adaptor registry: channel type → adaptor. Adding a provider = one module + one line here."""
+
+from __future__ import annotations
+
+from .base import Adaptor
+from .openai import CustomURLAdaptor, OpenAIAdaptor
+
+_OPENAI = OpenAIAdaptor()
+
+REGISTRY: dict[int, Adaptor] = {
+    0: _OPENAI,
+    1: _OPENAI,
+    8: CustomURLAdaptor(),
+}
+
+
+def register(channel_type: int, adaptor: Adaptor) -> None:
+    REGISTRY[channel_type] = adaptor
+
+
+def adaptor_for(channel_type: int) -> Adaptor:
+    adaptor = REGISTRY.get(channel_type)
+    if adaptor is None:
+        # New API falls back to the OpenAI adaptor for unlisted types; so do we.
+        return _OPENAI
+    return adaptor

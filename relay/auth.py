@@ -1,0 +1,108 @@
+"""Token authentication for the relay (shared/spec/relay.md §3, §4.2–§4.4), from the in-process cache."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+
+from accounts.options import options
+
+from . import state
+from .errors import LocalError
+from .state import TokenInfo, UserInfo
+
+
+@dataclass(slots=True)
+class Caller:
+    token: TokenInfo
+    user: UserInfo
+    group: str
+    pinned_channel_id: int | None
+
+
+def _auth_error(message: str, status: int = 401) -> LocalError:
+    return LocalError(message, status=status, type="new_api_error", code=None)
+
+
+def extract_key(headers: dict[str, str], path: str) -> str:
+    protocol = headers.get("sec-websocket-protocol", "")
+    if protocol:
+        for part in protocol.split(","):
+            part = part.strip()
+            if part.startswith("openai-insecure-api-key."):
+                return part.removeprefix("openai-insecure-api-key.").removeprefix("sk-")
+    auth = headers.get("authorization", "")
+    if "/v1/messages" in path and headers.get("x-api-key"):
+        auth = "Bearer " + headers["x-api-key"]
+    if not auth and headers.get("x-goog-api-key"):
+        auth = headers["x-goog-api-key"]
+    key = auth.removeprefix("Bearer ").removeprefix("bearer ").strip()
+    if not key or key == "midjourney-proxy":
+        key = headers.get("mj-api-secret", "").removeprefix("Bearer ").strip()
+    return key.removeprefix("sk-")
+
+
+def mask(key: str) -> str:
+    return f"sk-{key[:3]}***{key[-3:]}" if len(key) > 6 else "sk-***"
+
+
+async def authenticate(headers: dict[str, str], path: str) -> Caller:
+    raw = extract_key(headers, path)
+    if not raw:
+        raise _auth_error("未提供令牌 (no API key provided)")
+    key, _, pinned = raw.partition("-")
+    token = await state.tokens.get(key)
+    if token is None:
+        raise _auth_error("无效的令牌 (invalid API key)")
+    if token.status == 4:
+        raise _auth_error(f"该令牌额度已用尽 (token quota exhausted) [{mask(key)}]")
+    if token.status == 3:
+        raise _auth_error("该令牌已过期 (token expired)")
+    if token.status != 1:
+        raise _auth_error("该令牌状态不可用 (token disabled)")
+    if token.expired_time != -1 and token.expired_time < time.time():
+        raise _auth_error("该令牌已过期 (token expired)")
+    user = await state.users.get(token.user_id)
+    if user is None:
+        raise _auth_error("用户不存在 (user not found)")
+    if user.status != 1:
+        raise _auth_error("用户已被封禁 (user disabled)", 403)
+    pinned_id: int | None = None
+    if pinned:
+        if user.role < 10:
+            raise _auth_error("普通用户不支持指定渠道 (only admins may pin a channel)", 403)
+        try:
+            pinned_id = int(pinned.split("-")[0])
+        except ValueError:
+            raise _auth_error("无效的渠道 Id (invalid channel id)", 400) from None
+    return Caller(token, user, resolve_group(token, user), pinned_id)
+
+
+def resolve_group(token: TokenInfo, user: UserInfo) -> str:
+    group = user.group or "default"
+    if token.group:
+        usable = dict(options.get_json("UserUsableGroups", {}) or {})
+        usable.setdefault(group, "")
+        if token.group not in usable:
+            raise _auth_error(f"令牌分组 {token.group} 已被禁用 (token group disabled)", 403)
+        if token.group not in (options.get_json("GroupRatio", {}) or {}):
+            raise _auth_error(f"分组 {token.group} 已被弃用 (group deprecated)", 403)
+        group = token.group
+    return group
+
+
+def check_ip(token: TokenInfo, client_ip: str) -> None:
+    if not token.allow_ips:
+        return
+    try:
+        ip = ipaddress.ip_address(client_ip)
+    except ValueError:
+        raise _auth_error("您的 IP 不在令牌允许访问的列表中 (IP not allowed)", 403) from None
+    if not any(ip in net for net in token.allow_ips):
+        raise _auth_error("您的 IP 不在令牌允许访问的列表中 (IP not allowed)", 403)
+
+
+def check_model_allowed(token: TokenInfo, model: str) -> None:
+    if token.model_limits_enabled and model not in token.model_limits:
+        raise _auth_error(f"该令牌无权访问模型 {model} (token may not use model {model})", 403)

@@ -1,0 +1,59 @@
+"""GET /v1/models and /v1/models/{id}: the models the caller's token may use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import auth, state
+from .errors import LocalError
+from .wire import ClientRequest, Response, json_response
+
+CREATED = 1626777600
+
+
+def _owner(model: str) -> str:
+    m = model.lower()
+    for prefix, owner in (
+        ("claude", "anthropic"), ("gemini", "google"), ("command", "cohere"), ("deepseek", "deepseek"),
+        ("jina", "jina"), ("mistral", "mistral"), ("grok", "xai"), ("llama", "meta"),
+    ):
+        if m.startswith(prefix):
+            return owner
+    return "openai" if m.startswith(("gpt", "o1", "o3", "text-", "dall-e", "whisper", "tts", "chatgpt")) else "custom"
+
+
+def model_object(model: str) -> dict[str, Any]:
+    return {
+        "id": model,
+        "object": "model",
+        "created": CREATED,
+        "owned_by": _owner(model),
+        "permission": [],
+        "root": model,
+        "parent": None,
+    }
+
+
+async def visible_models(caller: auth.Caller) -> list[str]:
+    if caller.token.model_limits_enabled:
+        return sorted(caller.token.model_limits)
+    index = await state.channels.index()
+    return index.models_by_group.get(caller.group, [])
+
+
+async def list_models(req: ClientRequest) -> Response:
+    await state.ensure_options_loaded()
+    caller = await auth.authenticate(req.headers, req.path)
+    models = await visible_models(caller)
+    # OpenAI's list shape, plus New API's `success` key for tools written against it.
+    return json_response({"object": "list", "success": True, "data": [model_object(m) for m in models]})
+
+
+async def retrieve_model(req: ClientRequest, model: str) -> Response:
+    await state.ensure_options_loaded()
+    caller = await auth.authenticate(req.headers, req.path)
+    if model not in await visible_models(caller):
+        raise LocalError(
+            f"The model '{model}' does not exist", status=404, type="invalid_request_error", code="model_not_found", param="model"
+        )
+    return json_response(model_object(model))

@@ -1,0 +1,414 @@
+"""The text relay: chat completions, completions, embeddings and moderations.
+
+Flow (shared/spec/relay.md §1): authenticate → parse → price → reserve quota → pick a channel →
+send through its adaptor (retrying on another channel when the failure is the channel's) →
+relay the answer → settle the quota to the actual usage, or refund it, exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from accounts.options import options
+from billing import ledger
+from billing.ledger import Account, Hold, QuotaError
+from billing.pricing import Price, PriceNotSet, normalize_model, price_for, quota_per_unit, text_quota
+from billing.pricing import pre_consume_estimate
+from billing.settlement import Settlement
+
+from . import auth, http, state, tokenizer
+from .adaptors import adaptor_for
+from .adaptors.base import ParsedResponse, RelayContext, Usage
+from .errors import LocalError, RelayError, UpstreamError, invalid_request, upstream_error_from_response
+from .state import ChannelInfo
+from .streaming import SSE_HEADERS, iter_events
+from .wire import ClientRequest, Response, StreamingResponse
+
+log = logging.getLogger("newapi.relay")
+
+DEFAULT_MODELS = {"moderations": "text-moderation-stable", "embeddings": ""}
+NO_RETRY_STATUSES = {504, 524}
+
+
+@dataclass(slots=True)
+class Job:
+    """Everything decided before the first upstream attempt."""
+
+    req: ClientRequest
+    mode: str
+    caller: auth.Caller
+    body: dict[str, Any]
+    model: str
+    price: Price
+    is_stream: bool
+    hold: Hold
+    prompt_tokens: int | None = None
+
+    def count_prompt(self) -> int:
+        if self.prompt_tokens is None:
+            self.prompt_tokens = count_prompt(self.mode, self.body, self.model)
+        return self.prompt_tokens
+
+
+def count_prompt(mode: str, body: dict[str, Any], model: str) -> int:
+    if mode == "chat":
+        return tokenizer.count_messages(body.get("messages") or [], model, body.get("tools"))
+    if mode == "completions":
+        return tokenizer.count_input(body.get("prompt"), model)
+    return tokenizer.count_input(body.get("input"), model)
+
+
+def parse_body(req: ClientRequest) -> dict[str, Any]:
+    try:
+        body = orjson.loads(req.body) if req.body else None
+    except orjson.JSONDecodeError as exc:
+        raise invalid_request(f"Invalid request body: {exc}", code="invalid_request_body") from None
+    if not isinstance(body, dict):
+        raise invalid_request("Invalid request body: a JSON object is required", code="invalid_request_body")
+    return body
+
+
+def validate(mode: str, body: dict[str, Any], model: str) -> None:
+    if not model:
+        raise invalid_request("model is required", code="model_required")
+    if mode == "chat":
+        if not isinstance(body.get("messages"), list) or not body["messages"]:
+            raise invalid_request("field messages is required", code="invalid_text_request")
+    elif mode == "completions":
+        if body.get("prompt") is None:
+            raise invalid_request("field prompt is required", code="invalid_text_request")
+    elif mode in ("embeddings", "moderations"):
+        if body.get("input") is None:
+            raise invalid_request("field input is required", code="invalid_text_request")
+    for key in ("max_tokens", "max_completion_tokens"):
+        value = body.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > 1 << 31):
+            raise invalid_request(f"{key} must be a non-negative integer", code="invalid_text_request")
+
+
+def quota_error(exc: QuotaError) -> LocalError:
+    qpu = quota_per_unit() or 1
+    if exc.kind == "user_empty":
+        msg, code = "user quota is not enough", "insufficient_user_quota"
+    elif exc.kind == "user_insufficient":
+        msg = f"pre-consumed quota failed, user quota: ${exc.balance / qpu:.6f}, need quota: ${exc.need / qpu:.6f}"
+        code = "insufficient_user_quota"
+    elif exc.kind == "token_exhausted":
+        return LocalError("该令牌额度已用尽 (token quota exhausted)", status=401, code=None)
+    else:
+        msg = f"token quota is not enough, token remain quota: ${exc.balance / qpu:.6f}, need quota: ${exc.need / qpu:.6f}"
+        code = "pre_consume_token_quota_failed"
+    return LocalError(msg, status=403, type="new_api_error", code=code)
+
+
+def should_retry(err: RelayError, channel: ChannelInfo, pinned: bool) -> bool:
+    if isinstance(err, LocalError) or pinned:
+        return False
+    status = err.status
+    if status in NO_RETRY_STATUSES:
+        return False
+    if status == 400:
+        return channel.type == 14  # Anthropic answers 400 for overload-like conditions
+    return status in (401, 403, 307, 429) or status >= 500
+
+
+def apply_status_mapping(err: RelayError, channel: ChannelInfo) -> None:
+    mapped = channel.status_code_mapping.get(str(err.status))
+    if mapped:
+        try:
+            err.status = int(mapped)
+        except ValueError:
+            pass
+
+
+async def prepare(req: ClientRequest, mode: str, model_hint: str = "") -> Job:
+    state_ready = state.ensure_options_loaded()
+    await state_ready
+    caller = await auth.authenticate(req.headers, req.path)
+    body = parse_body(req)
+    model = str(body.get("model") or model_hint or DEFAULT_MODELS.get(mode, ""))
+    if model and "model" not in body and mode in ("moderations", "embeddings"):
+        body["model"] = model
+    validate(mode, body, model)
+    auth.check_ip(caller.token, req.client_ip)
+    if caller.pinned_channel_id is None:
+        auth.check_model_allowed(caller.token, model)
+    try:
+        price = price_for(model, caller.group, bool(caller.user.setting.get("accept_unset_model_ratio_model")))
+    except PriceNotSet:
+        who = "请设置或开始自用模式 (set it or enable self-use mode)" if caller.user.id == 1 else "请联系管理员设置 (ask an administrator)"
+        raise LocalError(
+            f"模型 {model} 倍率或价格未配置，{who}; Model {model} ratio or price not set",
+            status=500,
+            code="model_price_error",
+        ) from None
+    is_stream = bool(body.get("stream")) and mode in ("chat", "completions")
+    max_tokens = 0
+    if mode in ("chat", "completions"):
+        max_tokens = max(int(body.get("max_tokens") or 0), int(body.get("max_completion_tokens") or 0))
+    prompt_tokens = None
+    if max_tokens and not price.use_price:
+        prompt_tokens = count_prompt(mode, body, model)
+    estimate = pre_consume_estimate(price, prompt_tokens or 0, max_tokens)
+    acct = Account(caller.user.id, caller.token.id, not caller.token.unlimited_quota)
+    try:
+        hold = await ledger.reserve(acct, estimate)
+    except QuotaError as exc:
+        raise quota_error(exc) from None
+    return Job(req, mode, caller, body, model, price, is_stream, hold, prompt_tokens)
+
+
+async def choose_channel(job: Job, index: state.ChannelIndex, exclude: set[int]) -> ChannelInfo | None:
+    pinned = job.caller.pinned_channel_id
+    if pinned is not None:
+        channel = index.channels.get(pinned)
+        if channel is None:
+            raise LocalError("无效的渠道 Id (invalid channel id)", status=400)
+        if channel.status != 1:
+            raise LocalError("该渠道已被禁用 (channel disabled)", status=403)
+        return channel if pinned not in exclude else None
+    return index.pick(job.caller.group, normalize_model(job.model), exclude)
+
+
+def make_context(job: Job, channel: ChannelInfo) -> RelayContext:
+    upstream_model = channel.model_mapping.get(job.model, job.model)
+    body = dict(job.body)  # each attempt converts its own copy
+    client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage")) if job.is_stream else False
+    ctx = RelayContext(
+        mode=job.mode,
+        channel=channel,
+        origin_model=job.model,
+        upstream_model=upstream_model,
+        path=job.req.path,
+        query=job.req.query,
+        body=body,
+        raw_body=job.req.body,
+        client_headers=job.req.headers,
+        is_stream=job.is_stream,
+        client_wants_usage=client_wants_usage,
+    )
+    ctx.extra["request_id"] = job.req.request_id
+    return ctx
+
+
+async def relay(req: ClientRequest, mode: str, model_hint: str = "") -> Response | StreamingResponse:
+    job = await prepare(req, mode, model_hint)
+    try:
+        return await attempt_all(job)
+    except BaseException:
+        await job.hold.refund()
+        raise
+
+
+async def attempt_all(job: Job) -> Response | StreamingResponse:
+    index = await state.channels.index()
+    retries = options.get_int("RetryTimes", 0)
+    exclude: set[int] = set()
+    tried: list[int] = []
+    last_error: RelayError | None = None
+    for attempt in range(retries + 1):
+        channel = await choose_channel(job, index, exclude)
+        if channel is None:
+            if last_error is not None:
+                break
+            raise LocalError(
+                f"当前分组 {job.caller.group} 下对于模型 {job.model} 无可用渠道 "
+                f"(no available channel for model {job.model} in group {job.caller.group})",
+                status=503,
+                code="model_not_available",
+            )
+        tried.append(channel.id)
+        ctx = make_context(job, channel)
+        try:
+            return await send(job, ctx, tried)
+        except UpstreamError as err:
+            apply_status_mapping(err, channel)
+            last_error = err
+            exclude.add(channel.id)
+            await report_channel_failure(channel, err)
+            if not should_retry(err, channel, job.caller.pinned_channel_id is not None) or attempt >= retries:
+                break
+            log.info("retrying request %s after channel #%s failed with %s", job.req.request_id, channel.id, err.status)
+    assert last_error is not None
+    if last_error.status == 429:
+        last_error.message = "当前分组上游负载已饱和，请稍后再试 (upstream is saturated, try again later)"
+    raise last_error
+
+
+async def report_channel_failure(channel: ChannelInfo, err: UpstreamError) -> None:
+    """Hook for channel health (auto-disable); see relay/channel_health.py when present."""
+    try:
+        from . import channel_health
+    except ImportError:
+        return
+    await channel_health.on_upstream_error(channel, err)
+
+
+async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | StreamingResponse:
+    adaptor = adaptor_for(ctx.channel.type)
+    upstream = adaptor.build_request(ctx)
+    client = http.client()
+    request = client.build_request(upstream.method, upstream.url, headers=upstream.headers, content=upstream.body)
+    try:
+        resp = await client.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise http.network_error(exc) from None
+    if resp.status_code // 100 != 2:
+        try:
+            body = await resp.aread()
+        except httpx.HTTPError:
+            body = b""
+        finally:
+            await resp.aclose()
+        raise upstream_error_from_response(resp.status_code, body)
+    content_type = resp.headers.get("content-type", "")
+    if ctx.is_stream and "text/event-stream" in content_type:
+        return StreamingResponse(200, stream_body(job, ctx, adaptor, resp, tried), list(SSE_HEADERS))
+    try:
+        raw = await resp.aread()
+    except httpx.HTTPError as exc:
+        raise http.network_error(exc) from None
+    finally:
+        await resp.aclose()
+    parsed = adaptor.parse_response(ctx, resp.status_code, raw, content_type)
+    usage = parsed.usage or fallback_usage(job, parsed)
+    await settle(job, ctx, usage, tried, frt_ms=-1000)
+    return Response(parsed.status, parsed.body, parsed.content_type.encode() or b"application/json")
+
+
+def fallback_usage(job: Job, parsed: ParsedResponse) -> Usage:
+    completion = tokenizer.count_text(parsed.completion_text, job.model) if parsed.completion_text else 0
+    return Usage(job.count_prompt(), completion)
+
+
+async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response, tried: list[int]) -> AsyncIterator[bytes]:
+    translator = adaptor.stream_translator(ctx)
+    idle = _streaming_timeout(ctx.upstream_model)
+    first_output_at: float | None = None
+    finished = False
+    try:
+        events = iter_events(resp.aiter_raw()).__aiter__()
+        while True:
+            try:
+                event, data = await asyncio.wait_for(events.__anext__(), idle)
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                log.warning("stream idle for %.0fs, closing (request %s)", idle, job.req.request_id)
+                break
+            out = translator.feed(event, data)
+            if first_output_at is None and translator.first_output:
+                first_output_at = time.time()
+            for piece in out:
+                yield piece
+        finished = True
+    except (httpx.HTTPError, ValueError) as exc:
+        log.warning("upstream stream broke for request %s: %s", job.req.request_id, exc)
+    finally:
+        await resp.aclose()
+        usage = stream_usage(job, translator)
+        if usage.completion_tokens == 0 and translator.usage is None:
+            await job.hold.refund()  # a failed or empty reply costs nothing
+        else:
+            frt = int(((first_output_at or time.time()) - job.req.started) * 1000)
+            await settle(job, ctx, usage, tried, frt_ms=frt)
+        ctx.extra["final_usage"] = usage
+    if finished:
+        for piece in translator.finish():
+            yield piece
+
+
+def _streaming_timeout(model: str) -> float:
+    from django.conf import settings
+
+    base = float(settings.STREAMING_TIMEOUT or 60)
+    return base * 2 if model.startswith(("o1", "o3")) else base
+
+
+def stream_usage(job: Job, translator) -> Usage:
+    if translator.usage is not None:
+        return translator.usage
+    text = translator.text
+    completion = tokenizer.count_text(text, job.model) + 7 * translator.tool_calls if text else 0
+    return Usage(job.count_prompt() if completion else 0, completion)
+
+
+async def settle(job: Job, ctx: RelayContext, usage: Usage, tried: list[int], frt_ms: int) -> None:
+    price = job.price
+    if price.use_price:
+        quota = text_quota(price, usage.prompt_tokens, usage.completion_tokens)
+    else:
+        quota = text_quota(price, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, usage.cache_creation_tokens)
+    counted = usage.total > 0
+    if not counted:
+        quota = 0
+    caller = job.caller
+    await job.hold.settle(
+        Settlement(
+            user_id=caller.user.id,
+            token_id=caller.token.id,
+            channel_id=ctx.channel.id,
+            user_delta=0,
+            token_delta=0,
+            quota=quota,
+            counted=counted,
+            log=consume_log(job, ctx, usage, quota, tried, frt_ms),
+            username=caller.user.username,
+            model_name=normalize_model(job.model),
+            tokens_used=usage.total,
+        )
+    )
+
+
+def consume_log(job: Job, ctx: RelayContext, usage: Usage, quota: int, tried: list[int], frt_ms: int) -> dict[str, Any]:
+    price = job.price
+    if price.use_price:
+        content = f"模型价格 {price.model_price:.2f}，分组倍率 {price.group_ratio:.2f}"
+    else:
+        content = f"模型倍率 {price.model_ratio:.2f}，补全倍率 {price.completion_ratio:.2f}，分组倍率 {price.group_ratio:.2f}"
+    if usage.total == 0:
+        content += "（可能是上游超时）"
+    other: dict[str, Any] = {
+        "model_ratio": price.model_ratio,
+        "group_ratio": price.group_ratio,
+        "completion_ratio": price.completion_ratio,
+        "cache_tokens": usage.cached_tokens,
+        "cache_ratio": price.cache_ratio,
+        "model_price": price.model_price,
+        "frt": frt_ms,
+        "admin_info": {"use_channel": tried},
+    }
+    if usage.cache_creation_tokens:
+        other["cache_creation_tokens"] = usage.cache_creation_tokens
+        other["cache_creation_ratio"] = price.cache_creation_ratio
+    if ctx.upstream_model != job.model:
+        other["is_model_mapped"] = True
+        other["upstream_model_name"] = ctx.upstream_model
+    if job.model != normalize_model(job.model):
+        content += f"，模型 {job.model}"
+    now = time.time()
+    return {
+        "user_id": job.caller.user.id,
+        "username": job.caller.user.username,
+        "created_at": int(now),
+        "content": content,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "model_name": normalize_model(job.model),
+        "token_name": job.caller.token.name,
+        "token_id": job.caller.token.id,
+        "quota": quota,
+        "use_time": int(now - job.req.started),
+        "is_stream": job.is_stream,
+        "channel_id": ctx.channel.id,
+        "group": job.caller.group,
+        "other": orjson.dumps(other).decode(),
+    }

@@ -1,0 +1,162 @@
+"""Shared fixtures: personas (root, alice, bob), a fake OpenAI upstream, and a live gateway.
+
+The gateway is the real thing: Daphne serving newapi_site.asgi in a subprocess, pointed at the
+test database (PostgreSQL by default) and the real Redis. Tests that talk to it must commit
+their rows, so they use `@pytest.mark.django_db(transaction=True)` (the `live` marker below).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from accounts.models import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, Token, User
+from relay.models import Channel
+from tests.fakes.openai_upstream import FakeOpenAI
+
+ROOT = Path(__file__).resolve().parent.parent
+live = pytest.mark.django_db(transaction=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def gateway_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a gateway subprocess needs to share this test session's database."""
+    env = dict(os.environ)
+    db = connection.settings_dict
+    engine = settings.DATABASE_ENGINE
+    if engine == "postgresql":
+        env["SQL_DSN"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    elif engine == "mysql":
+        env["SQL_DSN"] = f"{db['USER']}:{db['PASSWORD']}@tcp({db['HOST']}:{db['PORT']})/{db['NAME']}"
+    else:
+        env["SQL_DSN"] = ""
+        env["SQLITE_PATH"] = db["NAME"]
+    env.update(extra or {})
+    return env
+
+
+class Gateway:
+    def __init__(self, port: int, proc: subprocess.Popen) -> None:
+        self.port = port
+        self.proc = proc
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def v1(self) -> str:
+        return f"{self.url}/v1"
+
+
+def start_gateway(extra_env: dict[str, str] | None = None) -> Gateway:
+    port = free_port()
+    log = open(Path(settings.DATA_DIR) / f"gateway-{port}.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "newapi_site.asgi:application"],
+        cwd=ROOT,
+        env=gateway_env(extra_env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    wait_port(port, proc=proc)
+    return Gateway(port, proc)
+
+
+@pytest.fixture(scope="session")
+def fake_upstream() -> FakeOpenAI:
+    return FakeOpenAI().start()
+
+
+@pytest.fixture(scope="session")
+def gateway(django_db_setup, django_db_blocker) -> Gateway:
+    gw = start_gateway()
+    yield gw
+    gw.proc.terminate()
+    try:
+        gw.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        gw.proc.kill()
+
+
+# -- personas ----------------------------------------------------------------------------
+def make_user(username: str, role: int = ROLE_COMMON, quota: int = 10_000_000, group: str = "default", **extra) -> User:
+    user = User(username=username, role=role, quota=quota, group=group, display_name=username, **extra)
+    user.set_password(f"{username}-password")
+    user.save()
+    return user
+
+
+def make_token(user: User, **fields) -> Token:
+    fields.setdefault("name", f"{user.username}-token")
+    fields.setdefault("unlimited_quota", True)
+    return Token.objects.create(user_id=user.pk, **fields)
+
+
+def make_channel(base_url: str, key: str = "upstream-key", models: str = "gpt-4o-mini,text-embedding-3-small,gpt-3.5-turbo-instruct", **fields) -> Channel:
+    fields.setdefault("name", f"channel-{key}")
+    fields.setdefault("type", 1)
+    fields.setdefault("group", "default")
+    channel = Channel.objects.create(base_url=base_url, key=key, models=models, **fields)
+    propagated()
+    return channel
+
+
+@pytest.fixture
+def root_user(db) -> User:
+    return make_user("root", role=ROLE_ROOT, quota=100_000_000)
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    return make_user("admin1", role=ROLE_ADMIN)
+
+
+@pytest.fixture
+def alice(db) -> User:
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(db) -> User:
+    return make_user("bob", group="vip")
+
+
+def propagated() -> None:
+    """Give a change time to reach the gateway process (Redis pub/sub is instant; the embedded
+    default's file bus is polled every 0.25 s)."""
+    if not settings.REDIS_CONN_STRING:
+        time.sleep(0.6)
+
+
+def settle() -> None:
+    """Apply every queued billing write now (the gateway batches them off the response path)."""
+    from billing.writer import wait_idle
+
+    wait_idle()
