@@ -7,6 +7,7 @@ built on an unattached ForeignKey relation.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Iterable
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import ForeignKeyRawIdWidget
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.models import Group as AuthGroup
 from django.db import models
 from django.db.models import OuterRef, QuerySet, Subquery
@@ -22,7 +24,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing.models import LOG_MANAGE, Log
+from billing.models import LOG_MANAGE
+from billing.services.logs import record_log
 
 from .models import (
     ROLE_ADMIN,
@@ -183,6 +186,28 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def save_changed_fields(obj: models.Model, form: forms.ModelForm, skip: Iterable[str] = ()) -> None:
+    """Write only the columns the form changed.
+
+    The gateway keeps updating counters (used_quota, request_count, balances, response_time) while
+    a form is open; a full-row save would write the stale values back. Model.save() still runs,
+    so post_save signals (cache invalidation, abilities) fire.
+    """
+    columns = {f.name for f in obj._meta.concrete_fields}
+    names = [n for n in form.changed_data if n in columns and n not in set(skip)]
+    if names:
+        obj.save(update_fields=names)
+
+
+def value_seen(form: forms.ModelForm, name: str) -> int:
+    """The value the admin saw when the form was rendered (a field with show_hidden_initial)."""
+    raw = form.data.get(form.add_initial_prefix(name))
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return int(form.initial.get(name) or 0)
+
+
 def save_each(request: HttpRequest, modeladmin: admin.ModelAdmin, queryset: QuerySet, **changes: Any) -> int:
     """Bulk actions save row by row so post_save signals (cache invalidation, abilities) fire."""
     count = 0
@@ -214,6 +239,9 @@ class UserAdminForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.initial["password"] = ""  # never echo the hash
+        # Remember the balance the admin saw, so the save applies their change as a delta.
+        if "quota" in self.fields:  # absent on a view-only page
+            self.fields["quota"].show_hidden_initial = True
         self._new_password: str | None = None
         if self.instance.pk is None:
             self.fields["password"].required = True
@@ -328,15 +356,21 @@ class UserAdmin(admin.ModelAdmin):
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
         form = super().get_form(request, obj, change=change, **kwargs)
         if "role" in form.base_fields and not request.user.is_superuser:
-            allowed = [(v, label) for v, label in ROLE_CHOICES if v < request.user.role]
-            form.base_fields["role"].choices = allowed
+            # Copy: base_fields shares the declared Field object with every other request's form.
+            role = copy.deepcopy(form.base_fields["role"])
+            role.choices = [(v, label) for v, label in ROLE_CHOICES if v < request.user.role]
+            form.base_fields["role"] = role
         return form
 
     def save_model(self, request: HttpRequest, obj: User, form: forms.ModelForm, change: bool) -> None:
-        old_quota = form.initial.get("quota") if change else None
-        super().save_model(request, obj, form, change)
-        if change and old_quota is not None and old_quota != obj.quota:
-            record_quota_change(obj, int(old_quota), request.user)
+        if not change:
+            obj.save()
+            return
+        save_changed_fields(obj, form, skip=["quota"])
+        if obj.pk == request.user.pk and "password" in form.changed_data:
+            update_session_auth_hash(request, obj)  # changing your own password keeps you logged in
+        if "quota" in form.changed_data:
+            change_user_quota(obj, value_seen(form, "quota"), obj.quota)
 
     @admin.action(description="Enable selected users")
     def enable_users(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -352,15 +386,18 @@ class UserAdmin(admin.ModelAdmin):
         return queryset.filter(role__lt=request.user.role)
 
 
-def record_quota_change(user: User, old_quota: int, actor: User) -> None:
-    """New API logs a type-3 (manage) entry whenever an admin edits a user's quota."""
-    Log.objects.create(
-        user_id=user.pk,
-        username=user.username,
-        type=LOG_MANAGE,
-        content=f"Admin {actor.username} changed the quota from {quota_in_usd(old_quota)} "
-        f"to {quota_in_usd(user.quota)}",
-    )
+def change_user_quota(user: User, seen: int, wanted: int) -> None:
+    """Apply the admin's edit as a delta from the value they saw, through the ledger.
+
+    A delta keeps spending that happened while the form was open, and the ledger keeps the
+    Redis balance mirror in step (a plain column write would leave it stale).
+    """
+    from billing.services.credit import credit_user  # the ledger loads lazily, off the admin's import path
+
+    credit_user(user.pk, wanted - seen)
+    # Same wording as the /api/user edit (accounts/services/users.py), so the log reads the same.
+    record_log(user.pk, LOG_MANAGE, f"管理员将用户额度从 {seen} 修改为 {wanted}", user.username)
+    user.refresh_from_db(fields=["quota"])
 
 
 # -- tokens ----------------------------------------------------------------------------------
@@ -390,6 +427,8 @@ class TokenAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk is not None:
             del self.fields["user_id"]  # the owner is fixed once issued
+        if "remain_quota" in self.fields:
+            self.fields["remain_quota"].show_hidden_initial = True  # see value_seen()
         expires = self.initial.get("expired_time")
         if isinstance(expires, int):
             self.initial["expired_time"] = (
@@ -450,6 +489,18 @@ class TokenAdmin(admin.ModelAdmin):
         if term.startswith("sk-"):
             term = term[3:]
         return super().get_search_results(request, queryset, term)
+
+    def save_model(self, request: HttpRequest, obj: Token, form: forms.ModelForm, change: bool) -> None:
+        if not change:
+            obj.save()
+            return
+        save_changed_fields(obj, form, skip=["remain_quota"])
+        if "remain_quota" in form.changed_data:
+            # Through the ledger as a delta: the Redis mirror of a limited token stays in step.
+            from billing.services.credit import credit_token
+
+            credit_token(obj.pk, obj.key, obj.remain_quota - value_seen(form, "remain_quota"))
+            obj.refresh_from_db(fields=["remain_quota"])
 
     @admin.display(description="user", ordering="username_")
     def user_column(self, obj: Token) -> str:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -20,11 +18,14 @@ from accounts.admin import (
     choices_filter,
     format_ts,
     quota_in_usd,
+    save_changed_fields,
     save_each,
     time_range_filter,
     user_link,
     with_username,
 )
+
+from accounts.api.base import ApiError
 
 from .models import (
     LOG_CONSUME,
@@ -40,6 +41,7 @@ from .models import (
     Redemption,
     TopUp,
 )
+from .redemption import create_redemptions
 
 LOG_TYPE_CHOICES = [
     (LOG_UNKNOWN, "unknown"),
@@ -138,18 +140,6 @@ class QuotaDataAdmin(ReadOnlyAdmin):
 
 
 # -- redemption codes ---------------------------------------------------------------------------
-def create_redemption_codes(name: str, count: int, quota: int, creator_id: int) -> list[str]:
-    """Create `count` unused codes worth `quota` each; keys are UUIDv4 hex like New API's."""
-    codes = [
-        Redemption(user_id=creator_id, name=name, quota=quota, key=uuid.uuid4().hex, status=REDEMPTION_ENABLED)
-        for _ in range(count)
-    ]
-    # All or nothing: New API returns the keys made so far on a mid-loop failure; we don't half-create.
-    with transaction.atomic():
-        Redemption.objects.bulk_create(codes)
-    return [code.key for code in codes]
-
-
 class CreateCodesForm(forms.Form):
     name = forms.CharField(min_length=1, max_length=20)
     count = forms.IntegerField(min_value=1, max_value=100, initial=1)
@@ -206,9 +196,13 @@ class RedemptionAdmin(admin.ModelAdmin):
         form = CreateCodesForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
-            keys = create_redemption_codes(data["name"], data["count"], data["quota"], request.user.pk)
-            self.message_user(request, f"Created {len(keys)} code(s) worth {quota_in_usd(data['quota'])} each.")
-            form = CreateCodesForm(initial=data)
+            try:
+                keys = create_redemptions(request.user, data)  # the same service as POST /api/redemption/
+            except ApiError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(request, f"Created {len(keys)} code(s) worth {quota_in_usd(data['quota'])} each.")
+                form = CreateCodesForm(initial=data)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -218,6 +212,9 @@ class RedemptionAdmin(admin.ModelAdmin):
             "changelist_url": reverse("admin:billing_redemption_changelist"),
         }
         return TemplateResponse(request, "admin/billing/redemption/create_codes.html", context)
+
+    def save_model(self, request: HttpRequest, obj: Redemption, form: forms.ModelForm, change: bool) -> None:
+        save_changed_fields(obj, form)  # never write back a stale status over a concurrent redemption
 
     @admin.display(description="status", ordering="status")
     def status_label(self, obj: Redemption) -> str:

@@ -20,7 +20,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from accounts.admin import choices_filter, format_ts, quota_in_usd, save_each
+from accounts.admin import choices_filter, format_ts, quota_in_usd, save_changed_fields, save_each
 
 from .channel_types import CHANNEL_TYPE_CHOICES, channel_type_name, effective_base_url
 from .models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, Ability, Channel
@@ -297,6 +297,13 @@ class ChannelAdmin(admin.ModelAdmin):
             "<th>weight</th><th>tag</th></tr></thead><tbody>{}</tbody></table>",
             body,
         )
+
+    def save_model(self, request: HttpRequest, obj: Channel, form: forms.ModelForm, change: bool) -> None:
+        # Through Channel.save() either way: the post_save signal rebuilds abilities.
+        if change:
+            save_changed_fields(obj, form)
+        else:
+            obj.save()
 
     # -- actions -------------------------------------------------------------------------
     def get_actions(self, request: HttpRequest) -> dict:

@@ -22,6 +22,7 @@ def user_form(user: User, **overrides: object) -> dict[str, object]:
         "status": user.status,
         "group": user.group,
         "quota": user.quota,
+        "initial-quota": user.quota,  # the hidden "value seen" input the page renders
     }
     data.update(overrides)
     return data
@@ -59,7 +60,27 @@ def test_quota_change_is_logged(root_client: Client, alice: User) -> None:
     alice.refresh_from_db()
     assert alice.quota == 10_500_000
     log = Log.objects.get(user_id=alice.pk, type=LOG_MANAGE)
-    assert "$20.00" in log.content and "$21.00" in log.content
+    assert log.content == "管理员将用户额度从 10000000 修改为 10500000"
+
+
+def test_edit_keeps_counters_the_gateway_changed_meanwhile(root_client: Client, alice: User) -> None:
+    page = root_client.get(admin_url(User, "change", alice.pk)).content.decode()
+    assert f'name="initial-quota" value="{alice.quota}"' in page
+    form = user_form(alice, display_name="Alice", quota=alice.quota + 1000)  # the admin opened the form
+    # ... while requests are billed: the relay spends 300 and counts one request.
+    User.objects.filter(pk=alice.pk).update(quota=alice.quota - 300, used_quota=300, request_count=1)
+    assert root_client.post(admin_url(User, "change", alice.pk), form).status_code == 302
+    alice.refresh_from_db()
+    assert (alice.display_name, alice.quota, alice.used_quota, alice.request_count) == ("Alice", 10_000_700, 300, 1)
+
+
+def test_token_quota_edit_is_a_delta(root_client: Client, alice: User) -> None:
+    token = Token.objects.create(user_id=alice.pk, name="t", remain_quota=1000)
+    data = {"name": "t", "status": "1", "remain_quota": "1500", "initial-remain_quota": "1000", "expired_time": ""}
+    Token.objects.filter(pk=token.pk).update(remain_quota=900, used_quota=100)  # spent while the form was open
+    assert root_client.post(admin_url(Token, "change", token.pk), data).status_code == 302
+    token.refresh_from_db()
+    assert (token.remain_quota, token.used_quota) == (1400, 100)
 
 
 def test_quota_shown_in_dollars(root_client: Client, alice: User) -> None:
@@ -134,3 +155,22 @@ def test_admin_cannot_add_options(admin_client_: Client) -> None:
     response = admin_client_.post(admin_url(Option, "add"), {"key": "QuotaPerUnit", "value": "1"})
     assert response.status_code == 403
     assert not Option.objects.filter(key="QuotaPerUnit").exists()
+
+
+def test_root_changes_own_password_and_stays_logged_in(root_client: Client, root_user: User) -> None:
+    form = user_form(root_user, password="root-new-pass")
+    response = root_client.post(admin_url(User, "change", root_user.pk), form)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    root_user.refresh_from_db()
+    assert root_user.check_password("root-new-pass")
+    assert root_client.get(admin_url(User, "changelist")).status_code == 200
+
+
+def test_admin_role_limits_do_not_leak_into_root_forms(
+    admin_client_: Client, root_client: Client, alice: User
+) -> None:
+    assert admin_client_.get(admin_url(User, "add")).status_code == 200
+    response = root_client.post(admin_url(User, "change", alice.pk), user_form(alice, role=ROLE_ADMIN))
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert alice.role == ROLE_ADMIN
