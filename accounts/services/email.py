@@ -57,8 +57,8 @@ def send_mail(subject: str, to: str, html: str) -> None:
         raise ApiError("SMTP 服务器未配置")
     port = options.get_int("SMTPPort", 587)
     implicit_tls = port == 465 or options.get_bool("SMTPSSLEnabled")
+    # The backend comes from settings (SMTP by default; the test runner swaps in locmem).
     connection = get_connection(
-        "django.core.mail.backends.smtp.EmailBackend",
         host=server, port=port, username=account, password=options.get("SMTPToken"),
         use_ssl=implicit_tls, use_tls=not implicit_tls and port != 25, timeout=20,
     )
