@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.urls import re_path
 
-from accounts.api import system, tokens, users
+from accounts.api import oauth, system, tokens, users
 from billing.api import views as billing
 from relay.api import views as channels
 
@@ -36,6 +36,15 @@ urlpatterns: list = [
     route("reset_password", users.ResetPasswordMailView),
     route("user/reset", users.ResetPasswordView),
     route("oauth/email/bind", users.EmailBindView),
+    # third-party login
+    route("oauth/state", oauth.StateView),
+    route("oauth/github", oauth.GitHubView),
+    route("oauth/oidc", oauth.OidcView),
+    route("oauth/linuxdo", oauth.LinuxDoView),
+    route("oauth/wechat", oauth.WeChatView),
+    route("oauth/wechat/bind", oauth.WeChatBindView),
+    route("oauth/telegram/login", oauth.TelegramLoginView),
+    route("oauth/telegram/bind", oauth.TelegramBindView),
     # users
     route("user/register", users.RegisterView, "api-register"),
     route("user/login", users.LoginView, "api-login"),
