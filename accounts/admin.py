@@ -485,9 +485,7 @@ class TokenAdmin(admin.ModelAdmin):
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
         # People paste keys with the sk- prefix; the column stores them without it.
-        term = search_term.strip()
-        if term.startswith("sk-"):
-            term = term[3:]
+        term = search_term.strip().removeprefix("sk-")
         return super().get_search_results(request, queryset, term)
 
     def save_model(self, request: HttpRequest, obj: Token, form: forms.ModelForm, change: bool) -> None:

@@ -24,7 +24,6 @@ from accounts.admin import (
     user_link,
     with_username,
 )
-
 from accounts.api.base import ApiError
 
 from .models import (
@@ -157,14 +156,34 @@ class RedemptionAdminForm(forms.ModelForm):
 @admin.register(Redemption)
 class RedemptionAdmin(admin.ModelAdmin):
     form = RedemptionAdminForm
-    list_display = ["id", "name", "key", "status_label", "quota", "quota_usd", "created", "redeemed_by", "redeemed"]
+    list_display = [
+        "id",
+        "name",
+        "key",
+        "status_label",
+        "quota",
+        "quota_usd",
+        "created",
+        "redeemed_by",
+        "redeemed",
+    ]
     list_display_links = ["id", "name"]
     list_filter = [choices_filter("status", "status", REDEMPTION_STATUS_CHOICES), DeletedFilter]
     search_fields = ["name", "key"]
     ordering = ["-id"]
     actions = ["enable_codes", "disable_codes"]
     readonly_fields = ["key", "quota_usd", "created", "redeemed_by", "redeemed", "deleted_at"]
-    fields = ["key", "name", "quota", "quota_usd", "status", "created", "redeemed_by", "redeemed", "deleted_at"]
+    fields = [
+        "key",
+        "name",
+        "quota",
+        "quota_usd",
+        "status",
+        "created",
+        "redeemed_by",
+        "redeemed",
+        "deleted_at",
+    ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return with_username(super().get_queryset(request), "used_user_id")
@@ -201,7 +220,9 @@ class RedemptionAdmin(admin.ModelAdmin):
             except ApiError as exc:
                 form.add_error(None, exc.message)
             else:
-                self.message_user(request, f"Created {len(keys)} code(s) worth {quota_in_usd(data['quota'])} each.")
+                self.message_user(
+                    request, f"Created {len(keys)} code(s) worth {quota_in_usd(data['quota'])} each."
+                )
                 form = CreateCodesForm(initial=data)
         context = {
             **self.admin_site.each_context(request),
@@ -264,4 +285,3 @@ class TopUpAdmin(ReadOnlyAdmin):
     @admin.display(description="user", ordering="username_")
     def user_column(self, obj: TopUp) -> str:
         return user_link(obj.user_id, getattr(obj, "username_", None))
-

@@ -126,7 +126,7 @@ class ChannelAdminForm(forms.ModelForm):
         for name in _JSON_OBJECT_FIELDS:
             raw = (cleaned.get(name) or "").strip()
             if raw and not _is_json_object(raw):
-                self.add_error(name, "Must be a JSON object, e.g. {\"a\": \"b\"}.")
+                self.add_error(name, 'Must be a JSON object, e.g. {"a": "b"}.')
         key = (cleaned.get("key") or "").strip()
         if key:
             cleaned["key"] = key
@@ -232,11 +232,27 @@ class ChannelAdmin(admin.ModelAdmin):
             ("Routing", {"fields": ["status", "auto_ban", "models", "group", "priority", "weight", "tag"]}),
             (
                 "Request rewriting",
-                {"fields": ["model_mapping", "status_code_mapping", "param_override", "setting", "other_info"]},
+                {
+                    "fields": [
+                        "model_mapping",
+                        "status_code_mapping",
+                        "param_override",
+                        "setting",
+                        "other_info",
+                    ]
+                },
             ),
         ]
         if obj is not None:
-            stats = ["created", "tested", "response_time", "balance", "balance_updated", "used_quota", "used_usd"]
+            stats = [
+                "created",
+                "tested",
+                "response_time",
+                "balance",
+                "balance_updated",
+                "used_quota",
+                "used_usd",
+            ]
             sets += [("Statistics", {"fields": stats}), ("Abilities", {"fields": ["abilities"]})]
         return sets
 
@@ -290,7 +306,10 @@ class ChannelAdmin(admin.ModelAdmin):
         body = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((a.group, a.model, "yes" if a.enabled else "no", a.priority, a.weight, a.tag or "") for a in rows),
+            (
+                (a.group, a.model, "yes" if a.enabled else "no", a.priority, a.weight, a.tag or "")
+                for a in rows
+            ),
         )
         return format_html(
             "<table><thead><tr><th>group</th><th>model</th><th>enabled</th><th>priority</th>"
@@ -330,7 +349,7 @@ class ChannelAdmin(admin.ModelAdmin):
             try:
                 run = async_to_sync(tester) if inspect.iscoroutinefunction(tester) else tester
                 result = run(channel)
-            except Exception as exc:  # the report, not a crash page, is what the admin needs
+            except Exception as exc:  # noqa: BLE001 - a per-channel report, not a crash page
                 self.message_user(request, f"{channel}: test failed: {exc}", messages.ERROR)
                 continue
             self.message_user(request, f"{channel}: {result}", messages.INFO)

@@ -67,7 +67,9 @@ _TYPES = [
 
 CHANNEL_TYPES: dict[int, ChannelType] = {t.number: t for t in _TYPES}
 # For form selects: "1 · OpenAI". Unknown (0) is a valid stored value but not a sensible choice.
-CHANNEL_TYPE_CHOICES: list[tuple[int, str]] = [(t.number, f"{t.number} · {t.name}") for t in _TYPES if t.number]
+CHANNEL_TYPE_CHOICES: list[tuple[int, str]] = [
+    (t.number, f"{t.number} · {t.name}") for t in _TYPES if t.number
+]
 
 
 def is_known_type(number: int) -> bool:

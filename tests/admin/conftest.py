@@ -61,14 +61,21 @@ def console_rows(alice: User) -> dict[str, object]:
             content="model price",
         ),
         "quotadata": QuotaData.objects.create(
-            user_id=alice.pk, username="alice", model_name="gpt-4o-mini", created_at=1_700_000_000, count=1, quota=5
+            user_id=alice.pk,
+            username="alice",
+            model_name="gpt-4o-mini",
+            created_at=1_700_000_000,
+            count=1,
+            quota=5,
         ),
         "redemption": Redemption.objects.create(key="a" * 32, name="welcome", quota=1000),
         "topup": TopUp.objects.create(user_id=alice.pk, amount=10, money=10.0, trade_no="T1"),
         "midjourney": Midjourney.objects.create(
             user_id=alice.pk, action="IMAGINE", mj_id="mj-1", status="SUCCESS", submit_time=1_700_000_000_000
         ),
-        "task": Task.objects.create(user_id=alice.pk, platform="suno", action="MUSIC", status="SUCCESS", task_id="t-1"),
+        "task": Task.objects.create(
+            user_id=alice.pk, platform="suno", action="MUSIC", status="SUCCESS", task_id="t-1"
+        ),
     }
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from accounts.models import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, TOKEN_DISABLED, USER_DISABLED, Option, Token, User
+from accounts.models import (
+    ROLE_ADMIN,
+    ROLE_COMMON,
+    ROLE_ROOT,
+    TOKEN_DISABLED,
+    USER_DISABLED,
+    Option,
+    Token,
+    User,
+)
 from billing.models import LOG_MANAGE, Log
 from tests.admin.conftest import admin_url
 
@@ -71,13 +80,26 @@ def test_edit_keeps_counters_the_gateway_changed_meanwhile(root_client: Client, 
     User.objects.filter(pk=alice.pk).update(quota=alice.quota - 300, used_quota=300, request_count=1)
     assert root_client.post(admin_url(User, "change", alice.pk), form).status_code == 302
     alice.refresh_from_db()
-    assert (alice.display_name, alice.quota, alice.used_quota, alice.request_count) == ("Alice", 10_000_700, 300, 1)
+    assert (alice.display_name, alice.quota, alice.used_quota, alice.request_count) == (
+        "Alice",
+        10_000_700,
+        300,
+        1,
+    )
 
 
 def test_token_quota_edit_is_a_delta(root_client: Client, alice: User) -> None:
     token = Token.objects.create(user_id=alice.pk, name="t", remain_quota=1000)
-    data = {"name": "t", "status": "1", "remain_quota": "1500", "initial-remain_quota": "1000", "expired_time": ""}
-    Token.objects.filter(pk=token.pk).update(remain_quota=900, used_quota=100)  # spent while the form was open
+    data = {
+        "name": "t",
+        "status": "1",
+        "remain_quota": "1500",
+        "initial-remain_quota": "1000",
+        "expired_time": "",
+    }
+    Token.objects.filter(pk=token.pk).update(
+        remain_quota=900, used_quota=100
+    )  # spent while the form was open
     assert root_client.post(admin_url(Token, "change", token.pk), data).status_code == 302
     token.refresh_from_db()
     assert (token.remain_quota, token.used_quota) == (1400, 100)
@@ -101,7 +123,9 @@ def test_disable_action(root_client: Client, alice: User, bob: User) -> None:
     root_client.post(
         admin_url(User, "changelist"), {"action": "disable_users", "_selected_action": [alice.pk, bob.pk]}
     )
-    assert set(User.objects.filter(pk__in=[alice.pk, bob.pk]).values_list("status", flat=True)) == {USER_DISABLED}
+    assert set(User.objects.filter(pk__in=[alice.pk, bob.pk]).values_list("status", flat=True)) == {
+        USER_DISABLED
+    }
 
 
 def test_create_token_for_a_user(root_client: Client, alice: User) -> None:
@@ -135,11 +159,22 @@ def test_token_for_missing_user_is_refused(root_client: Client) -> None:
 
 def test_token_never_expiring_and_edit_keeps_owner(root_client: Client, alice: User, bob: User) -> None:
     token = Token.objects.create(user_id=alice.pk, name="t", expired_time=-1)
-    data = {"user_id": bob.pk, "name": "t2", "status": TOKEN_DISABLED, "remain_quota": "5", "expired_time": ""}
+    data = {
+        "user_id": bob.pk,
+        "name": "t2",
+        "status": TOKEN_DISABLED,
+        "remain_quota": "5",
+        "expired_time": "",
+    }
     response = root_client.post(admin_url(Token, "change", token.pk), data)
     assert response.status_code == 302
     token.refresh_from_db()
-    assert (token.user_id, token.name, token.status, token.expired_time) == (alice.pk, "t2", TOKEN_DISABLED, -1)
+    assert (token.user_id, token.name, token.status, token.expired_time) == (
+        alice.pk,
+        "t2",
+        TOKEN_DISABLED,
+        -1,
+    )
 
 
 def test_root_edits_options(root_client: Client) -> None:

@@ -39,7 +39,9 @@ def channel_form(**overrides: str) -> dict[str, str]:
     return data
 
 
-def test_keys_never_appear_in_changelist(root_client: Client, admin_client_: Client, console_rows: dict) -> None:
+def test_keys_never_appear_in_changelist(
+    root_client: Client, admin_client_: Client, console_rows: dict
+) -> None:
     for client in (root_client, admin_client_):
         html = client.get(admin_url(Channel, "changelist")).content.decode()
         assert SECRET not in html
@@ -61,7 +63,11 @@ def test_add_channel_builds_abilities(root_client: Client) -> None:
     channel = Channel.objects.get(name="deepseek-main")
     assert channel.key == "sk-deepseek-very-secret-key-000111"
     assert channel.models == "deepseek-chat,deepseek-reasoner"
-    rows = set(Ability.objects.filter(channel_id=channel.pk).values_list("group", "model", "priority", "weight", "tag"))
+    rows = set(
+        Ability.objects.filter(channel_id=channel.pk).values_list(
+            "group", "model", "priority", "weight", "tag"
+        )
+    )
     assert rows == {
         (g, m, 5, 2, "cn") for g in ("default", "vip") for m in ("deepseek-chat", "deepseek-reasoner")
     }
@@ -69,14 +75,18 @@ def test_add_channel_builds_abilities(root_client: Client) -> None:
     assert "43 · DeepSeek" in page and "https://api.deepseek.com (type default)" in page
 
 
-def test_edit_with_empty_key_keeps_key_and_rebuilds_abilities(root_client: Client, console_rows: dict) -> None:
+def test_edit_with_empty_key_keeps_key_and_rebuilds_abilities(
+    root_client: Client, console_rows: dict
+) -> None:
     channel = console_rows["channel"]
     data = channel_form(name="renamed", type="1", key="", models="gpt-4o", group="default")
     response = root_client.post(admin_url(Channel, "change", channel.pk), data)
     assert response.status_code == 302
     channel.refresh_from_db()
     assert (channel.name, channel.key) == ("renamed", SECRET)
-    assert list(Ability.objects.filter(channel_id=channel.pk).values_list("group", "model")) == [("default", "gpt-4o")]
+    assert list(Ability.objects.filter(channel_id=channel.pk).values_list("group", "model")) == [
+        ("default", "gpt-4o")
+    ]
 
 
 def test_edit_with_new_key_replaces_it(root_client: Client, console_rows: dict) -> None:
