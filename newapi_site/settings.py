@@ -134,6 +134,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "channels",
     "accounts",
     "relay",
@@ -180,6 +181,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "New API management API",
+    "DESCRIPTION": "New API compatible /api/* routes (shared/spec/management.md §3).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
 }
 LOGGING = {
     "version": 1,
