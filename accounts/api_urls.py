@@ -54,6 +54,7 @@ urlpatterns: list = [
     route("user/groups", users.GroupsView),
     route("user/self/groups", users.SelfGroupsView),
     route("user/self", users.SelfView),
+    route("user/setting", users.NotificationSettingView),
     route("user/models", users.UserModelsView),
     route("user/token", users.AccessTokenView),
     route("user/aff", users.AffCodeView),

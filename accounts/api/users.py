@@ -57,6 +57,12 @@ class SelfView(ApiView):
         return ok()
 
 
+class NotificationSettingView(ApiView):
+    def put(self, request: Request) -> Response:
+        users.update_notification_setting(request.user, body(request))
+        return ok(message="设置已更新")
+
+
 class AccessTokenView(ApiView):
     def get(self, request: Request) -> Response:
         return ok(users.generate_access_token(request.user))

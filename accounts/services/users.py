@@ -280,3 +280,35 @@ def hard_delete_user(actor: User, user_id: int) -> None:
     with transaction.atomic():
         Token.objects.filter(user_id=user.pk).delete()  # sends post_delete per token: caches dropped
         user.delete()
+
+
+def update_notification_setting(user: User, data: dict[str, Any]) -> dict[str, Any]:
+    """PUT /api/user/setting: replaces users.setting (management.md §3.12)."""
+    import json
+    from urllib.parse import urlparse
+
+    notify_type = data.get("notify_type") or "email"
+    if notify_type not in ("email", "webhook"):
+        raise ApiError("无效的通知类型")
+    threshold = data.get("quota_warning_threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold <= 0:
+        raise ApiError("额度预警阈值必须大于0")
+    setting: dict[str, Any] = {"notify_type": notify_type, "quota_warning_threshold": threshold,
+                               "accept_unset_model_ratio_model": bool(data.get("accept_unset_model_ratio_model"))}
+    if notify_type == "webhook":
+        url = str(data.get("webhook_url") or "")
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ApiError("Webhook地址无效")
+        setting["webhook_url"] = url
+        if data.get("webhook_secret"):
+            setting["webhook_secret"] = str(data["webhook_secret"])
+    else:
+        email = str(data.get("notification_email") or "")
+        if email and "@" not in email:
+            raise ApiError("无效的邮箱地址")
+        if email:
+            setting["notification_email"] = email
+    user.setting = json.dumps(setting, ensure_ascii=False)
+    user.save(update_fields=["setting"])
+    return setting

@@ -228,3 +228,20 @@ def test_aff_transfer(alice):
     assert body["success"] and body["message"] == "划转成功"
     alice.refresh_from_db()
     assert alice.aff_quota == 100_000 and alice.quota == 10_500_000
+
+
+def test_notification_setting(as_alice, alice):
+    import json
+
+    assert as_alice.put("/api/user/setting", {"notify_type": "webhook", "quota_warning_threshold": 10,
+                                              "webhook_url": "not a url"})["success"] is False
+    assert as_alice.put("/api/user/setting", {"notify_type": "email", "quota_warning_threshold": 0})["success"] is False
+    body = as_alice.put("/api/user/setting", {"notify_type": "webhook", "quota_warning_threshold": 5000,
+                                              "webhook_url": "https://hooks.example.com/x", "webhook_secret": "s",
+                                              "notification_email": "ignored@example.com"})
+    assert body["success"], body
+    alice.refresh_from_db()
+    assert json.loads(alice.setting) == {"notify_type": "webhook", "quota_warning_threshold": 5000,
+                                         "accept_unset_model_ratio_model": False,
+                                         "webhook_url": "https://hooks.example.com/x", "webhook_secret": "s"}
+    assert Api().put("/api/user/setting", {}) == {"success": False, "message": "无权进行此操作，未登录且未提供 access token"}
