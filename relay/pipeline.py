@@ -386,6 +386,8 @@ def consume_log(job: Job, ctx: RelayContext, usage: Usage, quota: int, tried: li
         "frt": frt_ms,
         "admin_info": {"use_channel": tried},
     }
+    if job.mode == "claude":
+        other["claude"] = True
     if usage.cache_creation_tokens:
         other["cache_creation_tokens"] = usage.cache_creation_tokens
         other["cache_creation_ratio"] = price.cache_creation_ratio

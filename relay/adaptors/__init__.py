@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import Adaptor
+from .claude import ClaudeAdaptor
 from .openai import CustomURLAdaptor, OpenAIAdaptor
 
 _OPENAI = OpenAIAdaptor()
@@ -11,6 +12,7 @@ REGISTRY: dict[int, Adaptor] = {
     0: _OPENAI,
     1: _OPENAI,
     8: CustomURLAdaptor(),
+    14: ClaudeAdaptor(),
 }
 
 

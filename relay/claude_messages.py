@@ -1,0 +1,172 @@
+"""The native Anthropic endpoint `POST /v1/messages` (shared/spec/tasks-special.md §5, relay.md §7.5, §9.3).
+
+Anthropic channels get the request as is and answer verbatim (native SSE re-framed as
+`event: <type>`); OpenAI-type channels get it converted to chat completions and answer converted
+back, stream included. Billing is Claude-style: cache reads and writes priced at their own ratios.
+Every error leaves in Claude's shape {"type":"error","error":{...}}.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+import orjson
+
+from accounts.options import options
+
+from . import http, pipeline, state, tokenizer
+from .adaptors import adaptor_for
+from .adaptors.base import RelayContext, StreamTranslator, Usage
+from .adaptors.claude import ClaudeAdaptor
+from .adaptors.openai import OpenAIAdaptor
+from .claude_convert import OpenAIToClaudeStream, claude_to_openai_request, openai_to_claude_response
+from .errors import LocalError, RelayError, UpstreamError, upstream_error_from_response
+from .streaming import SSE_HEADERS
+from .wire import ClientRequest, Response, StreamingResponse
+
+log = logging.getLogger("newapi.relay")
+MODE = "claude"
+
+
+def claude_error_response(err: RelayError, request_id: str) -> Response:
+    message = f"{err.message} (request id: {request_id})" if request_id else err.message
+    body = {"type": "error", "error": {"type": err.type or "new_api_error", "message": message}}
+    return Response(err.status, orjson.dumps(body))
+
+
+async def handle_messages(req: ClientRequest, **_params: str) -> Response | StreamingResponse:
+    try:
+        return await relay_messages(req)
+    except RelayError as err:
+        return claude_error_response(err, req.request_id)
+
+
+def count_claude_prompt(body: dict[str, Any], model: str) -> int:
+    converted = claude_to_openai_request(body, model)
+    return tokenizer.count_messages(converted["messages"], model, converted.get("tools"))
+
+
+async def relay_messages(req: ClientRequest) -> Response | StreamingResponse:
+    job = await pipeline.prepare(req, MODE)
+    try:
+        messages = job.body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise LocalError("field messages is required", status=400, type="invalid_request_error", code="invalid_claude_request")
+        job.is_stream = bool(job.body.get("stream"))
+        job.prompt_tokens = count_claude_prompt(job.body, job.model)
+        return await attempt_all(job)
+    except BaseException:
+        await job.hold.refund()
+        raise
+
+
+async def attempt_all(job: pipeline.Job) -> Response | StreamingResponse:
+    index = await state.channels.index()
+    retries = options.get_int("RetryTimes", 0)
+    exclude: set[int] = set()
+    tried: list[int] = []
+    last_error: RelayError | None = None
+    for attempt in range(retries + 1):
+        channel = await pipeline.choose_channel(job, index, exclude)
+        if channel is None:
+            if last_error is not None:
+                break
+            raise LocalError(
+                f"当前分组 {job.caller.group} 下对于模型 {job.model} 无可用渠道 "
+                f"(no available channel for model {job.model} in group {job.caller.group})",
+                status=503,
+                code="model_not_available",
+            )
+        tried.append(channel.id)
+        ctx = pipeline.make_context(job, channel)
+        ctx.client_wants_usage = False
+        try:
+            return await send(job, ctx, tried)
+        except UpstreamError as err:
+            pipeline.apply_status_mapping(err, channel)
+            last_error = err
+            exclude.add(channel.id)
+            await pipeline.report_channel_failure(channel, err)
+            if not pipeline.should_retry(err, channel, job.caller.pinned_channel_id is not None) or attempt >= retries:
+                break
+    assert last_error is not None
+    raise last_error
+
+
+class _Translators:
+    """What pipeline.stream_body needs from an adaptor: a translator factory."""
+
+    def __init__(self, translator: StreamTranslator) -> None:
+        self._translator = translator
+
+    def stream_translator(self, ctx: RelayContext) -> StreamTranslator:
+        return self._translator
+
+
+async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response | StreamingResponse:
+    adaptor = adaptor_for(ctx.channel.type)
+    native = isinstance(adaptor, ClaudeAdaptor)
+    if native:
+        upstream = adaptor.build_native_request(ctx)
+    elif isinstance(adaptor, OpenAIAdaptor):
+        to_openai(job, ctx, adaptor)
+        upstream = adaptor.build_request(ctx)
+    else:
+        raise LocalError(
+            f"/v1/messages is not supported by channel type {ctx.channel.type}", status=400, type="invalid_request_error", code="invalid_api_type"
+        )
+    client = http.client()
+    request = client.build_request(upstream.method, upstream.url, headers=upstream.headers, content=upstream.body)
+    try:
+        resp = await client.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise http.network_error(exc) from None
+    if resp.status_code // 100 != 2:
+        try:
+            body = await resp.aread()
+        except httpx.HTTPError:
+            body = b""
+        finally:
+            await resp.aclose()
+        raise upstream_error_from_response(resp.status_code, body)
+    if job.is_stream and "text/event-stream" in resp.headers.get("content-type", ""):
+        translator = adaptor.native_stream_translator(ctx) if native else OpenAIToClaudeStream(ctx, job.count_prompt())
+        chunks = pipeline.stream_body(job, ctx, _Translators(translator), resp, tried)
+        return StreamingResponse(200, chunks, list(SSE_HEADERS))
+    try:
+        raw = await resp.aread()
+    except httpx.HTTPError as exc:
+        raise http.network_error(exc) from None
+    finally:
+        await resp.aclose()
+    if native:
+        parsed = adaptor.parse_native(ctx, resp.status_code, raw)
+        usage = parsed.usage or pipeline.fallback_usage(job, parsed)
+        out = parsed.body
+    else:
+        parsed = adaptor.parse_response(ctx, resp.status_code, raw, resp.headers.get("content-type", ""))
+        usage = parsed.usage or pipeline.fallback_usage(job, parsed)
+        try:
+            data = orjson.loads(parsed.body)
+        except orjson.JSONDecodeError:
+            raise UpstreamError("invalid upstream response", status=500, type="upstream_error", code="unmarshal_response_body_failed") from None
+        out = orjson.dumps(openai_to_claude_response(data, job.model, usage))
+    await pipeline.settle(job, ctx, usage, tried, frt_ms=-1000)
+    return Response(200, out)
+
+
+def to_openai(job: pipeline.Job, ctx: RelayContext, adaptor: OpenAIAdaptor) -> None:
+    """Turn this attempt into a chat completion for an OpenAI-type channel."""
+    ctx.body = claude_to_openai_request(job.body, ctx.upstream_model)
+    ctx.mode = "chat"
+    ctx.path = "/v1/chat/completions"
+    ctx.query = ""
+    ctx.body_changed = True
+    ctx.is_stream = job.is_stream
+    if job.is_stream and adaptor.supports_stream_options:
+        ctx.body["stream_options"] = {"include_usage": True}
+
+
+__all__ = ["handle_messages", "Usage"]
