@@ -18,10 +18,11 @@ os.environ["REDIS_KEY_PREFIX"] = f"newapi-test-{os.getpid()}"
 os.environ.setdefault("GLOBAL_API_RATE_LIMIT_ENABLE", "false")
 
 if ENGINE == "postgres":
-    os.environ.setdefault("SQL_DSN", "postgres://postgres@127.0.0.1:5432/test")
+    # A per-run name, so parallel runs on one server don't drop each other's test_<name> database.
+    os.environ.setdefault("SQL_DSN", f"postgres://postgres@127.0.0.1:5432/newapi{os.getpid()}")
     os.environ.setdefault("REDIS_CONN_STRING", "redis://127.0.0.1:6379/9")
 elif ENGINE == "mysql":
-    os.environ.setdefault("SQL_DSN", "root:@tcp(127.0.0.1:3306)/newapi?parseTime=true")
+    os.environ.setdefault("SQL_DSN", f"root:@tcp(127.0.0.1:3306)/newapi{os.getpid()}?parseTime=true")
     os.environ.setdefault("REDIS_CONN_STRING", "redis://127.0.0.1:6379/9")
 elif ENGINE == "sqlite":
     os.environ["SQL_DSN"] = ""
