@@ -10,6 +10,7 @@ from django.urls import re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from accounts.api import oauth, schema, system, tokens, users  # noqa: F401 (schema registers its extension)
+from billing.api import topup
 from billing.api import views as billing
 from relay.api import views as channels
 
@@ -60,6 +61,9 @@ urlpatterns: list = [
     route("user/aff", users.AffCodeView),
     route("user/aff_transfer", users.AffTransferView),
     route("user/topup", users.TopUpView),
+    route("user/amount", topup.AmountView),
+    route("user/pay", topup.PayView),
+    re_path(r"^user/epay/notify/?$", topup.epay_notify),
     route("user/search", users.UserSearchView),
     route("user/manage", users.ManageUserView),
     route("user", users.UserListView),
