@@ -25,6 +25,8 @@ class Midjourney(models.Model):
     fail_reason = models.TextField(null=True, blank=True, default="")
     channel_id = models.BigIntegerField(default=0)
     quota = models.BigIntegerField(default=0)
+    # Ours, not New API's: the token charged, so a failed task refunds the token as well as the user.
+    token_id = models.BigIntegerField(default=0)
     buttons = models.TextField(null=True, blank=True, default="")
     properties = models.TextField(null=True, blank=True, default="")
 
@@ -40,6 +42,7 @@ class Task(models.Model):
     user_id = models.BigIntegerField(db_index=True)
     channel_id = models.BigIntegerField(default=0, db_index=True)
     quota = models.BigIntegerField(default=0)
+    token_id = models.BigIntegerField(default=0)  # ours: refunds reach the token too
     action = models.CharField(max_length=40, db_index=True, default="")
     status = models.CharField(max_length=20, db_index=True, default="")
     fail_reason = models.TextField(null=True, blank=True, default="")

@@ -1,0 +1,154 @@
+"""The Suno relay (tasks-special.md §2): submit music or lyrics, fetch the caller's tasks.
+
+Errors use New API's task envelope `{"code", "message", "data": null}`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import orjson
+from asgiref.sync import sync_to_async
+
+from relay import http
+from relay.auth import Caller
+from relay.wire import ClientRequest, Response
+
+from . import charging, routing
+from .models import Task
+
+PLATFORM = "suno"
+ACTIONS = {"MUSIC", "LYRICS"}
+STRING_FIELDS = ("gpt_description_prompt", "prompt", "mv", "title", "tags", "task_id", "continue_clip_id")
+
+
+class TaskError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+    def response(self) -> Response:
+        message = self.message
+        if self.status == 429:
+            message = "当前分组上游负载已饱和，请稍后再试"
+        return Response(self.status, orjson.dumps({"code": self.code, "message": message, "data": None}))
+
+
+def build_request(action: str, raw: bytes) -> dict[str, Any]:
+    """Validate and re-serialize the body from New API's SunoSubmitReq fields only."""
+    try:
+        data = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        raise TaskError("invalid_request", "invalid request body") from None
+    if not isinstance(data, dict):
+        raise TaskError("invalid_request", "invalid request body")
+    out: dict[str, Any] = {k: str(data[k]) for k in STRING_FIELDS if data.get(k)}
+    if isinstance(data.get("continue_at"), (int, float)) and data["continue_at"]:
+        out["continue_at"] = float(data["continue_at"])
+    out["make_instrumental"] = bool(data.get("make_instrumental"))
+    if action == "MUSIC":
+        out.setdefault("mv", "chirp-v3-0")
+    elif action == "LYRICS":
+        if not out.get("prompt"):
+            raise TaskError("invalid_request", "prompt_empty")
+    else:
+        raise TaskError("invalid_request", "invalid_action")
+    if out.get("continue_clip_id") and not out.get("task_id"):
+        raise TaskError("invalid_request", "task id is empty")
+    return out
+
+
+def _find(user_id: int, task_id: str) -> Task | None:
+    return Task.objects.filter(user_id=user_id, task_id=task_id, platform=PLATFORM).order_by("-id").first()
+
+
+async def submit(req: ClientRequest, action: str) -> Response:
+    caller = await routing.authenticate(req)
+    try:
+        return await _submit(req, caller, action.upper())
+    except TaskError as err:
+        return err.response()
+
+
+async def _submit(req: ClientRequest, caller: Caller, action: str) -> Response:
+    body = build_request(action, req.body)
+    model = f"{PLATFORM}_{action.lower()}"
+    if body.get("continue_clip_id"):
+        origin = await sync_to_async(_find)(caller.user.id, body["task_id"])
+        if origin is None:
+            raise TaskError("task_not_exist", "task_not_exist")
+        channel = await routing.channel_by_id(int(origin.channel_id))
+        if channel is None or channel.status != 1:
+            raise TaskError("task_channel_disable", "task_channel_disable")
+    else:
+        channel = await routing.pick_channel(caller, model)
+    q = charging.quote(model, caller.group)
+    hold = await charging.reserve(caller, q.quota)
+    try:
+        headers = {"authorization": f"Bearer {channel.key}", "content-type": "application/json"}
+        if req.headers.get("accept"):
+            headers["accept"] = req.headers["accept"]
+        try:
+            resp = await http.client().post(
+                f"{channel.base_url}/suno/submit/{action}", headers=headers, content=orjson.dumps(body), timeout=60
+            )
+        except httpx.HTTPError:
+            raise TaskError("do_request_failed", "请求上游地址失败", 500) from None
+        if resp.status_code != 200:
+            raise TaskError("fail_to_fetch_task", resp.text, resp.status_code)
+        try:
+            envelope = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            raise TaskError("unmarshal_response_body_failed", "unmarshal_response_body_failed", 500) from None
+        if not isinstance(envelope, dict) or envelope.get("code") != "success":
+            code = str(envelope.get("code")) if isinstance(envelope, dict) else "unknown"
+            message = str(envelope.get("message")) if isinstance(envelope, dict) else ""
+            raise TaskError(code, message, 500)
+    except BaseException:
+        await hold.refund()
+        raise
+    task_id = str(envelope.get("data") or "")
+    task = Task(
+        platform=PLATFORM, user_id=caller.user.id, channel_id=channel.id, token_id=caller.token.id, action=action,
+        submit_time=int(time.time()), status="NOT_START", progress="0%", task_id=task_id, quota=q.quota,
+        properties={"input": body.get("prompt") or body.get("gpt_description_prompt") or ""},
+    )
+    await sync_to_async(task.save)()
+    await charging.charge(hold, caller, q, channel.id, action, req.started)
+    content_type = resp.headers.get("content-type", "application/json").encode()
+    return Response(200, resp.content, content_type)
+
+
+def task_dto(task: Task) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id, "action": task.action, "status": task.status, "fail_reason": task.fail_reason or "",
+        "submit_time": task.submit_time, "start_time": task.start_time, "finish_time": task.finish_time,
+        "progress": task.progress, "data": task.data,
+    }
+
+
+def _list(user_id: int, ids: list[str]) -> list[Task]:
+    return list(Task.objects.filter(user_id=user_id, platform=PLATFORM, task_id__in=ids).order_by("id"))
+
+
+async def fetch_many(req: ClientRequest, **_: Any) -> Response:
+    caller = await routing.authenticate(req)
+    try:
+        body = orjson.loads(req.body) if req.body else {}
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        return TaskError("invalid_request", "invalid request body").response()
+    ids = [str(i) for i in body.get("ids") or [] if isinstance(i, (str, int))]
+    tasks = await sync_to_async(_list)(caller.user.id, ids) if ids else []
+    return Response(200, orjson.dumps({"code": "success", "message": "", "data": [task_dto(t) for t in tasks]}))
+
+
+async def fetch_one(req: ClientRequest, id: str, **_: Any) -> Response:
+    caller = await routing.authenticate(req)
+    task = await sync_to_async(_find)(caller.user.id, id)
+    if task is None:
+        return TaskError("task_not_exist", "task_not_exist").response()
+    return Response(200, orjson.dumps({"code": "success", "message": "", "data": task_dto(task)}))

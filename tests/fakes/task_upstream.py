@@ -1,0 +1,118 @@
+"""A fake Midjourney-Proxy and Suno API, served for real on 127.0.0.1 by aiohttp in a thread.
+
+Midjourney (auth `mj-api-secret`): POST /mj/submit/* creates a task (`mj-<n>`) and answers code 1;
+a prompt containing `banned` answers code 24 (refused). Tasks advance when the test calls
+`advance(id, status=..., progress=..., fail_reason=...)`; `POST /mj/task/list-by-condition` returns
+their DTOs. GET /img/<id>.png serves an image.
+Suno (auth `Authorization: Bearer`): POST /suno/submit/{MUSIC,LYRICS} → `{"code":"success","data":"suno-<n>"}`;
+POST /suno/fetch returns the tasks' current state. Every request is recorded in `requests`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"fake-image-bytes"
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeTaskUpstream:
+    host: str = "127.0.0.1"
+    port: int = 0
+    requests: list[Seen] = field(default_factory=list)
+    mj: dict[str, dict[str, Any]] = field(default_factory=dict)
+    suno: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._ids = itertools.count(1)
+
+    def start(self) -> FakeTaskUpstream:
+        ready = threading.Event()
+        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
+        ready.wait(10)
+        return self
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, self.host, self.port)
+        loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        ready.set()
+        loop.run_forever()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def advance(self, task_id: str, **fields: Any) -> None:
+        store = self.mj if task_id in self.mj else self.suno
+        store[task_id].update(fields)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw
+        self.requests.append(Seen(request.method, request.path, dict(request.headers), body))
+        path = request.path
+        if path.startswith("/img/"):
+            return web.Response(body=PNG, content_type="image/png")
+        if "/mj/" in path:
+            if request.headers.get("mj-api-secret") != "mj-key":
+                return web.json_response({"code": 4, "description": "bad secret"}, status=401)
+            return self._mj(path, body)
+        if path.startswith("/suno/"):
+            if request.headers.get("Authorization") != "Bearer suno-key":
+                return web.json_response({"code": "unauthorized", "message": "bad key"}, status=401)
+            return self._suno(path, body)
+        return web.json_response({"error": "not found"}, status=404)
+
+    def _mj(self, path: str, body: Any) -> web.Response:
+        if path.endswith("/task/list-by-condition"):
+            ids = body.get("ids", []) if isinstance(body, dict) else []
+            return web.json_response([self.mj[i] for i in ids if i in self.mj])
+        if "/submit/" in path:
+            if "banned" in str((body or {}).get("prompt", "")):
+                return web.json_response({"code": 24, "description": "banned prompt", "result": ""})
+            task_id = f"mj-{next(self._ids)}"
+            self.mj[task_id] = {
+                "id": task_id, "action": "IMAGINE", "prompt": (body or {}).get("prompt", ""), "promptEn": "",
+                "status": "SUBMITTED", "progress": "0%", "submitTime": int(time.time() * 1000), "startTime": 0,
+                "finishTime": 0, "imageUrl": "", "failReason": "", "buttons": [], "properties": {"finalPrompt": "p"},
+            }
+            return web.json_response({"code": 1, "description": "提交成功", "result": task_id, "properties": {}})
+        return web.json_response({"code": 4, "description": "unknown path"}, status=404)
+
+    def _suno(self, path: str, body: Any) -> web.Response:
+        if path == "/suno/fetch":
+            ids = body.get("ids", []) if isinstance(body, dict) else []
+            return web.json_response({"code": "success", "message": "", "data": [self.suno[i] for i in ids if i in self.suno]})
+        action = path.rsplit("/", 1)[-1]
+        task_id = f"suno-{next(self._ids)}"
+        self.suno[task_id] = {
+            "task_id": task_id, "action": action, "status": "SUBMITTED", "fail_reason": "",
+            "submit_time": int(time.time()), "start_time": 0, "finish_time": 0, "data": None,
+        }
+        return web.json_response({"code": "success", "message": "", "data": task_id})

@@ -1,0 +1,190 @@
+"""Midjourney and Suno end to end: a real Daphne gateway, a real Celery worker on the real Redis
+broker, and a fake Midjourney-Proxy / Suno upstream on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from django.conf import settings
+
+from accounts.models import Token, User
+from accounts.options import update_option
+from billing.models import LOG_CONSUME, LOG_SYSTEM, Log
+from tasks.models import Midjourney, Task
+from tests.conftest import ROOT, gateway_env, live, make_channel, make_token, make_user, propagated, settle
+from tests.fakes.task_upstream import PNG, FakeTaskUpstream
+
+pytestmark = [live, pytest.mark.skipif(not os.environ.get("REDIS_CONN_STRING"), reason="needs the Redis broker")]
+
+MJ_IMAGINE = 50_000  # $0.1 × 500000
+SUNO_MUSIC = 50_000
+
+
+@pytest.fixture(scope="session")
+def task_upstream() -> FakeTaskUpstream:
+    return FakeTaskUpstream().start()
+
+
+@pytest.fixture(scope="session")
+def worker(django_db_setup, django_db_blocker):
+    """A real Celery worker consuming a queue of its own (other test sessions may share the broker)."""
+    queue = f"test-tasks-{uuid.uuid4().hex[:8]}"
+    log = open(Path(settings.DATA_DIR) / f"celery-{queue}.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "newapi_site", "worker", "-Q", queue, "--pool=solo", "-l", "info"],
+        cwd=ROOT, env=gateway_env(), stdout=log, stderr=subprocess.STDOUT,
+    )
+    yield queue
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def run_poll(name: str, queue: str) -> dict | None:
+    from tasks import tasks as celery_tasks
+
+    return getattr(celery_tasks, name).apply_async(queue=queue).get(timeout=60)
+
+
+@pytest.fixture
+def setup(gateway, task_upstream):
+    update_option("ServerAddress", gateway.url)
+    mj = make_channel(task_upstream.base_url, key="mj-key", type=2, name="mj", models="mj_imagine,mj_upscale,mj_describe")
+    suno = make_channel(task_upstream.base_url, key="suno-key", type=36, name="suno", models="suno_music,suno_lyrics")
+    user = make_user("alice", quota=1_000_000)
+    token = make_token(user, unlimited_quota=False, remain_quota=500_000, name="alice-key")
+    propagated()
+    client = httpx.Client(base_url=gateway.url, headers={"mj-api-secret": f"sk-{token.key}"}, timeout=30)
+    return mj, suno, user, token, client
+
+
+def balances(user: User, token: Token) -> tuple[int, int]:
+    settle()
+    user.refresh_from_db()
+    token.refresh_from_db()
+    return user.quota, token.remain_quota
+
+
+def test_imagine_submit_progress_success_through_worker(setup, task_upstream, worker):
+    mj, _, user, token, client = setup
+    out = client.post("/mj/submit/imagine", json={"prompt": "a cat --fast", "notifyHook": "http://x"})
+    assert out.status_code == 200, out.text
+    body = out.json()
+    assert body["code"] == 1
+    mj_id = body["result"]
+    sent = task_upstream.requests[-1]
+    assert sent.headers["mj-api-secret"] == "mj-key" and "notifyHook" not in sent.body  # MjNotifyEnabled off
+    assert balances(user, token) == (1_000_000 - MJ_IMAGINE, 500_000 - MJ_IMAGINE)
+    log = Log.objects.get(user_id=user.pk, type=LOG_CONSUME)
+    assert (log.model_name, log.quota, log.channel_id, log.token_id) == ("mj_imagine", MJ_IMAGINE, mj.pk, token.pk)
+
+    dto = client.get(f"/mj/task/{mj_id}/fetch").json()
+    assert (dto["id"], dto["action"], dto["progress"], dto["status"]) == (mj_id, "IMAGINE", "0%", "")
+
+    task_upstream.advance(mj_id, status="IN_PROGRESS", progress="50%", startTime=1)
+    assert run_poll("poll_midjourney", worker)["updated"] == 1
+    row = Midjourney.objects.get(mj_id=mj_id)
+    assert (row.status, row.progress, row.code) == ("IN_PROGRESS", "50%", 1)
+
+    task_upstream.advance(mj_id, status="SUCCESS", progress="100%", finishTime=2, imageUrl=f"{task_upstream.base_url}/img/{mj_id}.png")
+    run_poll("poll_midjourney", worker)
+    row.refresh_from_db()
+    assert (row.status, row.progress) == ("SUCCESS", "100%")
+    listed = client.post("/mj/task/list-by-condition", json={"ids": [mj_id, "nope"]}).json()
+    assert [t["id"] for t in listed] == [mj_id]
+    assert listed[0]["imageUrl"] == f"{client.base_url}/mj/image/{mj_id}"
+    image = httpx.get(f"{client.base_url}/mj/image/{mj_id}")  # public: no key
+    assert image.status_code == 200 and image.content == PNG and image.headers["content-type"] == "image/png"
+    assert balances(user, token) == (1_000_000 - MJ_IMAGINE, 500_000 - MJ_IMAGINE)  # success keeps the charge
+
+
+def test_failed_task_refunds_user_and_token_exactly_once(setup, task_upstream, worker):
+    _, _, user, token, client = setup
+    mj_id = client.post("/fast/mj/submit/imagine", json={"prompt": "a dog"}).json()["result"]
+    assert task_upstream.requests[-1].path == "/fast/mj/submit/imagine"
+    assert balances(user, token) == (1_000_000 - MJ_IMAGINE, 500_000 - MJ_IMAGINE)
+    task_upstream.advance(mj_id, status="FAILURE", progress="100%", failReason="upstream said no")
+    first = run_poll("poll_midjourney", worker)
+    again = run_poll("poll_midjourney", worker)
+    from tasks.polling import poll_midjourney
+
+    poll_midjourney()  # a third poller in this process finds nothing left to do
+    assert first["refunded"] == 1 and again["refunded"] == 0
+    assert balances(user, token) == (1_000_000, 500_000)
+    row = Midjourney.objects.get(mj_id=mj_id)
+    assert (row.status, row.progress, row.fail_reason) == ("FAILURE", "100%", "upstream said no")
+    refunds = Log.objects.filter(user_id=user.pk, type=LOG_SYSTEM)
+    assert [(r.quota, r.content.startswith(f"构图失败 {mj_id}")) for r in refunds] == [(MJ_IMAGINE, True)]
+    user.refresh_from_db()
+    assert user.used_quota == 0
+
+
+def test_refused_submit_is_not_charged(setup, task_upstream):
+    _, _, user, token, client = setup
+    out = client.post("/mj/submit/imagine", json={"prompt": "banned words"})
+    assert out.status_code == 200 and out.json()["code"] == 24
+    assert balances(user, token) == (1_000_000, 500_000)
+    row = Midjourney.objects.get(user_id=user.pk)
+    assert (row.status, row.progress, row.quota) == ("FAILURE", "100%", 0)
+    assert client.post("/mj/submit/imagine", json={}).json() == {"description": "prompt_is_required", "type": "upstream_error", "code": 4}
+    assert client.get("/mj/task/nope/fetch").status_code == 400
+
+
+def test_follow_up_needs_a_finished_origin(setup, task_upstream):
+    _, _, user, token, client = setup
+    mj_id = client.post("/mj/submit/imagine", json={"prompt": "a fox"}).json()["result"]
+    out = client.post("/mj/submit/simple-change", json={"content": f"{mj_id} u2"})
+    assert out.status_code == 400 and out.json()["description"] == "task_status_not_success"
+    Midjourney.objects.filter(mj_id=mj_id).update(status="SUCCESS", progress="100%")
+    out = client.post("/mj/submit/simple-change", json={"content": f"{mj_id} u2"})
+    assert out.json()["code"] == 1
+    row = Midjourney.objects.get(mj_id=out.json()["result"])
+    assert (row.action, row.prompt, row.quota) == ("UPSCALE", "a fox", 25_000)
+    assert balances(user, token) == (1_000_000 - MJ_IMAGINE - 25_000, 500_000 - MJ_IMAGINE - 25_000)
+
+
+def test_suno_submit_fetch_and_poll(setup, task_upstream, worker):
+    _, suno, user, token, client = setup
+    auth = {"Authorization": f"Bearer sk-{token.key}"}
+    out = client.post("/suno/submit/music", json={"prompt": "a song", "unknown": 1}, headers=auth)
+    assert out.status_code == 200, out.text
+    task_id = out.json()["data"]
+    assert task_upstream.requests[-1].body == {"prompt": "a song", "mv": "chirp-v3-0", "make_instrumental": False}
+    assert balances(user, token) == (1_000_000 - SUNO_MUSIC, 500_000 - SUNO_MUSIC)
+    assert Log.objects.get(user_id=user.pk, type=LOG_CONSUME).model_name == "suno_music"
+    one = client.get(f"/suno/fetch/{task_id}", headers=auth).json()
+    assert (one["code"], one["data"]["action"], one["data"]["status"]) == ("success", "MUSIC", "NOT_START")
+
+    task_upstream.advance(task_id, status="SUCCESS", finish_time=99, data=[{"audio_url": "http://a"}])
+    run_poll("poll_suno", worker)
+    many = client.post("/suno/fetch", json={"ids": [task_id]}, headers=auth).json()
+    assert many["data"][0]["status"] == "SUCCESS" and many["data"][0]["progress"] == "100%"
+    assert many["data"][0]["data"] == [{"audio_url": "http://a"}]
+
+    lyrics = client.post("/suno/submit/lyrics", json={"prompt": "words"}, headers=auth).json()["data"]
+    task_upstream.advance(lyrics, status="FAILURE", fail_reason="nope")
+    assert run_poll("poll_suno", worker)["refunded"] == 1
+    assert run_poll("poll_suno", worker)["refunded"] == 0
+    assert balances(user, token) == (1_000_000 - SUNO_MUSIC, 500_000 - SUNO_MUSIC)
+    assert Task.objects.get(task_id=lyrics).status == "FAILURE"
+    bad = client.post("/suno/submit/lyrics", json={}, headers=auth)
+    assert bad.status_code == 400 and bad.json() == {"code": "invalid_request", "message": "prompt_empty", "data": None}
+
+
+def test_update_task_false_turns_polling_off(setup, task_upstream, settings):
+    from tasks import tasks as celery_tasks
+
+    _, _, user, token, client = setup
+    mj_id = client.post("/mj/submit/imagine", json={"prompt": "x"}).json()["result"]
+    task_upstream.advance(mj_id, status="FAILURE", progress="100%", failReason="x")
+    settings.UPDATE_TASK = False
+    assert celery_tasks.poll_midjourney() is None
+    assert Midjourney.objects.get(mj_id=mj_id).progress == "0%"
