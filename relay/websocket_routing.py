@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from channels.routing import URLRouter
+from django.urls import re_path
 
-websocket_urlpatterns: list = []
+from .consumers import RealtimeConsumer
+
+websocket_urlpatterns: list = [re_path(r"^v1/realtime/?$", RealtimeConsumer.as_asgi())]
 websocket_application = URLRouter(websocket_urlpatterns)
