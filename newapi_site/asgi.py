@@ -12,7 +12,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newapi_site.settings")
 
 from django.core.asgi import get_asgi_application  # noqa: E402
 
-django_app = get_asgi_application()
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
+# Daphne serves no static files; the admin's CSS/JS come from the staticfiles finders.
+django_app = ASGIStaticFilesHandler(get_asgi_application())
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 

@@ -1,0 +1,136 @@
+"""`manage.py serve`: the production server behind `make run`.
+
+The parent binds 0.0.0.0:$PORT once and starts WEB_WORKERS Daphne workers that all accept on
+that socket (`--fd`), plus one Celery worker with embedded beat. It forwards SIGINT/SIGTERM,
+waits for the children (so each web worker's atexit hook flushes queued billing), and restarts
+a web worker that dies unexpectedly (a crash loop ends the server with a non-zero status).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+STOP_GRACE_SECONDS = 8.0
+MAX_RESTARTS_PER_MINUTE = 5
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def web_command(fd: int) -> list[str]:
+    # -v 0: no per-request access log (it costs measurable CPU per request).
+    return [sys.executable, "-m", "relay.web_worker", "--fd", str(fd), "-v", "0", "newapi_site.asgi:application"]
+
+
+def celery_command() -> list[str]:
+    schedule = Path(settings.DATA_DIR) / "celerybeat-schedule"
+    return [sys.executable, "-m", "celery", "-A", "newapi_site", "worker", "-B", "-s", str(schedule),
+            "--concurrency=1", "-l", "warning"]
+
+
+class Supervisor:
+    def __init__(self, sock: socket.socket, workers: int, with_celery: bool) -> None:
+        self.sock = sock
+        self.workers = workers
+        self.with_celery = with_celery
+        self.children: dict[int, tuple[str, subprocess.Popen]] = {}
+        self.stopping = False
+        self.restarts: list[float] = []
+        self.cwd = str(settings.BASE_DIR)
+
+    def spawn(self, kind: str) -> None:
+        if kind == "web":
+            fd = self.sock.fileno()
+            proc = subprocess.Popen(web_command(fd), pass_fds=(fd,), cwd=self.cwd)
+        else:
+            proc = subprocess.Popen(celery_command(), cwd=self.cwd)
+        self.children[proc.pid] = (kind, proc)
+
+    def start(self) -> None:
+        for _ in range(self.workers):
+            self.spawn("web")
+        if self.with_celery:
+            self.spawn("celery")
+
+    def stop(self, signum: int = signal.SIGTERM) -> None:
+        self.stopping = True
+        for _kind, proc in self.children.values():
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    def reap(self) -> int:
+        """Wait for all children after stop(); kill stragglers past the grace period."""
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        worst = 0
+        for _kind, proc in self.children.values():
+            try:
+                code = proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+            if code not in (0, -signal.SIGTERM, -signal.SIGINT):
+                sys.stderr.write(f"serve: {_kind} worker {proc.pid} exited with {code}\n")
+                worst = 1
+        return worst
+
+    def watch(self) -> int:
+        """Poll children until a stop signal; restart dead workers, give up on a crash loop."""
+        while not self.stopping:
+            for pid, (kind, proc) in list(self.children.items()):
+                if proc.poll() is None:
+                    continue
+                del self.children[pid]
+                now = time.monotonic()
+                self.restarts = [t for t in self.restarts if now - t < 60] + [now]
+                sys.stderr.write(f"serve: {kind} worker {pid} exited with {proc.returncode}\n")
+                if len(self.restarts) > MAX_RESTARTS_PER_MINUTE:
+                    sys.stderr.write("serve: workers keep dying, shutting down\n")
+                    self.stop()
+                    self.reap()
+                    return 1
+                self.spawn(kind)
+            time.sleep(0.2)
+        return self.reap()
+
+
+class Command(BaseCommand):
+    help = "Serve the gateway: WEB_WORKERS Daphne workers on one socket plus a Celery worker with beat."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default="0.0.0.0")
+        parser.add_argument("--port", type=int, default=None, help="default: settings.PORT")
+        parser.add_argument("--workers", type=int, default=None, help="default: settings.WEB_WORKERS")
+        parser.add_argument("--no-celery", action="store_true", help="web workers only")
+
+    def handle(self, *args, **opts) -> None:
+        port = opts["port"] or settings.PORT
+        workers = opts["workers"] or settings.WEB_WORKERS
+        try:
+            sock = bind_listener(opts["host"], port)
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {opts['host']}:{port}: {exc}") from exc
+        sup = Supervisor(sock, workers, with_celery=not opts["no_celery"])
+        signal.signal(signal.SIGTERM, lambda signum, frame: sup.stop(signal.SIGTERM))
+        signal.signal(signal.SIGINT, lambda signum, frame: sup.stop(signal.SIGINT))
+        sup.start()
+        self.stdout.write(f"serving on http://{opts['host']}:{port} with {workers} web workers", ending="\n")
+        self.stdout.flush()
+        code = sup.watch()
+        sock.close()
+        if code:
+            sys.exit(code)
