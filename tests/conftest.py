@@ -160,3 +160,16 @@ def settle() -> None:
     from billing.writer import wait_idle
 
     wait_idle()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_redis_keys():
+    """This run's Redis keys (balances, queues) carry a per-run prefix; remove them at the end."""
+    yield
+    if settings.REDIS_CONN_STRING:
+        from newapi_site import redis as r
+
+        client = r.sync_redis()
+        keys = list(client.scan_iter(match=r.key("*"), count=1000))
+        if keys:
+            client.delete(*keys)
