@@ -388,6 +388,8 @@ def consume_log(job: Job, ctx: RelayContext, usage: Usage, quota: int, tried: li
     }
     if job.mode == "claude":
         other["claude"] = True
+    if ctx.extra.get("reasoning_effort"):
+        other["reasoning_effort"] = ctx.extra["reasoning_effort"]
     if usage.cache_creation_tokens:
         other["cache_creation_tokens"] = usage.cache_creation_tokens
         other["cache_creation_ratio"] = price.cache_creation_ratio

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from .base import Adaptor
+from .azure import AzureAdaptor
 from .claude import ClaudeAdaptor
+from .compatible import COMPATIBLE
 from .openai import CustomURLAdaptor, OpenAIAdaptor
 
 _OPENAI = OpenAIAdaptor()
@@ -12,7 +14,9 @@ REGISTRY: dict[int, Adaptor] = {
     0: _OPENAI,
     1: _OPENAI,
     8: CustomURLAdaptor(),
+    3: AzureAdaptor(),
     14: ClaudeAdaptor(),
+    **COMPATIBLE,
 }
 
 

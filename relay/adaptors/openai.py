@@ -48,6 +48,22 @@ def choice_text(choice: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+REASONING_EFFORTS = ("high", "medium", "low")
+
+
+def split_reasoning_effort(ctx: RelayContext, body: dict[str, Any]) -> None:
+    """`o3-mini-high` → model o3-mini + reasoning_effort high (relay.md §5.3); pricing keeps the suffixed name."""
+    model = ctx.upstream_model
+    for effort in REASONING_EFFORTS:
+        if model.endswith("-" + effort):
+            ctx.upstream_model = model.removesuffix("-" + effort)
+            body["model"] = ctx.upstream_model
+            body["reasoning_effort"] = effort
+            ctx.extra["reasoning_effort"] = effort
+            ctx.body_changed = True
+            return
+
+
 class OpenAIStreamTranslator(StreamTranslator):
     def feed(self, event: str, data: bytes) -> list[bytes]:
         if data.startswith(b"[DONE]"):
@@ -145,9 +161,9 @@ class OpenAIAdaptor(Adaptor):
         elif "stream_options" in body and not ctx.is_stream:
             body.pop("stream_options")
             ctx.body_changed = True
-        model = ctx.upstream_model
-        if ctx.mode == "chat" and model.startswith(("o1", "o3")):
-            self._o_series(ctx, body, model)
+        if ctx.mode == "chat" and ctx.upstream_model.startswith(("o1", "o3")):
+            split_reasoning_effort(ctx, body)
+            self._o_series(ctx, body, ctx.upstream_model)
         if ctx.channel.param_override and ctx.mode in ("chat", "completions"):
             body.update(ctx.channel.param_override)
             ctx.body_changed = True

@@ -1,0 +1,48 @@
+"""Azure OpenAI (type 3): deployments named after the model, `api-key` header (relay.md §7.4).
+
+api-version: the client's `?api-version`, else channel.other, else AZURE_DEFAULT_API_VERSION.
+Deployment: the upstream model with dots removed (gpt-3.5-turbo → gpt-35-turbo).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from django.conf import settings
+
+from .base import RelayContext
+from .openai import OpenAIAdaptor
+
+CF_GATEWAY = "https://gateway.ai.cloudflare.com"
+
+
+def api_version(ctx: RelayContext) -> str:
+    from_query = parse_qs(ctx.query).get("api-version")
+    if from_query and from_query[0]:
+        return from_query[0]
+    return ctx.channel.other.strip() or settings.AZURE_DEFAULT_API_VERSION
+
+
+class AzureAdaptor(OpenAIAdaptor):
+    name = "azure"
+    default_base_url = ""
+    supports_stream_options = True
+
+    def request_url(self, ctx: RelayContext) -> str:
+        deployment = ctx.upstream_model.replace(".", "")
+        task = ctx.path.split("?", 1)[0]
+        for prefix in ("/v1/", "/pg/"):
+            if task.startswith(prefix):
+                task = task[len(prefix):]
+                break
+        base = self.base_url(ctx.channel)
+        if base.startswith(CF_GATEWAY):  # Cloudflare AI Gateway proxies drop /openai/deployments
+            return f"{base}/{deployment}/{task}?api-version={api_version(ctx)}"
+        return f"{base}/openai/deployments/{deployment}/{task}?api-version={api_version(ctx)}"
+
+    def request_headers(self, ctx: RelayContext) -> dict[str, str]:
+        headers = super().request_headers(ctx)
+        headers.pop("Authorization", None)
+        headers.pop("OpenAI-Organization", None)
+        headers["api-key"] = ctx.channel.key
+        return headers
