@@ -64,7 +64,9 @@ def adopt_legacy_database(
         BACKUP_NOTE.format(
             kind="One API" if detected.kind == "one-api" else "New API",
             reason=detected.reason,
-            one_api=(", One API rows converted and channel types renumbered" if detected.kind == "one-api" else ""),
+            one_api=(
+                ", One API rows converted and channel types renumbered" if detected.kind == "one-api" else ""
+            ),
         )
     )
     _set_option(connection, SOURCE_OPTION, detected.kind)

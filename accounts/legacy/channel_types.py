@@ -64,7 +64,7 @@ def remap_channel_types(connection: BaseDatabaseWrapper, say: Say) -> int:
     qn = connection.ops.quote_name
     changed = 0
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id, type, base_url, status, other_info FROM channels")
+        cursor.execute("SELECT id, type, base_url, status, other_info FROM channels")
         rows = cursor.fetchall()
     for channel_id, old_type, base_url, status, other_info in rows:
         remap = ONE_API_TYPES.get(int(old_type or 0))
@@ -76,7 +76,9 @@ def remap_channel_types(connection: BaseDatabaseWrapper, say: Say) -> int:
             if status == CHANNEL_ENABLED:
                 sets["status"] = CHANNEL_MANUALLY_DISABLED
             sets["other_info"] = _note(other_info, old_type, remap.name)
-            say(f"  channel {channel_id}: One API type {old_type} {remap.name} has no New API equivalent: disabled, kept")
+            say(
+                f"  channel {channel_id}: One API type {old_type} {remap.name} has no New API equivalent: disabled, kept"
+            )
         else:
             sets["type"] = remap.new_type
             if remap.base_url and not (base_url or "").strip():

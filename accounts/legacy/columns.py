@@ -31,7 +31,11 @@ def columns_of(connection: BaseDatabaseWrapper, table: str) -> dict[str, Column]
             for _cid, name, decl, notnull, default, _pk in cursor.fetchall():
                 decl = (decl or "").lower()
                 base = decl.split("(", 1)[0].strip()
-                length = int(decl.split("(", 1)[1].rstrip(")")) if "(" in decl and base in ("varchar", "char") else None
+                length = (
+                    int(decl.split("(", 1)[1].rstrip(")"))
+                    if "(" in decl and base in ("varchar", "char")
+                    else None
+                )
                 out[name] = Column(name, base, length, not notnull, default, decl)
             return out
         if vendor == "postgresql":
@@ -41,7 +45,10 @@ def columns_of(connection: BaseDatabaseWrapper, table: str) -> dict[str, Column]
                 [table],
             )
             return {
-                r[0]: Column(r[0], _pg_type(r[1]), r[2], r[3] == "YES", r[4], r[5]) for r in cursor.fetchall()
+                r[0]: Column(
+                    r[0], _pg_type(r[1]), r[2], r[3] == "YES", r[4], f"{r[5]}({r[2]})" if r[2] else r[5]
+                )
+                for r in cursor.fetchall()
             }
         cursor.execute(
             "SELECT column_name, data_type, character_maximum_length, is_nullable, column_default, column_type "
@@ -49,14 +56,17 @@ def columns_of(connection: BaseDatabaseWrapper, table: str) -> dict[str, Column]
             [table],
         )
         return {
-            r[0]: Column(r[0], r[1].lower(), r[2], r[3] == "YES", r[4], r[5].lower()) for r in cursor.fetchall()
+            r[0]: Column(r[0], r[1].lower(), r[2], r[3] == "YES", r[4], r[5].lower())
+            for r in cursor.fetchall()
         }
 
 
 def _pg_type(data_type: str) -> str:
-    return {"character varying": "varchar", "character": "char", "timestamp with time zone": "timestamptz"}.get(
-        data_type, data_type
-    )
+    return {
+        "character varying": "varchar",
+        "character": "char",
+        "timestamp with time zone": "timestamptz",
+    }.get(data_type, data_type)
 
 
 def is_int32(column: Column, vendor: str) -> bool:

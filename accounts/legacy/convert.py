@@ -83,7 +83,9 @@ def convert_log_times(connection: BaseDatabaseWrapper, say: Say) -> None:
         if "elapsed_time" in cols:
             # milliseconds -> whole seconds, as New API's use_time
             div = "elapsed_time DIV 1000" if connection.vendor == "mysql" else "elapsed_time / 1000"
-            cursor.execute(f"UPDATE logs SET use_time = {div} WHERE elapsed_time IS NOT NULL AND elapsed_time > 0")
+            cursor.execute(
+                f"UPDATE logs SET use_time = {div} WHERE elapsed_time IS NOT NULL AND elapsed_time > 0"
+            )
             say(f"  logs: use_time set from elapsed_time on {cursor.rowcount} row(s)")
         if "request_id" in cols:
             # Keep One API's request id in the JSON `other` column (ids are digits, no escaping needed).
@@ -131,7 +133,7 @@ def _json(text: str | None) -> dict:
 
 
 def _config_updates(ctype: int, key: str, other: str, config: dict) -> dict[str, str]:
-    get = lambda name: str(config.get(name) or "").strip()  # noqa: E731
+    get = lambda name: str(config.get(name) or "").strip()
     sets: dict[str, str] = {}
     if ctype == 33 and get("ak") and get("sk"):  # AwsClaude: New API's AWS key is ak|sk|region
         sets["key"] = f"{get('ak')}|{get('sk')}|{get('region')}"
@@ -144,10 +146,9 @@ def _config_updates(ctype: int, key: str, other: str, config: dict) -> dict[str,
             sets["other"] = get("region")
     elif ctype == 17 and get("plugin") and not other:  # Ali plugin
         sets["other"] = get("plugin")
-    elif get("api_version"):
+    elif get("api_version") and get("api_version") != other:
         # One API reads config.api_version first and falls back to `other`; New API reads `other`.
-        if get("api_version") != other:
-            sets["other"] = get("api_version")
+        sets["other"] = get("api_version")
     return sets
 
 

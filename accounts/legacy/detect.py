@@ -47,9 +47,9 @@ def _django_owned_tables() -> set[str]:
 
 def _our_migrations_recorded(connection: BaseDatabaseWrapper) -> bool:
     with connection.cursor() as cursor:
+        placeholders = ", ".join(["%s"] * len(OUR_APPS))
         cursor.execute(
-            "SELECT COUNT(*) FROM django_migrations WHERE app IN (%s)" % ", ".join(["%s"] * len(OUR_APPS)),
-            list(OUR_APPS),
+            f"SELECT COUNT(*) FROM django_migrations WHERE app IN ({placeholders})", list(OUR_APPS)
         )
         return cursor.fetchone()[0] > 0
 

@@ -24,7 +24,11 @@ TEXT_COLUMNS = {("channels", "model_mapping")}
 
 
 def _concrete_fields(model: type[models.Model]) -> list[models.Field]:
-    return [f for f in model._meta.local_concrete_fields if f.column and not isinstance(f, models.CompositePrimaryKey)]
+    return [
+        f
+        for f in model._meta.local_concrete_fields
+        if f.column and not isinstance(f, models.CompositePrimaryKey)
+    ]
 
 
 def widen_columns(connection: BaseDatabaseWrapper, model_list: Iterable[type[models.Model]], say: Say) -> int:
@@ -53,9 +57,14 @@ def widen_columns(connection: BaseDatabaseWrapper, model_list: Iterable[type[mod
 def _wider_type(field: models.Field, col: Column, table: str, vendor: str) -> str | None:
     if isinstance(field, models.BigIntegerField) and is_int32(col, vendor):
         return "bigint"
-    if isinstance(field, models.CharField) and col.data_type in ("varchar", "char") and field.max_length:
-        if col.length is not None and col.length < field.max_length:
-            return f"varchar({field.max_length})"
+    if (
+        isinstance(field, models.CharField)
+        and col.data_type in ("varchar", "char")
+        and field.max_length
+        and col.length is not None
+        and col.length < field.max_length
+    ):
+        return f"varchar({field.max_length})"
     if (table, col.name) in TEXT_COLUMNS and col.data_type in ("varchar", "char"):
         return "text"
     if isinstance(field, models.FloatField) and vendor == "postgresql" and col.data_type == "numeric":
@@ -92,7 +101,9 @@ def _mysql_default_sql(connection: BaseDatabaseWrapper, col: Column) -> str | No
     return col.default
 
 
-def add_missing_schema(connection: BaseDatabaseWrapper, model_list: Iterable[type[models.Model]], say: Say) -> int:
+def add_missing_schema(
+    connection: BaseDatabaseWrapper, model_list: Iterable[type[models.Model]], say: Say
+) -> int:
     """Create missing tables; add missing columns and single-column/declared indexes."""
     changed = 0
     existing = table_names(connection)

@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 from django.utils.dateparse import parse_datetime
@@ -50,9 +51,22 @@ def make_scratch(backend: str, source: str | None, tmp: Path) -> Scratch:
         scratch = Scratch("postgres", name, {"SQL_DSN": f"postgres://postgres@127.0.0.1:5432/{name}"})
         if source == "one-api":
             subprocess.run(
-                ["psql", "-h", PG["host"], "-U", PG["user"], "-q", "-v", "ON_ERROR_STOP=1", "-d", name,
-                 "-f", str(FIXTURES / "one-api.postgres.sql")],
-                check=True, capture_output=True,
+                [
+                    "psql",
+                    "-h",
+                    PG["host"],
+                    "-U",
+                    PG["user"],
+                    "-q",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-d",
+                    name,
+                    "-f",
+                    str(FIXTURES / "one-api.postgres.sql"),
+                ],
+                check=True,
+                capture_output=True,
             )
         elif source == "new-api":
             _copy_sqlite(FIXTURES / "new-api.sqlite", "postgres", name)
@@ -61,8 +75,12 @@ def make_scratch(backend: str, source: str | None, tmp: Path) -> Scratch:
     scratch = Scratch("mysql", name, {"SQL_DSN": f"root:@tcp(127.0.0.1:3306)/{name}?parseTime=true"})
     if source == "one-api":
         with open(FIXTURES / "one-api.mysql.sql", "rb") as script:
-            subprocess.run(["mysql", "-h", MY["host"], "-u", MY["user"], name], stdin=script, check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["mysql", "-h", MY["host"], "-u", MY["user"], name],
+                stdin=script,
+                check=True,
+                capture_output=True,
+            )
     elif source == "new-api":
         _copy_sqlite(FIXTURES / "new-api.sqlite", "mysql", name)
     return scratch
@@ -114,8 +132,10 @@ def _copy_sqlite(path: Path, target: str, name: str) -> None:
         ddl.append(table_ddl)
         ddl.extend(index_ddl)
         cols = [c[1] for c in src.execute(f"PRAGMA table_info(`{table}`)")]
-        rows = [tuple(_value(v, kinds[c], target) for c, v in zip(cols, row))
-                for row in src.execute(f"SELECT * FROM `{table}`")]
+        rows = [
+            tuple(_value(v, kinds[c], target) for c, v in zip(cols, row))
+            for row in src.execute(f"SELECT * FROM `{table}`")
+        ]
         q = (lambda c: f'"{c}"') if target == "postgres" else (lambda c: f"`{c}`")
         ph = ", ".join(["%s"] * len(cols))
         inserts.append((f"INSERT INTO {q(table)} ({', '.join(q(c) for c in cols)}) VALUES ({ph})", rows))
@@ -130,9 +150,14 @@ def _copy_sqlite(path: Path, target: str, name: str) -> None:
                 if rows:
                     cur.executemany(sql, rows)
             for table in tables:
-                if any(c[1] == "id" and c[5] for c in sqlite3.connect(path).execute(f"PRAGMA table_info(`{table}`)")):
-                    cur.execute(f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
-                                f"COALESCE((SELECT max(id) FROM \"{table}\"), 1))")
+                if any(
+                    c[1] == "id" and c[5]
+                    for c in sqlite3.connect(path).execute(f"PRAGMA table_info(`{table}`)")
+                ):
+                    cur.execute(
+                        f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
+                        f'COALESCE((SELECT max(id) FROM "{table}"), 1))'
+                    )
         return
     import pymysql
 
@@ -149,7 +174,9 @@ def _copy_sqlite(path: Path, target: str, name: str) -> None:
         conn.close()
 
 
-def _translate_table(src: sqlite3.Connection, table: str, target: str) -> tuple[str, list[str], dict[str, str]]:
+def _translate_table(
+    src: sqlite3.Connection, table: str, target: str
+) -> tuple[str, list[str], dict[str, str]]:
     info = list(src.execute(f"PRAGMA table_info(`{table}`)"))
     pk = [c[1] for c in sorted(info, key=lambda c: c[5]) if c[5]]
     indexes = []
@@ -174,7 +201,9 @@ def _translate_table(src: sqlite3.Connection, table: str, target: str) -> tuple[
     index_ddl = []
     for iname, unique, origin, cols in indexes:
         if origin == "u":
-            defs.append(f"CONSTRAINT {q('uni_' + table + '_' + cols[0])} UNIQUE ({', '.join(q(c) for c in cols)})")
+            defs.append(
+                f"CONSTRAINT {q('uni_' + table + '_' + cols[0])} UNIQUE ({', '.join(q(c) for c in cols)})"
+            )
         elif origin == "c":
             index_ddl.append(
                 f"CREATE {'UNIQUE ' if unique else ''}INDEX {q(iname)} ON {q(table)} ({', '.join(q(c) for c in cols)})"
@@ -211,8 +240,6 @@ def _value(value, decl: str, target: str):
     if decl == "datetime":
         parsed = parse_datetime(str(value))
         if target == "mysql":
-            from datetime import timezone
-
-            return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+            return parsed.astimezone(UTC).replace(tzinfo=None)
         return parsed
     return value

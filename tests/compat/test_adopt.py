@@ -33,14 +33,24 @@ def _env(scratch: Scratch, tmp: Path) -> dict[str, str]:
 def migrate(scratch: Scratch, tmp: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", *args],
-        cwd=ROOT, env=_env(scratch, tmp), capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=_env(scratch, tmp),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
 def probe(scratch: Scratch, tmp: Path) -> dict:
     done = subprocess.run(
         [sys.executable, "-m", "tests.compat.probe", json.dumps(PASSWORDS)],
-        cwd=ROOT, env=_env(scratch, tmp), capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=_env(scratch, tmp),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -68,7 +78,9 @@ def _migrate_ok(scratch: Scratch, tmp: Path) -> str:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("source", ["one-api", "new-api"])
-def test_existing_database_is_adopted_and_second_run_changes_nothing(scratch_factory, tmp_path, backend, source):
+def test_existing_database_is_adopted_and_second_run_changes_nothing(
+    scratch_factory, tmp_path, backend, source
+):
     scratch = scratch_factory(backend, source)
     first = _migrate_ok(scratch, tmp_path)
     # the operator is told to back up before anything is converted
@@ -105,7 +117,9 @@ def check_against_manifest(state: dict, source: str, backend: str) -> None:
         assert state["columns"]["tokens.remain_quota"][0] == "bigint"
         assert state["columns"]["users.group"] == ["varchar", 64]
         assert state["columns"]["channels.model_mapping"][0] in ("text", "longtext")
-        assert state["columns"]["abilities.model"][0] == "text" or state["columns"]["abilities.model"][1] >= 255
+        assert (
+            state["columns"]["abilities.model"][0] == "text" or state["columns"]["abilities.model"][1] >= 255
+        )
 
     prefix = "one_api" if one else "new_api"
     users = {u["id"]: u for u in state["users"].values()}
@@ -121,7 +135,9 @@ def check_against_manifest(state: dict, source: str, backend: str) -> None:
             assert got["status"] in (1, 2)
         else:
             assert not got["deleted"] and got["live"]
-            assert got["status"] == expected[f"{prefix}_status" if f"{prefix}_status" in expected else "status"]
+            assert (
+                got["status"] == expected[f"{prefix}_status" if f"{prefix}_status" in expected else "status"]
+            )
     root = next(u for u in state["users"].values() if u["id"] == 1)
     assert root["quota"] == (500_000_000_000_000 if one else 100_000_000) and root["is_active"]
 
@@ -134,7 +150,11 @@ def check_against_manifest(state: dict, source: str, backend: str) -> None:
         assert got["model_limits_enabled"] == expected["new_api_model_limits_enabled"]
         assert got["model_limits"] == expected["new_api_model_limits"]
         if one:  # One API's subnet keeps its CIDR ranges, one per line
-            assert got["allow_ips"] == "\n".join(expected["one_api_subnet"].split(",")) if expected["one_api_subnet"] else got["allow_ips"] == ""
+            assert (
+                got["allow_ips"] == "\n".join(expected["one_api_subnet"].split(","))
+                if expected["one_api_subnet"]
+                else got["allow_ips"] == ""
+            )
             assert got["group"] == ""
         else:
             assert got["allow_ips"] == expected["new_api_allow_ips"]
@@ -188,12 +208,19 @@ def probe_tables(scratch: Scratch, tmp: Path) -> list[str]:
         "import django; django.setup()\n"
         "from django.db import connection\n"
         "from accounts.legacy.columns import table_names\n"
-        "print(sorted(table_names(connection)))"
+        "import json; print(json.dumps(sorted(table_names(connection))))"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(scratch, tmp), capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=_env(scratch, tmp),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
-    return eval(done.stdout.strip())  # noqa: S307  (our own repr of a list of names)
+    return json.loads(done.stdout.strip())
 
 
 @pytest.mark.parametrize("backend", ["postgres", "mysql"])
@@ -201,7 +228,7 @@ def test_narrow_quota_columns_are_widened_never_narrowed(scratch_factory, tmp_pa
     scratch = scratch_factory(backend, "one-api")
     # An older schema with 32-bit token quotas; root's 5e14 user quota must survive as is.
     if backend == "postgres":
-        execute(scratch, 'ALTER TABLE tokens ALTER COLUMN remain_quota TYPE integer')
+        execute(scratch, "ALTER TABLE tokens ALTER COLUMN remain_quota TYPE integer")
     else:
         execute(scratch, "ALTER TABLE tokens MODIFY remain_quota int DEFAULT 0")
     _migrate_ok(scratch, tmp_path)

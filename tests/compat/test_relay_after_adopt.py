@@ -8,7 +8,6 @@ import sqlite3
 import time
 
 import httpx
-import pytest
 
 from tests.conftest import start_gateway
 
@@ -63,14 +62,19 @@ def test_one_api_keys_relay_with_their_limits_and_billing(scratch_factory, tmp_p
         assert ok.json()["choices"][0]["message"]["content"] == "Hello from the fake upstream!"
         _wait_for_log(db, logs + 1)
         assert _row(db, "SELECT quota, used_quota, request_count FROM users WHERE id = 1") == (
-            before_user[0] - CHAT_QUOTA, before_user[1] + CHAT_QUOTA, before_user[2] + 1,
+            before_user[0] - CHAT_QUOTA,
+            before_user[1] + CHAT_QUOTA,
+            before_user[2] + 1,
         )
         assert before_user[0] == 500_000_000_000_000
         assert _row(db, "SELECT remain_quota, used_quota FROM tokens WHERE id = 1") == (
-            before_token[0] - CHAT_QUOTA, before_token[1] + CHAT_QUOTA,
+            before_token[0] - CHAT_QUOTA,
+            before_token[1] + CHAT_QUOTA,
         )
         assert _row(db, "SELECT used_quota FROM channels WHERE id = 1")[0] == before_channel + CHAT_QUOTA
-        log = _row(db, "SELECT type, user_id, token_id, model_name, quota, channel_id FROM logs ORDER BY id DESC")
+        log = _row(
+            db, "SELECT type, user_id, token_id, model_name, quota, channel_id FROM logs ORDER BY id DESC"
+        )
         assert log == (2, 1, 1, "gpt-4o-mini", CHAT_QUOTA, 1)
 
         # the limits One API stored survive the conversion
@@ -78,8 +82,14 @@ def test_one_api_keys_relay_with_their_limits_and_billing(scratch_factory, tmp_p
         assert _chat(gateway, TOKENS["alice-expired"]).status_code == 401
         assert _chat(gateway, TOKENS["admin-disabled"]).status_code == 401
         assert _chat(gateway, TOKENS["bob-exhausted"]).status_code in (401, 403)
-        assert _chat(gateway, TOKENS["alice-office-ip"]).status_code in (401, 403)  # 127.0.0.1 not in the CIDRs
-        assert _chat(gateway, TOKENS["bob-gpt4o-only"], model="claude-3-5-haiku-20241022").status_code in (401, 403)
+        assert _chat(gateway, TOKENS["alice-office-ip"]).status_code in (
+            401,
+            403,
+        )  # 127.0.0.1 not in the CIDRs
+        assert _chat(gateway, TOKENS["bob-gpt4o-only"], model="claude-3-5-haiku-20241022").status_code in (
+            401,
+            403,
+        )
         assert _chat(gateway, TOKENS["bob-gpt4o-only"]).status_code == 200
     finally:
         gateway.proc.terminate()
