@@ -87,6 +87,8 @@ class XAIStreamTranslator(OpenAIStreamTranslator):
 
 class XAIAdaptor(CompatibleAdaptor):
     def stream_translator(self, ctx: RelayContext) -> StreamTranslator:
+        if ctx.channel.setting.get("thinking_to_content"):
+            return super().stream_translator(ctx)
         return XAIStreamTranslator(ctx)
 
 

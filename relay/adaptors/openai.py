@@ -197,6 +197,11 @@ class OpenAIAdaptor(Adaptor):
             return ParsedResponse(status, body, None, content_type)
         if isinstance(data, dict) and isinstance(data.get("error"), dict) and data["error"].get("type"):
             raise upstream_error_from_response(status if status != 200 else 500, body)
+        if isinstance(data, dict) and ctx.channel.setting.get("thinking_to_content"):
+            from . import thinking
+
+            if thinking.convert_body(data):
+                body = orjson.dumps(data)
         usage = usage_from(data.get("usage")) if isinstance(data, dict) else None
         text = ""
         if usage is None and isinstance(data, dict):
@@ -204,6 +209,10 @@ class OpenAIAdaptor(Adaptor):
         return ParsedResponse(status, body, usage, content_type or "application/json", text)
 
     def stream_translator(self, ctx: RelayContext) -> StreamTranslator:
+        if ctx.channel.setting.get("thinking_to_content"):
+            from .thinking import ThinkingToContentTranslator
+
+            return ThinkingToContentTranslator(ctx)
         return OpenAIStreamTranslator(ctx)
 
 

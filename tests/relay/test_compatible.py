@@ -142,3 +142,19 @@ def test_url_rules_without_network():
     req = adaptor_for(48).build_request(ctx)
     assert json.loads(req.body) == {"model": "grok-3-mini", "messages": [], "reasoning_effort": "low"}
     assert adaptor_for(48).default_base_url == "https://api.x.ai" and adaptor_for(43).default_base_url == "https://api.deepseek.com"
+
+
+def test_thinking_to_content_stream_and_non_stream(gateway, fake):
+    make_channel(fake.base_url, key="reasoning", type=43, models="deepseek-reasoner", setting=json.dumps({"thinking_to_content": True}))
+    user = make_user("thinker", quota=1_000_000)
+    client = openai.OpenAI(base_url=gateway.v1, api_key=f"sk-{make_token(user).key}", max_retries=0)
+    out = client.chat.completions.create(model="deepseek-reasoner", messages=[{"role": "user", "content": "hi"}])
+    assert out.choices[0].message.content == "<think>\nThink AThink B\n</think>\nAnswer"
+    assert "reasoning_content" not in (out.choices[0].message.model_extra or {})
+    chunks = list(client.chat.completions.create(model="deepseek-reasoner", messages=[{"role": "user", "content": "hi"}], stream=True))
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert pieces == ["<think>\nThink A", "Think B", "\n</think>\n", "Answer"]
+    assert all("reasoning_content" not in (c.choices[0].delta.model_extra or {}) for c in chunks if c.choices)
+    settle()
+    # deepseek-reasoner: usage 11 + 9 on both calls, billed from upstream usage
+    assert list(Log.objects.filter(user_id=user.pk).values_list("completion_tokens", flat=True)) == [9, 9]
