@@ -127,3 +127,16 @@ def test_global_api_rate_limit(db, settings, use_redis):
     assert client.get("/api/status").content == b""
     assert Client(REMOTE_ADDR="10.9.8.99").get("/api/status").status_code == 200
     ratelimit.reset_memory()
+
+
+def test_critical_rate_limit_on_login(db, settings):
+    settings.REDIS_CONN_STRING = ""
+    settings.GLOBAL_API_RATE_LIMIT_ENABLE = True
+    settings.GLOBAL_API_RATE_LIMIT = 1000
+    ratelimit.reset_memory()
+    client = Client(REMOTE_ADDR="10.9.8.5")
+    codes = [client.post("/api/user/login", {"username": "x", "password": "y"},
+                         content_type="application/json").status_code for _ in range(21)]
+    assert codes[:20] == [200] * 20 and codes[20] == 429
+    assert client.get("/api/status").status_code == 200  # only the critical routes are capped at 20
+    ratelimit.reset_memory()
