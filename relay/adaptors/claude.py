@@ -67,7 +67,7 @@ def apply_thinking_suffix(body: dict[str, Any], model: str) -> str:
     if not model.endswith("-thinking"):
         return model
     model = model.removesuffix("-thinking")
-    if options.get_bool("claude.thinking_adapter_enabled", True) and not body.get("thinking"):
+    if options.get_bool("claude.thinking_adapter_enabled") and not body.get("thinking"):
         max_tokens = max(int(body.get("max_tokens") or 0), 1280)
         pct = options.get_float("claude.thinking_adapter_budget_tokens_percentage", 0.8)
         body["max_tokens"] = max_tokens

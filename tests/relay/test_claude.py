@@ -261,3 +261,24 @@ def test_openai_stream_to_claude_events_keeps_tools_and_thinking():
     assert events[7][1]["content_block"] == {"type": "tool_use", "id": "call_9", "name": "f", "input": {}}
     assert events[8][1] == {"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "{\"a\":1}"}}
     assert events[10][1]["delta"]["stop_reason"] == "tool_use" and events[10][1]["usage"]["output_tokens"] == 9
+
+
+def test_thinking_suffix_enables_extended_thinking(gateway, fake_claude):
+    make_channel(fake_claude.base_url, key="suffix", type=14, models="claude-3-7-sonnet-20250219-thinking")
+    user, token = setup_user("cl10")
+    oai(gateway, token).chat.completions.create(
+        model="claude-3-7-sonnet-20250219-thinking", messages=[{"role": "user", "content": "hi"}], max_tokens=100, top_p=0.5
+    )
+    sent = fake_claude.requests_for("suffix")[-1].body
+    assert sent["model"] == "claude-3-7-sonnet-20250219"
+    assert (sent["max_tokens"], sent["thinking"], sent["temperature"]) == (1280, {"type": "enabled", "budget_tokens": 1024}, 1.0)
+    assert "top_p" not in sent
+    ant(gateway, token).messages.create(
+        model="claude-3-7-sonnet-20250219-thinking", max_tokens=4000, thinking={"type": "enabled", "budget_tokens": 2000},
+        messages=[{"role": "user", "content": "hi"}],
+    )
+    sent = fake_claude.requests_for("suffix")[-1].body
+    assert sent["model"] == "claude-3-7-sonnet-20250219" and sent["thinking"]["budget_tokens"] == 2000 and sent["max_tokens"] == 4000
+    settle()
+    log = Log.objects.filter(user_id=user.pk).first()
+    assert log.model_name == "claude-3-7-sonnet-20250219-thinking"

@@ -1,0 +1,85 @@
+"""Automatic channel disabling on fatal upstream errors (shared/spec/relay.md §4.9).
+
+Called by pipeline.report_channel_failure after each failed attempt. When the option
+AutomaticDisableChannelEnabled is on and the channel allows it (auto_ban), an error that says the
+channel's credentials or account are dead disables it: status 3 with the reason in other_info,
+its abilities off, and every process told at once (bus "channels"); this process stops choosing
+it before the database write even starts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from asgiref.sync import sync_to_async
+
+from accounts.options import options
+from newapi_site import bus
+
+from . import state
+from .errors import RelayError
+from .state import ChannelInfo
+
+log = logging.getLogger("newapi.relay")
+
+FATAL_CODES = {"invalid_api_key", "account_deactivated", "billing_not_active"}
+FATAL_TYPES = {"insufficient_quota", "insufficient_user_quota", "authentication_error", "permission_error", "forbidden"}
+
+
+def disable_keywords() -> list[str]:
+    raw = options.get("AutomaticDisableKeywords", "")
+    return [k.strip().lower() for k in raw.splitlines() if k.strip()]
+
+
+def is_fatal(channel_type: int, err: RelayError) -> bool:
+    if err.status == 401:
+        return True
+    if err.status == 403 and channel_type == 24:
+        return True
+    if str(err.code or "") in FATAL_CODES or err.type in FATAL_TYPES:
+        return True
+    message = err.message.lower()
+    return any(k in message for k in disable_keywords())
+
+
+def should_disable(channel: ChannelInfo, err: RelayError) -> bool:
+    return options.get_bool("AutomaticDisableChannelEnabled") and channel.auto_ban and is_fatal(channel.type, err)
+
+
+async def on_upstream_error(channel: ChannelInfo, err: RelayError) -> None:
+    if not should_disable(channel, err):
+        return
+    state.channels.mark_disabled(channel.id)
+    try:
+        changed = await sync_to_async(disable_channel)(channel.id, err.message)
+    except Exception:
+        log.exception("could not auto-disable channel #%s", channel.id)
+        return
+    if changed:
+        log.warning("channel #%s (%s) auto-disabled: %s", channel.id, channel.name, err.message)
+
+
+def disable_channel(channel_id: int, reason: str) -> bool:
+    """Status 3, reason recorded, abilities off, all processes told. False if it was not enabled."""
+    from django.db import transaction
+
+    from .models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, Ability, Channel
+
+    with transaction.atomic():
+        row = Channel.objects.select_for_update().filter(pk=channel_id).values("status", "other_info").first()
+        if row is None or row["status"] != CHANNEL_ENABLED:
+            return False
+        try:
+            info = json.loads(row["other_info"] or "{}")
+        except ValueError:
+            info = {}
+        if not isinstance(info, dict):
+            info = {}
+        info.update(status_reason=reason, status_time=int(time.time()))
+        # update() rather than save(): the save signal would rebuild abilities as enabled
+        Channel.objects.filter(pk=channel_id).update(status=CHANNEL_AUTO_DISABLED, other_info=json.dumps(info, ensure_ascii=False))
+        Ability.objects.filter(channel_id=channel_id).update(enabled=False)
+    bus.publish("channels")
+    return True
