@@ -24,7 +24,7 @@ from billing.pricing import Price, PriceNotSet, normalize_model, price_for, quot
 from billing.pricing import pre_consume_estimate
 from billing.settlement import Settlement
 
-from . import auth, http, state, tokenizer
+from . import auth, http, rate_limit, state, tokenizer
 from .adaptors import adaptor_for
 from .adaptors.base import ParsedResponse, RelayContext, Usage
 from .errors import LocalError, RelayError, UpstreamError, invalid_request, upstream_error_from_response
@@ -133,6 +133,8 @@ async def prepare(req: ClientRequest, mode: str, model_hint: str = "") -> Job:
     state_ready = state.ensure_options_loaded()
     await state_ready
     caller = await auth.authenticate(req.headers, req.path)
+    if req.path.startswith("/v1/"):
+        await rate_limit.check(caller.user.id)
     body = parse_body(req)
     model = str(body.get("model") or model_hint or DEFAULT_MODELS.get(mode, ""))
     if model and "model" not in body and mode in ("moderations", "embeddings"):
@@ -366,6 +368,7 @@ async def settle(job: Job, ctx: RelayContext, usage: Usage, tried: list[int], fr
             tokens_used=usage.total,
         )
     )
+    await rate_limit.record_success(caller.user.id)
 
 
 def consume_log(job: Job, ctx: RelayContext, usage: Usage, quota: int, tried: list[int], frt_ms: int) -> dict[str, Any]:
