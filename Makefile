@@ -1,4 +1,5 @@
-# Two commands: `make run` serves the gateway on $PORT (3000); `make test` runs the whole suite.
+# Two commands: `make run` serves the gateway on $PORT (3000); `make test` runs the whole suite
+# on PostgreSQL + Redis, the relay tests again on the embedded SQLite default, and everything on MariaDB.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -33,6 +34,7 @@ run: migrate
 test: $(TEST_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 	NEWAPI_TEST_DB=sqlite $(PY) -m pytest -m relay $(PYTEST_ARGS)
+	NEWAPI_TEST_DB=mysql $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(TEST_STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
