@@ -229,6 +229,8 @@ async def _send_stream(send, receive, response: StreamingResponse, request_id: s
         except (asyncio.CancelledError, Exception):
             pass
         await chunks.aclose()  # runs the generator's cleanup (billing) if it did not finish
+        if response.on_close is not None:
+            await response.on_close()
 
 
 

@@ -273,7 +273,11 @@ async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | Stre
         raise upstream_error_from_response(resp.status_code, body)
     content_type = resp.headers.get("content-type", "")
     if ctx.is_stream and "text/event-stream" in content_type:
-        return StreamingResponse(200, stream_body(job, ctx, adaptor, resp, tried), list(SSE_HEADERS))
+        async def on_close() -> None:
+            await resp.aclose()
+            await job.hold.refund()  # no-op when the stream already settled
+
+        return StreamingResponse(200, stream_body(job, ctx, adaptor, resp, tried), list(SSE_HEADERS), on_close)
     try:
         raw = await resp.aread()
     except httpx.HTTPError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -37,6 +37,9 @@ class StreamingResponse:
     status: int
     chunks: AsyncIterator[bytes]
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    # Runs after the stream ends however it ended; must be idempotent. It covers a generator
+    # that never started (client gone before the first byte), whose own cleanup never runs.
+    on_close: Callable[[], Awaitable[None]] | None = None
 
 
 def new_request_id() -> str:
