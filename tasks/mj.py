@@ -227,18 +227,13 @@ def apply_accepted(task: Midjourney, action: str, code: int, data: dict[str, Any
 
 
 async def disable_channel(channel: ChannelInfo, reason: str) -> None:
+    """Status 3 (automatically disabled, so channel tests may enable it again), like other fatal errors."""
     if not (channel.auto_ban and options.get_bool("AutomaticDisableChannelEnabled")):
         return
+    from relay import channel_health, state
 
-    def _disable() -> None:
-        from relay.models import Channel
-
-        row = Channel.objects.filter(pk=channel.id).first()
-        if row is not None and row.status == 1:
-            row.status = 3  # automatically disabled, so the channel tests may enable it again
-            row.save()
-
-    await sync_to_async(_disable)()
+    state.channels.mark_disabled(channel.id)
+    await sync_to_async(channel_health.disable_channel)(channel.id, reason)
 
 
 async def swap_face(req: ClientRequest) -> Response:

@@ -10,7 +10,7 @@ from typing import Any
 from relay.asgi import add_route
 from relay.wire import ClientRequest, Response
 
-from . import mj, suno
+from . import mj, mj_notify, suno
 
 MJ = r"(?:/[^/]+)?/mj"
 SUBMIT_KINDS = [
@@ -30,6 +30,7 @@ def register() -> None:
     for kind in SUBMIT_KINDS:
         add_route("POST", rf"{MJ}/submit/{kind}", _submit(kind))
     add_route("POST", rf"{MJ}/insight-face/swap", lambda req, **_: mj.swap_face(req))
+    add_route("POST", rf"{MJ}/notify", mj_notify.notify)
     add_route("POST", rf"{MJ}/task/list-by-condition", mj.list_by_condition)
     add_route("GET", rf"{MJ}/task/(?P<id>[^/]+)/fetch", mj.fetch)
     add_route("GET", rf"{MJ}/task/(?P<id>[^/]+)/image-seed", mj.image_seed)

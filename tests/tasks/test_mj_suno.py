@@ -4,21 +4,15 @@ broker, and a fake Midjourney-Proxy / Suno upstream on 127.0.0.1."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import uuid
-from pathlib import Path
 
 import httpx
 import pytest
-from django.conf import settings
 
-from accounts.models import Token, User
-from accounts.options import update_option
 from billing.models import LOG_CONSUME, LOG_SYSTEM, Log
 from tasks.models import Midjourney, Task
-from tests.conftest import ROOT, gateway_env, live, make_channel, make_token, make_user, propagated, settle
-from tests.fakes.task_upstream import PNG, FakeTaskUpstream
+from tests.conftest import live
+from tests.fakes.task_upstream import PNG
+from tests.tasks.conftest import balances
 
 pytestmark = [live, pytest.mark.skipif(not os.environ.get("REDIS_CONN_STRING"), reason="needs the Redis broker")]
 
@@ -26,51 +20,10 @@ MJ_IMAGINE = 50_000  # $0.1 × 500000
 SUNO_MUSIC = 50_000
 
 
-@pytest.fixture(scope="session")
-def task_upstream() -> FakeTaskUpstream:
-    return FakeTaskUpstream().start()
-
-
-@pytest.fixture(scope="session")
-def worker(django_db_setup, django_db_blocker):
-    """A real Celery worker consuming a queue of its own (other test sessions may share the broker)."""
-    queue = f"test-tasks-{uuid.uuid4().hex[:8]}"
-    log = open(Path(settings.DATA_DIR) / f"celery-{queue}.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "newapi_site", "worker", "-Q", queue, "--pool=solo", "-l", "info"],
-        cwd=ROOT, env=gateway_env(), stdout=log, stderr=subprocess.STDOUT,
-    )
-    yield queue
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 def run_poll(name: str, queue: str) -> dict | None:
     from tasks import tasks as celery_tasks
 
     return getattr(celery_tasks, name).apply_async(queue=queue).get(timeout=60)
-
-
-@pytest.fixture
-def setup(gateway, task_upstream):
-    update_option("ServerAddress", gateway.url)
-    mj = make_channel(task_upstream.base_url, key="mj-key", type=2, name="mj", models="mj_imagine,mj_upscale,mj_describe")
-    suno = make_channel(task_upstream.base_url, key="suno-key", type=36, name="suno", models="suno_music,suno_lyrics")
-    user = make_user("alice", quota=1_000_000)
-    token = make_token(user, unlimited_quota=False, remain_quota=500_000, name="alice-key")
-    propagated()
-    client = httpx.Client(base_url=gateway.url, headers={"mj-api-secret": f"sk-{token.key}"}, timeout=30)
-    return mj, suno, user, token, client
-
-
-def balances(user: User, token: Token) -> tuple[int, int]:
-    settle()
-    user.refresh_from_db()
-    token.refresh_from_db()
-    return user.quota, token.remain_quota
 
 
 def test_imagine_submit_progress_success_through_worker(setup, task_upstream, worker):
