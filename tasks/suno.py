@@ -12,8 +12,11 @@ import httpx
 import orjson
 from asgiref.sync import sync_to_async
 
-from relay import http
+from accounts.options import options
+from relay import http, state
 from relay.auth import Caller
+from relay.pipeline import NO_RETRY_STATUSES
+from relay.state import ChannelInfo
 from relay.wire import ClientRequest, Response
 
 from . import charging, routing
@@ -25,9 +28,10 @@ STRING_FIELDS = ("gpt_description_prompt", "prompt", "mv", "title", "tags", "tas
 
 
 class TaskError(Exception):
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, status: int = 400, upstream: bool = False) -> None:
         super().__init__(message)
         self.code, self.message, self.status = code, message, status
+        self.upstream = upstream  # the channel's failure (may be retried elsewhere), not the request's
 
     def response(self) -> Response:
         message = self.message
@@ -72,9 +76,20 @@ async def submit(req: ClientRequest, action: str) -> Response:
         return err.response()
 
 
+def should_retry(err: TaskError) -> bool:
+    """Text-relay rules (tasks-special.md §2.5), except that a 400 never retries: it is the request's fault."""
+    if not err.upstream:
+        return False
+    status = err.status
+    if status in NO_RETRY_STATUSES or status in (400, 408) or 200 <= status < 300:
+        return False
+    return status in (401, 403, 307, 429) or status >= 500
+
+
 async def _submit(req: ClientRequest, caller: Caller, action: str) -> Response:
     body = build_request(action, req.body)
     model = f"{PLATFORM}_{action.lower()}"
+    pinned = caller.pinned_channel_id is not None
     if body.get("continue_clip_id"):
         origin = await sync_to_async(_find)(caller.user.id, body["task_id"])
         if origin is None:
@@ -82,30 +97,13 @@ async def _submit(req: ClientRequest, caller: Caller, action: str) -> Response:
         channel = await routing.channel_by_id(int(origin.channel_id))
         if channel is None or channel.status != 1:
             raise TaskError("task_channel_disable", "task_channel_disable")
+        pinned = True  # a continuation must reach the account that made the clip
     else:
         channel = await routing.pick_channel(caller, model)
     q = charging.quote(model, caller.group)
     hold = await charging.reserve(caller, q.quota)
     try:
-        headers = {"authorization": f"Bearer {channel.key}", "content-type": "application/json"}
-        if req.headers.get("accept"):
-            headers["accept"] = req.headers["accept"]
-        try:
-            resp = await http.client().post(
-                f"{channel.base_url}/suno/submit/{action}", headers=headers, content=orjson.dumps(body), timeout=60
-            )
-        except httpx.HTTPError:
-            raise TaskError("do_request_failed", "请求上游地址失败", 500) from None
-        if resp.status_code != 200:
-            raise TaskError("fail_to_fetch_task", resp.text, resp.status_code)
-        try:
-            envelope = orjson.loads(resp.content)
-        except orjson.JSONDecodeError:
-            raise TaskError("unmarshal_response_body_failed", "unmarshal_response_body_failed", 500) from None
-        if not isinstance(envelope, dict) or envelope.get("code") != "success":
-            code = str(envelope.get("code")) if isinstance(envelope, dict) else "unknown"
-            message = str(envelope.get("message")) if isinstance(envelope, dict) else ""
-            raise TaskError(code, message, 500)
+        channel, resp, envelope = await attempt_all(req, caller, model, action, body, channel, pinned)
     except BaseException:
         await hold.refund()
         raise
@@ -119,6 +117,51 @@ async def _submit(req: ClientRequest, caller: Caller, action: str) -> Response:
     await charging.charge(hold, caller, q, channel.id, action, req.started)
     content_type = resp.headers.get("content-type", "application/json").encode()
     return Response(200, resp.content, content_type)
+
+
+async def attempt_all(
+    req: ClientRequest, caller: Caller, model: str, action: str, body: dict[str, Any], channel: ChannelInfo, pinned: bool
+) -> tuple[ChannelInfo, httpx.Response, dict[str, Any]]:
+    """Submit on `channel`, then on other channels for the same model while the failure is retryable."""
+    retries = 0 if pinned else options.get_int("RetryTimes", 0)
+    exclude: set[int] = set()
+    for attempt in range(retries + 1):
+        try:
+            resp, envelope = await send(req, channel, action, body)
+            return channel, resp, envelope
+        except TaskError as err:
+            exclude.add(channel.id)
+            if attempt >= retries or not should_retry(err):
+                raise
+            index = await state.channels.index()
+            nxt = index.pick(caller.group, model, exclude)
+            if nxt is None:
+                raise
+            channel = nxt
+    raise AssertionError("unreachable")
+
+
+async def send(req: ClientRequest, channel: ChannelInfo, action: str, body: dict[str, Any]) -> tuple[httpx.Response, dict[str, Any]]:
+    headers = {"authorization": f"Bearer {channel.key}", "content-type": "application/json"}
+    if req.headers.get("accept"):
+        headers["accept"] = req.headers["accept"]
+    try:
+        resp = await http.client().post(
+            f"{channel.base_url}/suno/submit/{action}", headers=headers, content=orjson.dumps(body), timeout=60
+        )
+    except httpx.HTTPError:
+        raise TaskError("do_request_failed", "请求上游地址失败", 500, upstream=True) from None
+    if resp.status_code != 200:
+        raise TaskError("fail_to_fetch_task", resp.text, resp.status_code, upstream=True)
+    try:
+        envelope = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        raise TaskError("unmarshal_response_body_failed", "unmarshal_response_body_failed", 500, upstream=True) from None
+    if not isinstance(envelope, dict) or envelope.get("code") != "success":
+        code = str(envelope.get("code")) if isinstance(envelope, dict) else "unknown"
+        message = str(envelope.get("message")) if isinstance(envelope, dict) else ""
+        raise TaskError(code, message, 500, upstream=True)
+    return resp, envelope
 
 
 def task_dto(task: Task) -> dict[str, Any]:
