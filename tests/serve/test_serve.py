@@ -50,8 +50,12 @@ def served(tmp_path: Path):
         yield proc, port, env
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def wait_answering(url: str, timeout: float = 30) -> httpx.Response:
@@ -106,6 +110,18 @@ def test_celery_worker_consumes_the_filesystem_broker(served) -> None:
     while list(queue.iterdir()) and time.time() < deadline:
         time.sleep(0.2)
     assert not list(queue.iterdir()), "the Celery worker did not consume the queued message"
+
+
+def test_workers_do_not_outlive_a_killed_parent(served) -> None:
+    proc, port, env = served
+    wait_answering(f"http://127.0.0.1:{port}/api/status")
+    kids = children(proc.pid)
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 15
+    while any(alive(pid) for pid in kids) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in kids if alive(pid)]
 
 
 def test_a_dead_web_worker_is_replaced(served) -> None:

@@ -23,6 +23,16 @@ STOP_GRACE_SECONDS = 8.0
 MAX_RESTARTS_PER_MINUTE = 5
 
 
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it if the parent dies, even by SIGKILL (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux/glibc: orphans are then possible
+        pass
+
+
 def bind_listener(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -56,9 +66,9 @@ class Supervisor:
     def spawn(self, kind: str) -> None:
         if kind == "web":
             fd = self.sock.fileno()
-            proc = subprocess.Popen(web_command(fd), pass_fds=(fd,), cwd=self.cwd)
+            proc = subprocess.Popen(web_command(fd), pass_fds=(fd,), cwd=self.cwd, preexec_fn=_die_with_parent)
         else:
-            proc = subprocess.Popen(celery_command(), cwd=self.cwd)
+            proc = subprocess.Popen(celery_command(), cwd=self.cwd, preexec_fn=_die_with_parent)
         self.children[proc.pid] = (kind, proc)
 
     def start(self) -> None:
