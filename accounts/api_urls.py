@@ -86,6 +86,10 @@ urlpatterns: list = [
     route("channel/fix", channels.ChannelFixView),
     route("channel/fetch_models", channels.FetchModelsView),
     route(r"channel/fetch_models/(?P<channel_id>\d+)", channels.FetchModelsByIdView),
+    route("channel/test", channels.ChannelTestAllView),
+    route(r"channel/test/(?P<channel_id>-?\d+)", channels.ChannelTestView),
+    route("channel/update_balance", channels.ChannelBalanceAllView),
+    route(r"channel/update_balance/(?P<channel_id>-?\d+)", channels.ChannelBalanceView),
     route(r"channel/(?P<channel_id>-?\d+)", channels.ChannelDetailView),
     # redemption codes
     route("redemption", billing.RedemptionListView),

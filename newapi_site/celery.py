@@ -16,3 +16,21 @@ app.conf.beat_schedule = {
     "poll-midjourney": {"task": "tasks.poll_midjourney", "schedule": 15.0},
     "poll-suno": {"task": "tasks.poll_suno", "schedule": 15.0},
 }
+
+
+def _channel_upkeep_schedule() -> dict[str, dict]:
+    """tasks-special.md §9.4/§9.5: periodic channel tests and balance refreshes, when configured (minutes)."""
+    from django.conf import settings
+
+    schedule: dict[str, dict] = {}
+    if settings.CHANNEL_TEST_FREQUENCY:
+        schedule["test-all-channels"] = {"task": "relay.test_all_channels", "schedule": settings.CHANNEL_TEST_FREQUENCY * 60.0}
+    if settings.CHANNEL_UPDATE_FREQUENCY:
+        schedule["update-all-balances"] = {
+            "task": "relay.update_all_balances",
+            "schedule": settings.CHANNEL_UPDATE_FREQUENCY * 60.0,
+        }
+    return schedule
+
+
+app.conf.beat_schedule.update(_channel_upkeep_schedule())

@@ -7,13 +7,9 @@ gateway processes to reload their routing.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import inspect
 import json
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
@@ -22,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.admin import choices_filter, format_ts, quota_in_usd, save_changed_fields, save_each
 
+from .channel_test import test_channel_sync
 from .channel_types import CHANNEL_TYPE_CHOICES, channel_type_name, effective_base_url
 from .models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, Ability, Channel
 
@@ -180,13 +177,6 @@ class TypeFilter(admin.SimpleListFilter):
         return queryset.filter(type=int(value)) if value and value.lstrip("-").isdigit() else queryset
 
 
-def _channel_tester() -> Any | None:
-    """relay.channel_test.test_channel, once that module exists (written elsewhere)."""
-    if importlib.util.find_spec("relay.channel_test") is None:
-        return None
-    return getattr(importlib.import_module("relay.channel_test"), "test_channel", None)
-
-
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
     form = ChannelAdminForm
@@ -325,12 +315,6 @@ class ChannelAdmin(admin.ModelAdmin):
             obj.save()
 
     # -- actions -------------------------------------------------------------------------
-    def get_actions(self, request: HttpRequest) -> dict:
-        actions = super().get_actions(request)
-        if _channel_tester() is None:
-            actions.pop("test_channels", None)
-        return actions
-
     @admin.action(description="Enable selected channels")
     def enable_channels(self, request: HttpRequest, queryset: QuerySet) -> None:
         save_each(request, self, queryset, status=CHANNEL_ENABLED)
@@ -341,15 +325,11 @@ class ChannelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Test selected channels")
     def test_channels(self, request: HttpRequest, queryset: QuerySet) -> None:
-        tester = _channel_tester()
-        if tester is None:
-            self.message_user(request, "Channel testing is not available.", messages.WARNING)
-            return
         for channel in queryset:
             try:
-                run = async_to_sync(tester) if inspect.iscoroutinefunction(tester) else tester
-                result = run(channel)
+                result = test_channel_sync(channel)
             except Exception as exc:  # noqa: BLE001 - a per-channel report, not a crash page
                 self.message_user(request, f"{channel}: test failed: {exc}", messages.ERROR)
                 continue
-            self.message_user(request, f"{channel}: {result}", messages.INFO)
+            level = messages.SUCCESS if result.success else messages.ERROR
+            self.message_user(request, f"{channel}: {result}", level)

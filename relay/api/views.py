@@ -124,3 +124,49 @@ class ChannelModelsView(AdminView):
 class ChannelModelsEnabledView(AdminView):
     def get(self, request: Request) -> Response:
         return ok(catalog.enabled_models())
+
+
+# -- channel test and balance (tasks-special.md §9.1): top-level `time` / `balance` keys ----------
+class ChannelTestView(AdminView):
+    def get(self, request: Request, channel_id: str) -> Response:
+        from relay.channel_test import test_channel_sync
+
+        channel = services.get_channel(int_path(channel_id))
+        result = test_channel_sync(channel, request.query_params.get("model", "").strip() or None)
+        return Response({"success": result.success, "message": result.message, "time": result.seconds})
+
+
+class ChannelTestAllView(AdminView):
+    def get(self, request: Request) -> Response:
+        from relay import tasks
+
+        if not tasks.try_lock(tasks.TEST_ALL_LOCK):
+            raise ApiError("测试已在运行中 (a test run is already in progress)")
+        try:
+            tasks.test_all_channels.delay(locked=True)
+        except Exception:
+            tasks.release(tasks.TEST_ALL_LOCK)
+            raise
+        return ok()
+
+
+class ChannelBalanceView(AdminView):
+    def get(self, request: Request, channel_id: str) -> Response:
+        from relay.channel_balance import update_balance
+
+        result = update_balance(services.get_channel(int_path(channel_id)))
+        return Response({"success": result.success, "message": result.message, "balance": result.balance})
+
+
+class ChannelBalanceAllView(AdminView):
+    def get(self, request: Request) -> Response:
+        from relay import tasks
+        from relay.channel_balance import update_all_balances
+
+        if not tasks.try_lock(tasks.BALANCE_LOCK):
+            raise ApiError("余额更新已在运行中 (a balance update is already in progress)")
+        try:
+            update_all_balances()
+        finally:
+            tasks.release(tasks.BALANCE_LOCK)
+        return ok()
