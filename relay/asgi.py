@@ -17,7 +17,7 @@ from django.conf import settings
 from billing import writer
 from newapi_site import bus
 
-from . import claude_messages, models_api, pipeline
+from . import claude_messages, models_api, modes, pipeline
 from .errors import LocalError, RelayError
 from .wire import ClientRequest, Response, StreamingResponse, error_response
 
@@ -61,6 +61,9 @@ add_route("POST", r"/v1/embeddings", _text("embeddings"))
 add_route("POST", r"/v1/engines/(?P<model>[^/]+)/embeddings", _text("embeddings"))
 add_route("POST", r"/v1/moderations", _text("moderations"))
 add_route("POST", r"/v1/messages", claude_messages.handle_messages)
+add_route("POST", r"/v1/images/generations", modes.images)
+add_route("POST", r"/v1/audio/speech", modes.speech)
+add_route("POST", r"/v1/rerank", modes.rerank)
 add_route("GET", r"/v1/models", _list_models)
 add_route("GET", r"/v1/models/(?P<model>.+)", _retrieve_model)
 for _method, _path in [

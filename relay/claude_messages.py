@@ -14,9 +14,7 @@ from typing import Any
 import httpx
 import orjson
 
-from accounts.options import options
-
-from . import http, pipeline, state, tokenizer
+from . import attempts, http, pipeline, tokenizer
 from .adaptors import adaptor_for
 from .adaptors.base import RelayContext, StreamTranslator, Usage
 from .adaptors.claude import ClaudeAdaptor
@@ -56,43 +54,10 @@ async def relay_messages(req: ClientRequest) -> Response | StreamingResponse:
             raise LocalError("field messages is required", status=400, type="invalid_request_error", code="invalid_claude_request")
         job.is_stream = bool(job.body.get("stream"))
         job.prompt_tokens = count_claude_prompt(job.body, job.model)
-        return await attempt_all(job)
+        return await attempts.attempt_all(job, send)
     except BaseException:
         await job.hold.refund()
         raise
-
-
-async def attempt_all(job: pipeline.Job) -> Response | StreamingResponse:
-    index = await state.channels.index()
-    retries = options.get_int("RetryTimes", 0)
-    exclude: set[int] = set()
-    tried: list[int] = []
-    last_error: RelayError | None = None
-    for attempt in range(retries + 1):
-        channel = await pipeline.choose_channel(job, index, exclude)
-        if channel is None:
-            if last_error is not None:
-                break
-            raise LocalError(
-                f"当前分组 {job.caller.group} 下对于模型 {job.model} 无可用渠道 "
-                f"(no available channel for model {job.model} in group {job.caller.group})",
-                status=503,
-                code="model_not_available",
-            )
-        tried.append(channel.id)
-        ctx = pipeline.make_context(job, channel)
-        ctx.client_wants_usage = False
-        try:
-            return await send(job, ctx, tried)
-        except UpstreamError as err:
-            pipeline.apply_status_mapping(err, channel)
-            last_error = err
-            exclude.add(channel.id)
-            await pipeline.report_channel_failure(channel, err)
-            if not pipeline.should_retry(err, channel, job.caller.pinned_channel_id is not None) or attempt >= retries:
-                break
-    assert last_error is not None
-    raise last_error
 
 
 class _Translators:

@@ -102,6 +102,7 @@ def _declarations() -> dict[int, OpenAIAdaptor]:
         26: CompatibleAdaptor("zhipu_v4", 26, paths={"chat": "/api/paas/v4/chat/completions", "embeddings": "/api/paas/v4/embeddings"}),
         27: CompatibleAdaptor("perplexity", 27, paths={"chat": "/chat/completions"}),
         31: CompatibleAdaptor("lingyiwanwu", 31),
+        38: CompatibleAdaptor("jina", 38),  # embeddings at /v1/embeddings; rerank in rerank.py
         35: CompatibleAdaptor("minimax", 35, paths={"chat": "/v1/text/chatcompletion_v2", "embeddings": "/v1/embeddings"}),
         39: CompatibleAdaptor(
             "cloudflare", 39,

@@ -1,0 +1,155 @@
+"""Non-text relay modes: image generation, text-to-speech and rerank (shared/spec/relay.md §13).
+
+Images are priced per image (size, quality, n) in dollars in both price and ratio mode (New API
+charged n × modelRatio tokens in ratio mode: a bug). Speech is billed per input character
+(tts-*) or token. Rerank answers are normalised to {results, usage} whatever the provider.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import httpx
+import orjson
+
+from billing.pricing import quota_per_unit
+
+from . import attempts, http, pipeline, tokenizer
+from .adaptors import adaptor_for
+from .adaptors.base import RelayContext, Usage
+from .adaptors.openai import OpenAIAdaptor
+from .adaptors.rerank import build_rerank_request, parse_rerank
+from .errors import LocalError, UpstreamError, upstream_error_from_response
+from .wire import ClientRequest, Response
+
+
+def _image_error(message: str) -> LocalError:
+    return LocalError(message, status=400, type="invalid_request_error", code="invalid_image_request")
+
+
+def _openai_family(ctx: RelayContext, what: str) -> OpenAIAdaptor:
+    adaptor = adaptor_for(ctx.channel.type)
+    if not isinstance(adaptor, OpenAIAdaptor):
+        raise LocalError(f"{what} is not supported by channel type {ctx.channel.type}", status=400, type="invalid_request_error", code="invalid_api_type")
+    return adaptor
+
+
+async def _post(url: str, headers: dict[str, str], body: bytes) -> httpx.Response:
+    try:
+        resp = await http.client().post(url, headers=headers, content=body)
+    except httpx.HTTPError as exc:
+        raise http.network_error(exc) from None
+    if resp.status_code // 100 != 2:
+        raise upstream_error_from_response(resp.status_code, resp.content)
+    return resp
+
+
+async def _send_openai(ctx: RelayContext, adaptor: OpenAIAdaptor) -> httpx.Response:
+    ctx.is_stream = False
+    upstream = adaptor.build_request(ctx)
+    return await _post(upstream.url, upstream.headers, upstream.body)
+
+
+# -- images ---------------------------------------------------------------------------------------
+SIZE_RATIO = {"256x256": 0.4, "512x512": 0.45, "1024x1024": 1.0, "1024x1792": 2.0, "1792x1024": 2.0}
+DALLE2_SIZES = {"256x256", "512x512", "1024x1024"}
+DALLE3_SIZES = {"1024x1024", "1024x1792", "1792x1024"}
+
+
+def image_dollars(job: pipeline.Job, size: str, quality: str, n: int) -> float:
+    price = job.price.model_price if job.price.use_price else 0.0025 * job.price.model_ratio
+    quality_ratio = 1.0
+    if job.model == "dall-e-3" and quality == "hd":
+        quality_ratio = 1.5 if size in ("1024x1792", "1792x1024") else 2.0
+    return price * SIZE_RATIO.get(size, 1.0) * quality_ratio * n
+
+
+def validate_image(body: dict[str, Any], model: str) -> tuple[str, str, int]:
+    if not body.get("prompt"):
+        raise _image_error("prompt is required")
+    size = str(body.get("size") or "1024x1024")
+    if "×" in size:
+        raise _image_error("size an unexpected error occurred in the parameter, please use 'x' instead of the multiplication sign '×'")
+    n = body.get("n") or 1
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1 or n > 10:
+        raise _image_error("n must be an integer between 1 and 10")
+    if model in ("dall-e", "dall-e-2") and size not in DALLE2_SIZES:
+        raise _image_error("size must be one of 256x256, 512x512 or 1024x1024 for dall-e-2 or dall-e")
+    quality = str(body.get("quality") or "standard")
+    if model == "dall-e-3" and size not in DALLE3_SIZES:
+        raise _image_error("size must be one of 1024x1024, 1024x1792 or 1792x1024 for dall-e-3")
+    return size, quality, n
+
+
+async def images(req: ClientRequest, **_params: str) -> Response:
+    job = await pipeline.prepare(req, "images", "dall-e-2")
+    try:
+        size, quality, n = validate_image(job.body, job.model)
+    except BaseException:
+        await job.hold.refund()
+        raise
+    dollars = image_dollars(job, size, quality, n)
+    quota = int((Decimal(str(dollars)) * Decimal(str(quota_per_unit())) * Decimal(str(job.price.group_ratio))).to_integral_value(ROUND_HALF_UP))
+
+    async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response:
+        adaptor = _openai_family(ctx, "image generation")
+        ctx.body.setdefault("model", job.model)
+        resp = await _send_openai(ctx, adaptor)
+        await attempts.charge(job, ctx, Usage(n, 0), quota, tried, content=f"大小 {size}, 品质 {quality}")
+        return Response(resp.status_code, resp.content, resp.headers.get("content-type", "application/json").encode())
+
+    return await attempts.run(job, send)
+
+
+# -- text to speech -------------------------------------------------------------------------------
+async def speech(req: ClientRequest, **_params: str) -> Response:
+    job = await pipeline.prepare(req, "audio_speech")
+    text = job.body.get("input")
+    if not isinstance(text, str) or not text:
+        await job.hold.refund()
+        raise LocalError("input is required", status=400, type="invalid_request_error", code="invalid_audio_request")
+    units = len(text) if job.model.startswith("tts") else tokenizer.count_text(text, job.model)
+
+    async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response:
+        adaptor = _openai_family(ctx, "text to speech")
+        resp = await _send_openai(ctx, adaptor)
+        await pipeline.settle(job, ctx, Usage(units, 0), tried, frt_ms=-1000)
+        return Response(resp.status_code, resp.content, resp.headers.get("content-type", "audio/mpeg").encode())
+
+    return await attempts.run(job, send)
+
+
+# -- rerank ---------------------------------------------------------------------------------------
+def count_rerank_prompt(body: dict[str, Any], model: str) -> int:
+    total = tokenizer.count_text(str(body.get("query") or ""), model)
+    for doc in body.get("documents") or []:
+        text = doc if isinstance(doc, str) else (doc.get("text") if isinstance(doc, dict) and "text" in doc else orjson.dumps(doc).decode())
+        total += tokenizer.count_text(str(text), model)
+    return total
+
+
+async def rerank(req: ClientRequest, **_params: str) -> Response:
+    job = await pipeline.prepare(req, "rerank")
+    try:
+        if not job.body.get("query"):
+            raise LocalError("query is empty", status=400, type="invalid_request_error", code="invalid_query")
+        if not isinstance(job.body.get("documents"), list) or not job.body["documents"]:
+            raise LocalError("documents is empty", status=400, type="invalid_request_error", code="invalid_documents")
+    except BaseException:
+        await job.hold.refund()
+        raise
+    job.prompt_tokens = count_rerank_prompt(job.body, job.model)
+
+    async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response:
+        upstream = build_rerank_request(ctx)
+        resp = await _post(upstream.url, upstream.headers, upstream.body)
+        try:
+            data = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            raise UpstreamError("invalid rerank response", status=500, type="upstream_error", code="unmarshal_response_body_failed") from None
+        out, usage = parse_rerank(ctx, data, job.count_prompt())
+        await pipeline.settle(job, ctx, usage, tried, frt_ms=-1000)
+        return Response(200, orjson.dumps(out))
+
+    return await attempts.run(job, send)

@@ -1,0 +1,75 @@
+"""A fake upstream for images, speech and rerank, shaped after the providers' public API docs
+(OpenAI images/speech, Jina / Cohere / SiliconFlow rerank). The rerank answer's shape is chosen
+by the key: `jina`, `cohere`, `silicon` (anything else: Jina's). Requests are recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from tests.fakes.openai_upstream import Recorded
+
+AUDIO = b"ID3\x04fake-mp3-bytes"
+
+
+@dataclass
+class FakeModes:
+    host: str = "127.0.0.1"
+    port: int = 0
+    requests: list[Recorded] = field(default_factory=list)
+
+    def start(self) -> FakeModes:
+        ready = threading.Event()
+        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
+        ready.wait(10)
+        return self
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, self.host, self.port)
+        loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        ready.set()
+        loop.run_forever()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def last(self, key: str) -> Recorded:
+        return [r for r in self.requests if r.key == key][-1]
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = json.loads(await request.read() or b"null")
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        self.requests.append(Recorded(request.path, dict(request.headers), body, key, request.query_string))
+        if key.startswith("status-"):
+            code = int(key.split("-")[1])
+            return web.json_response({"error": {"message": f"fake says {code}", "type": "upstream_test"}}, status=code)
+        if request.path == "/v1/images/generations":
+            n = body.get("n") or 1
+            return web.json_response({"created": int(time.time()), "data": [{"url": f"https://img.example/{i}.png", "revised_prompt": body["prompt"]} for i in range(n)]})
+        if request.path == "/v1/audio/speech":
+            return web.Response(body=AUDIO, content_type="audio/mpeg")
+        if request.path == "/v1/rerank":
+            docs = body["documents"]
+            order = sorted(range(len(docs)), key=lambda i: -len(str(docs[i])))[: body.get("top_n") or len(docs)]
+            if key == "cohere":
+                results = [{"index": i, "relevance_score": 0.9 - 0.1 * r} for r, i in enumerate(order)]
+                return web.json_response({"id": "rr-1", "results": results, "meta": {"api_version": {"version": "1"}, "billed_units": {"search_units": 1}}})
+            if key == "silicon":
+                results = [{"index": i, "relevance_score": 0.9 - 0.1 * r, "document": {"text": docs[i]}} for r, i in enumerate(order)]
+                return web.json_response({"id": "sf-1", "results": results, "meta": {"tokens": {"input_tokens": 200, "output_tokens": 0}}})
+            results = [{"index": i, "relevance_score": 0.9 - 0.1 * r, "document": {"text": docs[i]}} for r, i in enumerate(order)]
+            return web.json_response({"model": body["model"], "usage": {"total_tokens": 300, "prompt_tokens": 300}, "results": results})
+        return web.json_response({"error": {"message": "not found", "type": "invalid_request_error"}}, status=404)

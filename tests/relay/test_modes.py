@@ -1,0 +1,97 @@
+"""Images, text-to-speech and rerank through the real gateway, with exact upstream requests and billing."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from billing.models import Log
+from tests.conftest import live, make_channel, make_token, make_user, settle
+from tests.fakes.modes_upstream import AUDIO, FakeModes
+
+pytestmark = [live, pytest.mark.relay]
+
+
+@pytest.fixture(scope="module")
+def fake() -> FakeModes:
+    return FakeModes().start()
+
+
+def user_token(name: str):
+    user = make_user(name, quota=10_000_000)
+    return user, make_token(user)
+
+
+def test_images_priced_per_image_size_quality(gateway, fake):
+    make_channel(fake.base_url, key="img", models="dall-e-3,dall-e-2")
+    user, token = user_token("im1")
+    client = openai.OpenAI(base_url=gateway.v1, api_key=f"sk-{token.key}", max_retries=0)
+    out = client.images.generate(model="dall-e-3", prompt="a cat", n=2, size="1024x1792", quality="hd")
+    assert [d.url for d in out.data] == ["https://img.example/0.png", "https://img.example/1.png"]
+    assert fake.last("img").body == {"model": "dall-e-3", "prompt": "a cat", "n": 2, "size": "1024x1792", "quality": "hd"}
+    settle()
+    log = Log.objects.get(user_id=user.pk)
+    # $0.04 × size 2 × hd-tall 1.5 × n 2 = $0.24 × 500000
+    assert (log.quota, log.prompt_tokens, log.content) == (120_000, 2, "大小 1024x1792, 品质 hd")
+    user.refresh_from_db()
+    assert user.quota == 10_000_000 - 120_000
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.images.generate(model="dall-e-2", prompt="a cat", size="1792x1024")
+    assert exc.value.body["code"] == "invalid_image_request"
+    settle()
+    user.refresh_from_db()
+    assert user.quota == 10_000_000 - 120_000
+
+
+def test_speech_billed_per_character(gateway, fake):
+    make_channel(fake.base_url, key="tts", models="tts-1")
+    user, token = user_token("sp1")
+    client = openai.OpenAI(base_url=gateway.v1, api_key=f"sk-{token.key}", max_retries=0)
+    audio = client.audio.speech.create(model="tts-1", voice="alloy", input="hello world")
+    assert audio.content == AUDIO
+    assert fake.last("tts").body == {"model": "tts-1", "voice": "alloy", "input": "hello world"}
+    settle()
+    assert Log.objects.get(user_id=user.pk).quota == 83  # 11 chars × 7.5 = 82.5 → 83
+
+
+@pytest.mark.parametrize(
+    "ctype,key,prompt",
+    [(38, "jina", 300), (34, "cohere", None), (40, "silicon", 200), (1, "openai-rr", 300)],
+)
+def test_rerank_normalised(gateway, fake, ctype, key, prompt):
+    make_channel(fake.base_url, key=key, type=ctype, models="jina-reranker-v2-base-multilingual")
+    user, token = user_token(f"rr{ctype}")
+    docs = ["short", "a much longer document", "medium doc"]
+    r = httpx.post(
+        f"{gateway.v1}/rerank",
+        headers={"Authorization": f"Bearer sk-{token.key}"},
+        json={"model": "jina-reranker-v2-base-multilingual", "query": "which is long?", "documents": docs, "top_n": 2, "return_documents": True},
+    )
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert [x["index"] for x in out["results"]] == [1, 2]
+    assert out["results"][0]["relevance_score"] == 0.9
+    assert out["results"][0]["document"] in ({"text": "a much longer document"}, "a much longer document")
+    sent = fake.last(key)
+    assert sent.path == "/v1/rerank" and sent.headers["Authorization"] == f"Bearer {key}"
+    assert sent.body["query"] == "which is long?" and sent.body["top_n"] == 2
+    settle()
+    log = Log.objects.get(user_id=user.pk)
+    if prompt is None:  # Cohere bills search units: we count the prompt ourselves
+        assert log.prompt_tokens > 0 and out["usage"]["prompt_tokens"] == log.prompt_tokens
+    else:
+        assert log.prompt_tokens == prompt == out["usage"]["prompt_tokens"]
+
+
+def test_rerank_validation(gateway, fake):
+    make_channel(fake.base_url, key="jina", type=38, models="jina-reranker-v2-base-multilingual")
+    user, token = user_token("rrv")
+    headers = {"Authorization": f"Bearer sk-{token.key}"}
+    r = httpx.post(f"{gateway.v1}/rerank", headers=headers, json={"model": "jina-reranker-v2-base-multilingual", "query": "", "documents": ["a"]})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_query"
+    r = httpx.post(f"{gateway.v1}/rerank", headers=headers, json={"model": "jina-reranker-v2-base-multilingual", "query": "q", "documents": []})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_documents"
+    settle()
+    user.refresh_from_db()
+    assert user.quota == 10_000_000
