@@ -13,6 +13,7 @@ from accounts.api import oauth, schema, system, tokens, users  # noqa: F401 (sch
 from billing.api import topup
 from billing.api import views as billing
 from relay.api import views as channels
+from tasks import api as async_tasks
 
 
 def route(pattern: str, view: type, name: str | None = None):
@@ -105,4 +106,9 @@ urlpatterns: list = [
     route("log/token", billing.TokenLogView),
     route("data", billing.DataView),
     route("data/self", billing.SelfDataView),
+    # Midjourney and async task lists
+    route("mj/self", async_tasks.MidjourneySelfView),
+    route("mj", async_tasks.MidjourneyAllView),
+    route("task/self", async_tasks.TaskSelfView),
+    route("task", async_tasks.TaskAllView),
 ]

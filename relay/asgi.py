@@ -89,7 +89,9 @@ def match(method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
 
 
 def _is_relay_path(path: str) -> bool:
-    return (path.startswith("/v1/") or path == "/v1" or path.startswith(("/pg/", "/mj/", "/suno/")) or "/mj/" in path) and not path.startswith(DJANGO_V1_PREFIXES)
+    if path.startswith(("/api/", *DJANGO_V1_PREFIXES)):  # /api/mj/self etc. are management routes
+        return False
+    return path.startswith("/v1/") or path == "/v1" or path.startswith(("/pg/", "/mj/", "/suno/")) or "/mj/" in path
 
 
 CORS_HEADERS = [
