@@ -6,6 +6,7 @@ from .base import Adaptor
 from .azure import AzureAdaptor
 from .claude import ClaudeAdaptor
 from .compatible import COMPATIBLE
+from .gemini import GeminiAdaptor
 from .openai import CustomURLAdaptor, OpenAIAdaptor
 
 _OPENAI = OpenAIAdaptor()
@@ -16,6 +17,7 @@ REGISTRY: dict[int, Adaptor] = {
     8: CustomURLAdaptor(),
     3: AzureAdaptor(),
     14: ClaudeAdaptor(),
+    24: GeminiAdaptor(),
     **COMPATIBLE,
 }
 
