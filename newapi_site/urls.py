@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from billing.api import dashboard
+from relay import playground
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -13,4 +14,6 @@ urlpatterns = [
     path("v1/dashboard/billing/usage", dashboard.usage),
     path("dashboard/billing/subscription", dashboard.subscription),
     path("dashboard/billing/usage", dashboard.usage),
+    # The playground: dashboard session, not an API key (tasks-special.md §7.1).
+    re_path(r"^pg/chat/completions/?$", playground.chat_completions),
 ]

@@ -55,7 +55,6 @@ def add_route(method: str, pattern: str, handler: Handler) -> None:
 
 
 add_route("POST", r"/v1/chat/completions", _text("chat"))
-add_route("POST", r"/pg/chat/completions", _text("chat"))
 add_route("POST", r"/v1/completions", _text("completions"))
 add_route("POST", r"/v1/embeddings", _text("embeddings"))
 add_route("POST", r"/v1/engines/(?P<model>[^/]+)/embeddings", _text("embeddings"))
@@ -89,9 +88,10 @@ def match(method: str, path: str) -> tuple[Handler, dict[str, str]] | None:
 
 
 def _is_relay_path(path: str) -> bool:
-    if path.startswith(("/api/", *DJANGO_V1_PREFIXES)):  # /api/mj/self etc. are management routes
+    # /api/mj/self etc. are management routes; /pg/ (the playground) authenticates by dashboard session
+    if path.startswith(("/api/", "/pg/", *DJANGO_V1_PREFIXES)):
         return False
-    return path.startswith("/v1/") or path == "/v1" or path.startswith(("/pg/", "/mj/", "/suno/")) or "/mj/" in path
+    return path.startswith("/v1/") or path == "/v1" or path.startswith(("/mj/", "/suno/")) or "/mj/" in path
 
 
 CORS_HEADERS = [

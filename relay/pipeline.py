@@ -135,6 +135,11 @@ async def prepare(req: ClientRequest, mode: str, model_hint: str = "") -> Job:
     caller = await auth.authenticate(req.headers, req.path)
     if req.path.startswith("/v1/"):
         await rate_limit.check(caller.user.id)
+    return await prepare_for(caller, req, mode, model_hint)
+
+
+async def prepare_for(caller: auth.Caller, req: ClientRequest, mode: str, model_hint: str = "") -> Job:
+    """Everything after authentication; also used for callers authenticated elsewhere (the playground)."""
     body = parse_body(req)
     model = str(body.get("model") or model_hint or DEFAULT_MODELS.get(mode, ""))
     if model and "model" not in body and mode in ("moderations", "embeddings"):
@@ -203,6 +208,20 @@ def make_context(job: Job, channel: ChannelInfo) -> RelayContext:
 
 async def relay(req: ClientRequest, mode: str, model_hint: str = "") -> Response | StreamingResponse:
     job = await prepare(req, mode, model_hint)
+    try:
+        return await attempt_all(job)
+    except BaseException:
+        await job.hold.refund()
+        raise
+
+
+async def relay_as(caller: auth.Caller, req: ClientRequest, mode: str) -> Response | StreamingResponse:
+    """The relay for a caller authenticated by other means (the playground's dashboard session).
+
+    A caller whose token id is 0 and unlimited is billed on the user alone (settlement skips token 0).
+    """
+    await state.ensure_options_loaded()
+    job = await prepare_for(caller, req, mode)
     try:
         return await attempt_all(job)
     except BaseException:
