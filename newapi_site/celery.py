@@ -11,11 +11,21 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newapi_site.settings")
 app = Celery("newapi")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["billing", "relay", "tasks"])
-app.conf.beat_schedule = {
-    # tasks-special.md §0.4: refresh unfinished Midjourney / Suno tasks (off with UPDATE_TASK=false).
-    "poll-midjourney": {"task": "tasks.poll_midjourney", "schedule": 15.0},
-    "poll-suno": {"task": "tasks.poll_suno", "schedule": 15.0},
-}
+
+
+def _task_poll_schedule() -> dict[str, dict]:
+    """tasks-special.md §0.4: refresh unfinished Midjourney / Suno tasks every TASK_POLL_INTERVAL seconds
+    (15 by default; off with UPDATE_TASK=false, checked by the tasks themselves)."""
+    from django.conf import settings
+
+    every = max(float(settings.TASK_POLL_INTERVAL), 0.5)
+    return {
+        "poll-midjourney": {"task": "tasks.poll_midjourney", "schedule": every},
+        "poll-suno": {"task": "tasks.poll_suno", "schedule": every},
+    }
+
+
+app.conf.beat_schedule = _task_poll_schedule()
 
 
 def _channel_upkeep_schedule() -> dict[str, dict]:

@@ -82,8 +82,13 @@ else:
         "data_folder_processed": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
     }
-    CELERY_RESULT_BACKEND = None
+    # Nothing reads task results in production; tests point this at a `file://` folder to read them.
+    CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_ALWAYS_EAGER = False
+# The queue workers consume and beat sends to: lets several deployments (or test runs) share one broker.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
+# Seconds between the Midjourney / Suno task polls (tasks-special.md §0.4: 15 s).
+TASK_POLL_INTERVAL = env_float("TASK_POLL_INTERVAL", 15.0)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TIMEZONE = "UTC"
 # Redis key prefix for everything the gateway stores itself (ledger, invalidation, limits).
