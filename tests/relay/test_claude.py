@@ -127,6 +127,7 @@ def test_openai_tools_on_claude(gateway, fake_claude):
     deltas = [c.choices[0].delta.tool_calls for c in chunks if c.choices and c.choices[0].delta.tool_calls]
     assert deltas[0][0].id == "toolu_01" and deltas[0][0].function.name == "get_weather"
     assert "".join(d[0].function.arguments or "" for d in deltas) == '{"city": "Paris"}'
+    settle()  # let the gateway's billing writer finish before the test database is flushed
 
 
 def test_thinking_becomes_reasoning_content(gateway, fake_claude):
@@ -139,6 +140,7 @@ def test_thinking_becomes_reasoning_content(gateway, fake_claude):
     chunks = list(client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True))
     reasoning = "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content") or "" for c in chunks if c.choices)
     assert reasoning == "Let me think."
+    settle()  # let the gateway's billing writer finish before the test database is flushed
 
 
 def test_cache_tokens_billed_with_their_ratios_on_chat(gateway, fake_claude):

@@ -80,6 +80,7 @@ def test_deepseek_completions_go_to_beta(gateway, fake):
     client = openai.OpenAI(base_url=gateway.v1, api_key=f"sk-{make_token(user).key}", max_retries=0)
     assert client.completions.create(model="gpt-3.5-turbo-instruct", prompt="hi").choices[0].text
     assert fake.raw_paths[-1] == "/beta/completions"
+    settle()  # let the gateway's billing writer finish before the test database is flushed
 
 
 def test_azure_deployment_version_and_api_key(gateway, fake):

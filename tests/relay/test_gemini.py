@@ -70,6 +70,7 @@ def test_gemini_tools(gateway, fake):
         {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Rome"}}}]},
         {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"temp": 20}}}]},
     ]
+    settle()  # let the gateway's billing writer finish before the test database is flushed
 
 
 def test_gemini_embeddings_and_errors(gateway, fake):
@@ -84,3 +85,4 @@ def test_gemini_embeddings_and_errors(gateway, fake):
     with pytest.raises(openai.PermissionDeniedError) as exc:
         client.chat.completions.create(model="gemini-1.5-flash", messages=[{"role": "user", "content": "hi"}])
     assert "fake gemini says 403" in str(exc.value)
+    settle()  # let the gateway's billing writer finish before the test database is flushed
