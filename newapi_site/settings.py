@@ -114,6 +114,8 @@ NOTIFICATION_LIMIT_DURATION_MINUTE = env_int("NOTIFICATION_LIMIT_DURATION_MINUTE
 CHANNEL_TEST_FREQUENCY = env_int("CHANNEL_TEST_FREQUENCY", None)  # minutes
 CHANNEL_UPDATE_FREQUENCY = env_int("CHANNEL_UPDATE_FREQUENCY", None)  # minutes
 POLLING_INTERVAL = env_float("POLLING_INTERVAL", 0)
+# Cloudflare Turnstile verification endpoint (management.md §3.1); tests point it at a local fake.
+TURNSTILE_VERIFY_URL = env_str("TURNSTILE_VERIFY_URL", "https://challenges.cloudflare.com/turnstile/v0/siteverify")
 GLOBAL_API_RATE_LIMIT_ENABLE = env_bool("GLOBAL_API_RATE_LIMIT_ENABLE", True)
 GLOBAL_API_RATE_LIMIT = env_int("GLOBAL_API_RATE_LIMIT", 180)
 GLOBAL_API_RATE_LIMIT_DURATION = env_int("GLOBAL_API_RATE_LIMIT_DURATION", 180)

@@ -11,13 +11,14 @@ from accounts.services.email import bind_email, reset_password, send_password_re
 
 from .base import ADMIN, PUBLIC, ApiView, body, int_path, int_value, ok, page_one_based, paged_envelope
 from .ratelimit import CriticalThrottle, GlobalApiThrottle
+from .turnstile import TurnstileMixin
 
 
 class CriticalView(ApiView):
     throttle_classes = [GlobalApiThrottle, CriticalThrottle]
 
 
-class RegisterView(CriticalView):
+class RegisterView(TurnstileMixin, CriticalView):
     min_role = PUBLIC
 
     def post(self, request: Request) -> Response:
@@ -25,7 +26,7 @@ class RegisterView(CriticalView):
         return ok()
 
 
-class LoginView(CriticalView):
+class LoginView(TurnstileMixin, CriticalView):
     min_role = PUBLIC
 
     def post(self, request: Request) -> Response:
@@ -107,7 +108,7 @@ class UserModelsView(ApiView):
 
 
 # -- email ------------------------------------------------------------------------------------
-class VerificationView(CriticalView):
+class VerificationView(TurnstileMixin, CriticalView):
     min_role = PUBLIC
 
     def get(self, request: Request) -> Response:
@@ -115,7 +116,7 @@ class VerificationView(CriticalView):
         return ok()
 
 
-class ResetPasswordMailView(CriticalView):
+class ResetPasswordMailView(TurnstileMixin, CriticalView):
     min_role = PUBLIC
 
     def get(self, request: Request) -> Response:
