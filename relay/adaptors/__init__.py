@@ -5,6 +5,7 @@ from __future__ import annotations
 from .base import Adaptor
 from .azure import AzureAdaptor
 from .claude import ClaudeAdaptor
+from .cohere import CohereAdaptor
 from .compatible import COMPATIBLE
 from .gemini import GeminiAdaptor
 from .openai import CustomURLAdaptor, OpenAIAdaptor
@@ -18,6 +19,7 @@ REGISTRY: dict[int, Adaptor] = {
     3: AzureAdaptor(),
     14: ClaudeAdaptor(),
     24: GeminiAdaptor(),
+    34: CohereAdaptor(),
     **COMPATIBLE,
 }
 

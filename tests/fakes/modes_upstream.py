@@ -1,5 +1,5 @@
 """A fake upstream for images, speech and rerank, shaped after the providers' public API docs
-(OpenAI images/speech, Jina / Cohere / SiliconFlow rerank). The rerank answer's shape is chosen
+(OpenAI images/speech, Jina / Cohere / SiliconFlow rerank, Cohere v1 chat with its NDJSON stream). The rerank answer's shape is chosen
 by the key: `jina`, `cohere`, `silicon` (anything else: Jina's). Requests are recorded."""
 
 from __future__ import annotations
@@ -61,6 +61,14 @@ class FakeModes:
             return web.json_response({"created": int(time.time()), "data": [{"url": f"https://img.example/{i}.png", "revised_prompt": body["prompt"]} for i in range(n)]})
         if request.path == "/v1/audio/speech":
             return web.Response(body=AUDIO, content_type="audio/mpeg")
+        if request.path == "/v1/chat":
+            meta = {"billed_units": {"input_tokens": 9, "output_tokens": 3}}
+            if not body.get("stream"):
+                return web.json_response({"response_id": "co-1", "text": "Hello from Cohere!", "generation_id": "g-1", "finish_reason": "COMPLETE", "meta": meta})
+            events = [{"is_finished": False, "event_type": "stream-start", "generation_id": "g-1"}]
+            events += [{"is_finished": False, "event_type": "text-generation", "text": t} for t in ("Hello", " from Cohere!")]
+            events.append({"is_finished": True, "event_type": "stream-end", "finish_reason": "COMPLETE", "response": {"response_id": "co-1", "text": "Hello from Cohere!", "meta": meta}})
+            return web.Response(body=b"\n".join(json.dumps(e).encode() for e in events) + b"\n", content_type="application/stream+json")
         if request.path == "/v1/rerank":
             docs = body["documents"]
             order = sorted(range(len(docs)), key=lambda i: -len(str(docs[i])))[: body.get("top_n") or len(docs)]

@@ -95,3 +95,24 @@ def test_rerank_validation(gateway, fake):
     settle()
     user.refresh_from_db()
     assert user.quota == 10_000_000
+
+
+def test_cohere_chat(gateway, fake):
+    make_channel(fake.base_url, key="cohere", type=34, models="command-r")
+    user, token = user_token("co1")
+    client = openai.OpenAI(base_url=gateway.v1, api_key=f"sk-{token.key}", max_retries=0)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "first"}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "second"}]
+    out = client.chat.completions.create(model="command-r", messages=messages, max_tokens=20)
+    assert out.choices[0].message.content == "Hello from Cohere!" and out.usage.prompt_tokens == 9
+    sent = fake.last("cohere")
+    assert sent.path == "/v1/chat"
+    assert sent.body == {
+        "model": "command-r", "message": "second", "stream": False, "max_tokens": 20,
+        "chat_history": [{"role": "SYSTEM", "message": "Be brief."}, {"role": "USER", "message": "first"}, {"role": "CHATBOT", "message": "ok"}],
+    }
+    chunks = list(client.chat.completions.create(model="command-r", messages=messages, stream=True, stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from Cohere!"
+    assert chunks[-1].usage.completion_tokens == 3
+    settle()
+    # command-r: ratio 0.25, completion ratio 3: (9 + 3×3) × 0.25 = 4.5 → 5
+    assert list(Log.objects.filter(user_id=user.pk).values_list("quota", flat=True)) == [5, 5]

@@ -1,0 +1,129 @@
+"""Cohere (type 34) chat: OpenAI chat ⇄ Cohere v1 /chat (relay.md §7.7). Rerank lives in rerank.py.
+
+The last user message is `message`; every earlier turn goes to chat_history (New API overwrote
+`message` with each user turn and lost the earlier ones). Cohere streams newline-delimited JSON,
+not SSE, so a streamed answer is read whole and re-emitted as OpenAI SSE in one go.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from django.conf import settings
+
+from relay.errors import LocalError, upstream_error_from_response
+from relay.streaming import DONE, frame
+
+from .base import Adaptor, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest, Usage
+
+ROLES = {"assistant": "CHATBOT", "system": "SYSTEM", "developer": "SYSTEM"}
+FINISH = {"COMPLETE": "stop", "MAX_TOKENS": "length"}
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def openai_to_cohere(body: dict[str, Any], model: str) -> dict[str, Any]:
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+    history = [{"role": ROLES.get(m.get("role", ""), "USER"), "message": _text(m.get("content"))} for i, m in enumerate(messages) if i != last_user]
+    out: dict[str, Any] = {
+        "model": model,
+        "message": _text(messages[last_user].get("content")) if last_user >= 0 else "",
+        "chat_history": history,
+        "stream": bool(body.get("stream")),
+        "max_tokens": int(body.get("max_tokens") or body.get("max_completion_tokens") or 4000),
+    }
+    for src, dst in (("temperature", "temperature"), ("top_p", "p"), ("seed", "seed")):
+        if body.get(src) is not None:
+            out[dst] = body[src]
+    stop = body.get("stop")
+    if stop:
+        out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    safety = getattr(settings, "COHERE_SAFETY_SETTING", "NONE") or "NONE"
+    if safety != "NONE":
+        out["safety_mode"] = safety
+    return out
+
+
+def cohere_usage(meta: Any) -> Usage | None:
+    units = (meta or {}).get("billed_units") if isinstance(meta, dict) else None
+    if not isinstance(units, dict):
+        return None
+    prompt, completion = int(units.get("input_tokens") or 0), int(units.get("output_tokens") or 0)
+    return Usage(prompt, completion) if prompt or completion else None
+
+
+def _usage_body(u: Usage) -> dict[str, int]:
+    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.total}
+
+
+class CohereAdaptor(Adaptor):
+    name = "cohere"
+    default_base_url = "https://api.cohere.ai"
+
+    def build_request(self, ctx: RelayContext) -> UpstreamRequest:
+        if ctx.mode != "chat":
+            raise LocalError(f"{ctx.mode} is not supported by Cohere channels", status=400, type="invalid_request_error", code="invalid_api_type")
+        headers = {"Authorization": f"Bearer {ctx.channel.key}", "Content-Type": "application/json", "Accept": "application/json"}
+        return UpstreamRequest("POST", self.base_url(ctx.channel) + "/v1/chat", headers, orjson.dumps(openai_to_cohere(ctx.body, ctx.upstream_model)))
+
+    def parse_response(self, ctx: RelayContext, status: int, body: bytes, content_type: str) -> ParsedResponse:
+        if status // 100 != 2:
+            raise upstream_error_from_response(status, body)
+        if ctx.is_stream:
+            return self._stream_whole(ctx, body)
+        data = orjson.loads(body)
+        usage = cohere_usage(data.get("meta"))
+        text = data.get("text", "")
+        out: dict[str, Any] = {
+            "id": data.get("response_id") or data.get("generation_id", ""),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": ctx.origin_model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": FINISH.get(data.get("finish_reason"), "stop")}],
+        }
+        if usage:
+            out["usage"] = _usage_body(usage)
+        return ParsedResponse(status, orjson.dumps(out), usage, "application/json", text)
+
+    def _stream_whole(self, ctx: RelayContext, body: bytes) -> ParsedResponse:
+        """Cohere's NDJSON stream, read whole → OpenAI SSE."""
+        rid, created = "", int(time.time())
+        frames: list[bytes] = []
+        texts: list[str] = []
+        usage: Usage | None = None
+
+        def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
+            return frame(orjson.dumps({"id": rid, "object": "chat.completion.chunk", "created": created, "model": ctx.origin_model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
+
+        for line in body.splitlines():
+            try:
+                event = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            kind = event.get("event_type")
+            if kind == "stream-start":
+                rid = event.get("generation_id", "")
+                frames.append(chunk({"role": "assistant", "content": ""}, None))
+            elif kind == "text-generation":
+                texts.append(event.get("text", ""))
+                frames.append(chunk({"content": event.get("text", "")}, None))
+            elif event.get("is_finished"):
+                response = event.get("response") or {}
+                usage = cohere_usage(response.get("meta"))
+                frames.append(chunk({}, FINISH.get(event.get("finish_reason"), "stop")))
+        if ctx.client_wants_usage and usage:
+            frames.append(frame(orjson.dumps({"id": rid, "object": "chat.completion.chunk", "created": created, "model": ctx.origin_model, "choices": [], "usage": _usage_body(usage)})))
+        frames.append(DONE)
+        return ParsedResponse(200, b"".join(frames), usage, "text/event-stream", "".join(texts))
+
+    def stream_translator(self, ctx: RelayContext) -> StreamTranslator:
+        raise NotImplementedError  # Cohere never answers text/event-stream
