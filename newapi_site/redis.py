@@ -6,13 +6,14 @@ None of these exist when REDIS_CONN_STRING is empty: callers check `redis_enable
 from __future__ import annotations
 
 import asyncio
+import weakref
 
 import redis
 import redis.asyncio as aredis
 from django.conf import settings
 
 _sync_client: redis.Redis | None = None
-_async_clients: dict[int, aredis.Redis] = {}
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = weakref.WeakKeyDictionary()
 
 
 def redis_enabled() -> bool:
@@ -32,11 +33,11 @@ def sync_redis() -> redis.Redis:
 
 def async_redis() -> aredis.Redis:
     """One asyncio client per event loop (Daphne has one; tests may have several)."""
-    loop_id = id(asyncio.get_running_loop())
-    client = _async_clients.get(loop_id)
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
     if client is None:
         client = aredis.Redis.from_url(
             settings.REDIS_CONN_STRING, decode_responses=False, max_connections=max(settings.REDIS_POOL_SIZE, 64)
         )
-        _async_clients[loop_id] = client
+        _async_clients[loop] = client
     return client

@@ -8,6 +8,7 @@ Network failures are mapped once into UpstreamError.
 from __future__ import annotations
 
 import asyncio
+import weakref
 
 import httpx
 from django.conf import settings
@@ -15,7 +16,8 @@ from httpx_aiohttp import AiohttpTransport
 
 from .errors import UpstreamError
 
-_clients: dict[int, httpx.AsyncClient] = {}
+# One client per event loop, forgotten with its loop (an id() key could be reused by a new loop).
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
 
 
 def _timeout() -> httpx.Timeout:
@@ -25,8 +27,8 @@ def _timeout() -> httpx.Timeout:
 
 
 def client() -> httpx.AsyncClient:
-    loop_id = id(asyncio.get_running_loop())
-    c = _clients.get(loop_id)
+    loop = asyncio.get_running_loop()
+    c = _clients.get(loop)
     if c is None:
         import aiohttp
 
@@ -38,7 +40,7 @@ def client() -> httpx.AsyncClient:
             )
         )
         c = httpx.AsyncClient(transport=transport, timeout=_timeout(), follow_redirects=False)
-        _clients[loop_id] = c
+        _clients[loop] = c
     return c
 
 
