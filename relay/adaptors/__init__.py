@@ -7,6 +7,7 @@ from .azure import AzureAdaptor
 from .claude import ClaudeAdaptor
 from .cohere import CohereAdaptor
 from .compatible import COMPATIBLE
+from .dify import DifyAdaptor
 from .gemini import GeminiAdaptor
 from .openai import CustomURLAdaptor, OpenAIAdaptor
 
@@ -20,6 +21,7 @@ REGISTRY: dict[int, Adaptor] = {
     14: ClaudeAdaptor(),
     24: GeminiAdaptor(),
     34: CohereAdaptor(),
+    37: DifyAdaptor(),
     **COMPATIBLE,
 }
 

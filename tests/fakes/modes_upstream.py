@@ -1,5 +1,5 @@
 """A fake upstream for images, speech and rerank, shaped after the providers' public API docs
-(OpenAI images/speech, Jina / Cohere / SiliconFlow rerank, Cohere v1 chat with its NDJSON stream). The rerank answer's shape is chosen
+(OpenAI images/speech, Jina / Cohere / SiliconFlow rerank, Cohere v1 chat with its NDJSON stream, Dify chat-messages blocking and streaming). The rerank answer's shape is chosen
 by the key: `jina`, `cohere`, `silicon` (anything else: Jina's). Requests are recorded."""
 
 from __future__ import annotations
@@ -61,6 +61,23 @@ class FakeModes:
             return web.json_response({"created": int(time.time()), "data": [{"url": f"https://img.example/{i}.png", "revised_prompt": body["prompt"]} for i in range(n)]})
         if request.path == "/v1/audio/speech":
             return web.Response(body=AUDIO, content_type="audio/mpeg")
+        if request.path == "/v1/chat-messages":
+            usage = {"prompt_tokens": 14, "completion_tokens": 6, "total_tokens": 20}
+            if body.get("response_mode") == "blocking":
+                return web.json_response({"event": "message", "message_id": "m1", "conversation_id": "conv1", "mode": "chat", "answer": "Hello from Dify!", "metadata": {"usage": usage}, "created_at": 1700000000})
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            events = [
+                {"event": "workflow_started", "data": {"workflow_id": "wf1", "status": "running"}},
+                {"event": "node_finished", "data": {"node_type": "llm", "status": "succeeded"}},
+                {"event": "message", "answer": "Hello"},
+                {"event": "message", "answer": " from Dify!"},
+                {"event": "message_end", "metadata": {"usage": usage}},
+            ]
+            for e in events:
+                await response.write(f"data: {json.dumps(e)}\n\n".encode())
+            await response.write_eof()
+            return response
         if request.path == "/v1/chat":
             meta = {"billed_units": {"input_tokens": 9, "output_tokens": 3}}
             if not body.get("stream"):

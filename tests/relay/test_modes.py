@@ -116,3 +116,22 @@ def test_cohere_chat(gateway, fake):
     settle()
     # command-r: ratio 0.25, completion ratio 3: (9 + 3×3) × 0.25 = 4.5 → 5
     assert list(Log.objects.filter(user_id=user.pk).values_list("quota", flat=True)) == [5, 5]
+
+
+def test_dify_chat(gateway, fake):
+    make_channel(fake.base_url, key="dify", type=37, models="gpt-4o-mini")
+    user, token = user_token("df1")
+    client = openai.OpenAI(base_url=gateway.v1, api_key=f"sk-{token.key}", max_retries=0)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
+    out = client.chat.completions.create(model="gpt-4o-mini", messages=messages, user="u-7")
+    assert out.choices[0].message.content == "Hello from Dify!" and out.usage.total_tokens == 20
+    sent = fake.last("dify")
+    assert sent.path == "/v1/chat-messages"
+    assert sent.body == {"inputs": {}, "query": "SYSTEM: \nBe brief.\nUSER: \nhi\n", "response_mode": "blocking", "user": "u-7", "files": [], "auto_generate_name": False}
+    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from Dify!"
+    notes = "".join((c.choices[0].delta.model_extra or {}).get("reasoning_content") or "" for c in chunks if c.choices)
+    assert notes == "Workflow: wf1 [running]\nNode: llm [succeeded]\n"
+    assert fake.last("dify").body["response_mode"] == "streaming"
+    settle()
+    assert list(Log.objects.filter(user_id=user.pk).values_list("prompt_tokens", "completion_tokens")) == [(14, 6), (14, 6)]
