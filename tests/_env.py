@@ -28,6 +28,9 @@ elif ENGINE == "sqlite":
     os.environ["SQL_DSN"] = ""
     os.environ["SQLITE_PATH"] = os.path.join(_data, "one-api.db")
     os.environ.pop("REDIS_CONN_STRING", None)
+    # Worker tests read task results; the embedded filesystem broker has no result store of its own.
+    os.makedirs(os.path.join(_data, "celery-results"), exist_ok=True)
+    os.environ["CELERY_RESULT_BACKEND"] = "file://" + os.path.join(_data, "celery-results")
 else:
     raise SystemExit(f"NEWAPI_TEST_DB={ENGINE!r}: use postgres, sqlite or mysql")
 os.environ.setdefault("MAX_REQUEST_BODY_MB", "2")

@@ -1,12 +1,9 @@
-"""Midjourney and Suno end to end: a real Daphne gateway, a real Celery worker on the real Redis
-broker, and a fake Midjourney-Proxy / Suno upstream on 127.0.0.1."""
+"""Midjourney and Suno end to end: a real Daphne gateway, a real Celery worker (Redis broker, or the
+embedded filesystem broker in the SQLite run), and a fake Midjourney-Proxy / Suno upstream on 127.0.0.1."""
 
 from __future__ import annotations
 
-import os
-
 import httpx
-import pytest
 
 from billing.models import LOG_CONSUME, LOG_SYSTEM, Log
 from tasks.models import Midjourney, Task
@@ -14,7 +11,7 @@ from tests.conftest import live
 from tests.fakes.task_upstream import PNG
 from tests.tasks.conftest import balances
 
-pytestmark = [live, pytest.mark.skipif(not os.environ.get("REDIS_CONN_STRING"), reason="needs the Redis broker")]
+pytestmark = [live]
 
 MJ_IMAGINE = 50_000  # $0.1 × 500000
 SUNO_MUSIC = 50_000
