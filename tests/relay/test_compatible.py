@@ -159,3 +159,15 @@ def test_thinking_to_content_stream_and_non_stream(gateway, fake):
     settle()
     # deepseek-reasoner: usage 11 + 9 on both calls, billed from upstream usage
     assert list(Log.objects.filter(user_id=user.pk).values_list("completion_tokens", flat=True)) == [9, 9]
+
+
+def test_gizmo_models_route_and_price_by_wildcard(gateway, fake):
+    make_channel(fake.base_url, key="gizmo", models="gpt-4-gizmo-*")
+    user = make_user("gizmo", quota=1_000_000)
+    client = openai.OpenAI(base_url=gateway.v1, api_key=f"sk-{make_token(user).key}", max_retries=0)
+    client.chat.completions.create(model="gpt-4-gizmo-g-abc123", messages=[{"role": "user", "content": "hi"}])
+    assert fake.requests_for("gizmo")[-1].body["model"] == "gpt-4-gizmo-g-abc123"
+    settle()
+    log = Log.objects.get(user_id=user.pk)
+    assert log.model_name == "gpt-4-gizmo-*" and log.quota == 50_000  # $0.1 per call
+    assert log.content.endswith("，模型 gpt-4-gizmo-g-abc123")
