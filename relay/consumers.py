@@ -153,6 +153,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.upstream = None
         self.pump: asyncio.Task | None = None
         self.finished = False
+        self.settled = False
         self.charge_lock = asyncio.Lock()
         self.reserved = 0  # taken from the balances so far
         self.charged = 0  # the session's charge so far (what the final settlement bills)
@@ -335,6 +336,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if tally.empty():
             return True
         async with self.charge_lock:
+            if self.settled:  # a pump that outlived the session's end: the bill is closed
+                return False
             self.totals.add(tally)
             if self.price.use_price:
                 return True
@@ -371,6 +374,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def _settle(self) -> None:
         async with self.charge_lock:
+            self.settled = True
             rest, self.local = self.local, Tally()
             if not rest.empty():
                 self.totals.add(rest)
