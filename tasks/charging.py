@@ -38,12 +38,22 @@ def quote(model: str, group: str) -> Quote:
     return Quote(model, price, g, int(price * g * quota_per_unit()))
 
 
-async def reserve(caller: Caller, amount: int) -> Hold:
+class NotEnough(Exception):
+    """The balance cannot pay the action; each relay answers it in its own error shape."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+async def reserve(caller: Caller, amount: int, free: bool = False) -> Hold:
     acct = Account(caller.user.id, caller.token.id, not caller.token.unlimited_quota)
+    if free:  # free actions are not balance-checked (tasks-special.md §1.5 step 5)
+        return Hold(acct, 0)
     try:
         return await ledger.reserve(acct, amount)
     except QuotaError as exc:
-        raise quota_error(exc) from None
+        raise NotEnough(quota_error(exc).message) from None
 
 
 async def charge(hold: Hold, caller: Caller, q: Quote, channel_id: int, action: str, started: float, task_id: str = "") -> None:

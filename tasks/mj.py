@@ -179,7 +179,10 @@ async def _submit(req: ClientRequest, caller: Caller, kind: str) -> Response:
         channel = await routing.pick_channel(caller, model)
     consume = action not in A.FREE_ACTIONS
     q = charging.quote(model, caller.group)
-    hold = await charging.reserve(caller, q.quota if consume else 0)
+    try:
+        hold = await charging.reserve(caller, q.quota, free=not consume)
+    except charging.NotEnough:
+        raise MjError(4, "quota_not_enough") from None
     try:
         status, data = await call_upstream(req, channel, body)
     except BaseException:
@@ -244,7 +247,10 @@ async def swap_face(req: ClientRequest) -> Response:
             raise MjError(4, "sour_base64_and_target_base64_is_required")
         q = charging.quote("swap_face", caller.group)
         channel = await routing.pick_channel(caller, "swap_face")
-        hold = await charging.reserve(caller, q.quota)
+        try:
+            hold = await charging.reserve(caller, q.quota)
+        except charging.NotEnough:
+            raise MjError(4, "quota_not_enough") from None
         try:
             status, data = await call_upstream(req, channel, body)
         except BaseException:

@@ -101,7 +101,10 @@ async def _submit(req: ClientRequest, caller: Caller, action: str) -> Response:
     else:
         channel = await routing.pick_channel(caller, model)
     q = charging.quote(model, caller.group)
-    hold = await charging.reserve(caller, q.quota)
+    try:
+        hold = await charging.reserve(caller, q.quota)
+    except charging.NotEnough:
+        raise TaskError("quota_not_enough", "quota_not_enough", 403) from None
     try:
         channel, resp, envelope = await attempt_all(req, caller, model, action, body, channel, pinned)
     except BaseException:

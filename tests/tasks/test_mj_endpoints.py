@@ -227,3 +227,29 @@ def test_notify_updates_like_a_poll_and_needs_the_channel_key(setup, task_upstre
     late = {"id": mj_id, "status": "SUCCESS", "progress": "100%"}
     anon.post("/mj/notify", json=late, headers={"mj-api-secret": "mj-key"})
     assert Midjourney.objects.get(mj_id=mj_id).status == "FAILURE"  # finished tasks stay finished
+
+
+def test_short_balance_answers_in_each_relays_shape(setup, task_upstream):
+    _, _, user, token, client = setup
+    origin = finished_origin(client)
+    balances(user, token)  # the origin's charge is written before we set the balance
+    type(user).objects.filter(pk=user.pk).update(quota=10)
+    from newapi_site import bus
+
+    bus.publish(f"user:{user.pk}")
+    from billing.ledger import user_key
+    from newapi_site import redis as r
+
+    if r.redis_enabled():
+        r.sync_redis().delete(user_key(user.pk))  # the mirror reloads the balance we just set
+    propagated()
+    out = client.post("/mj/submit/imagine", json={"prompt": "x"})
+    assert (out.status_code, out.json()) == (400, {"description": "quota_not_enough", "type": "upstream_error", "code": 4})
+    out = client.post("/mj/insight-face/swap", json={"sourceBase64": "A", "targetBase64": "B"})
+    assert out.json()["description"] == "quota_not_enough"
+    out = client.post("/suno/submit/music", json={"prompt": "x"}, headers={"Authorization": f"Bearer sk-{token.key}"})
+    assert (out.status_code, out.json()) == (403, {"code": "quota_not_enough", "message": "quota_not_enough", "data": None})
+    # a free action (inpaint) is not balance-checked
+    out = submit(client, "action", {"taskId": origin, "customId": "MJ::Inpaint::1::abc::SOLO"})
+    assert out.json()["code"] == 1
+    assert balances(user, token)[0] == 10
