@@ -153,3 +153,82 @@ async def rerank(req: ClientRequest, **_params: str) -> Response:
         return Response(200, orjson.dumps(out))
 
     return await attempts.run(job, send)
+
+
+# -- speech to text -------------------------------------------------------------------------------
+def parse_form(req: ClientRequest) -> tuple[dict[str, str], tuple[str, bytes, str] | None]:
+    """multipart/form-data → (text fields, (filename, bytes, content type) of `file`)."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    ctype = req.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        raise LocalError("a multipart/form-data body is required", status=400, type="invalid_request_error", code="invalid_audio_request")
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + req.body)
+    fields: dict[str, str] = {}
+    upload: tuple[str, bytes, str] | None = None
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        payload = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is not None or name == "file":
+            if name == "file":
+                upload = (filename or "audio", payload, part.get_content_type())
+        else:
+            fields[name] = payload.decode("utf-8", "replace")
+    return fields, upload
+
+
+def audio_seconds(data: bytes, response: bytes) -> float:
+    """WAV from its header; otherwise the duration the upstream reports (verbose_json); otherwise
+    an estimate from the size at 128 kbit/s."""
+    import io
+    import wave
+
+    try:
+        with wave.open(io.BytesIO(data)) as w:
+            return w.getnframes() / float(w.getframerate() or 1)
+    except (wave.Error, EOFError):
+        pass
+    try:
+        reported = orjson.loads(response).get("duration")
+        if reported:
+            return float(reported)
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        pass
+    return len(data) / 16000.0
+
+
+async def transcription(req: ClientRequest, **_params: str) -> Response:
+    import math
+    from dataclasses import replace
+
+    fields, upload = parse_form(req)
+    if upload is None:
+        raise LocalError("file is required", status=400, type="invalid_request_error", code="invalid_audio_request")
+    model = fields.get("model") or "whisper-1"
+    job = await pipeline.prepare(replace(req, body=orjson.dumps({"model": model})), "audio_transcription")
+    job.body = dict(fields, model=model)
+
+    async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response:
+        adaptor = _openai_family(ctx, "speech to text")
+        ctx.is_stream = False
+        headers = adaptor.request_headers(ctx)
+        headers.pop("Content-Type", None)
+        data = {k: v for k, v in fields.items() if k != "model"}
+        data["model"] = ctx.upstream_model
+        data.setdefault("response_format", "json")
+        try:
+            resp = await http.client().post(adaptor.request_url(ctx), headers=headers, data=data, files={"file": upload})
+        except httpx.HTTPError as exc:
+            raise http.network_error(exc) from None
+        if resp.status_code // 100 != 2:
+            raise upstream_error_from_response(resp.status_code, resp.content)
+        seconds = audio_seconds(upload[1], resp.content)
+        tokens = round(math.ceil(seconds) / 60 * 1000)  # one minute = 1000 tokens
+        await pipeline.settle(job, ctx, Usage(tokens, 0), tried, frt_ms=-1000)
+        return Response(resp.status_code, resp.content, resp.headers.get("content-type", "application/json").encode())
+
+    return await attempts.run(job, send)

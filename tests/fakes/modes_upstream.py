@@ -50,6 +50,14 @@ class FakeModes:
         return [r for r in self.requests if r.key == key][-1]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.content_type == "multipart/form-data":
+            form = await request.post()
+            upload = form["file"]
+            body = {k: v for k, v in form.items() if k != "file"}
+            body["file"] = {"filename": upload.filename, "size": len(upload.file.read())}
+            key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            self.requests.append(Recorded(request.path, dict(request.headers), body, key, request.query_string))
+            return web.json_response({"text": "hello from whisper"})
         body = json.loads(await request.read() or b"null")
         key = request.headers.get("Authorization", "").removeprefix("Bearer ")
         self.requests.append(Recorded(request.path, dict(request.headers), body, key, request.query_string))

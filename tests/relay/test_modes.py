@@ -135,3 +135,27 @@ def test_dify_chat(gateway, fake):
     assert fake.last("dify").body["response_mode"] == "streaming"
     settle()
     assert list(Log.objects.filter(user_id=user.pk).values_list("prompt_tokens", "completion_tokens")) == [(14, 6), (14, 6)]
+
+
+def test_transcription_billed_per_minute(gateway, fake):
+    import io
+    import wave
+
+    make_channel(fake.base_url, key="stt", models="whisper-1")
+    user, token = user_token("st1")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:  # 61 s of silence at 1 kHz, 8-bit mono
+        w.setnchannels(1)
+        w.setsampwidth(1)
+        w.setframerate(1000)
+        w.writeframes(b"\x80" * 61_000)
+    client = openai.OpenAI(base_url=gateway.v1, api_key=f"sk-{token.key}", max_retries=0)
+    out = client.audio.transcriptions.create(model="whisper-1", file=("a.wav", buf.getvalue(), "audio/wav"), language="en")
+    assert out.text == "hello from whisper"
+    sent = fake.last("stt")
+    assert sent.path == "/v1/audio/transcriptions"
+    assert sent.body == {"model": "whisper-1", "language": "en", "response_format": "json", "file": {"filename": "a.wav", "size": len(buf.getvalue())}}
+    settle()
+    log = Log.objects.get(user_id=user.pk)
+    # ceil(61 s) / 60 × 1000 = 1016.67 → 1017 tokens × ratio 15
+    assert (log.prompt_tokens, log.quota) == (1017, 15_255)
