@@ -284,3 +284,33 @@ def test_thinking_suffix_enables_extended_thinking(gateway, fake_claude):
     settle()
     log = Log.objects.filter(user_id=user.pk).first()
     assert log.model_name == "claude-3-7-sonnet-20250219-thinking"
+
+
+def test_claude_request_and_openai_answer_conversions():
+    from relay.claude_convert import claude_to_openai_request, openai_to_claude_response
+    from relay.adaptors.base import Usage
+
+    body = {
+        "model": MODEL, "max_tokens": 10, "stop_sequences": ["A", "B"],
+        "system": [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}],
+        "tools": [{"name": "f", "description": "d", "input_schema": {"type": "object", "properties": {}}}],
+        "tool_choice": {"type": "tool", "name": "f"},
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAA"}}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "calling"}, {"type": "tool_use", "id": "tu1", "name": "f", "input": {"x": 1}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu1", "content": [{"type": "text", "text": "42"}]}]},
+        ],
+    }
+    out = claude_to_openai_request(body, MODEL)
+    assert out["stop"] == ["A", "B"] and out["tool_choice"] == {"type": "function", "function": {"name": "f"}}
+    assert out["messages"] == [
+        {"role": "system", "content": "one\ntwo"},
+        {"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAA"}}]},
+        {"role": "assistant", "content": "calling", "tool_calls": [{"id": "tu1", "type": "function", "function": {"name": "f", "arguments": '{"x":1}'}}]},
+        {"role": "tool", "tool_call_id": "tu1", "content": "42"},
+    ]
+    answer = {"id": "c1", "choices": [{"message": {"content": "hi", "reasoning_content": "r", "tool_calls": [{"id": "call_1", "function": {"name": "f", "arguments": '{"y":2}'}}]}, "finish_reason": "tool_calls"}]}
+    msg = openai_to_claude_response(answer, MODEL, Usage(30, 5, 20, 0))
+    assert msg["content"] == [{"type": "thinking", "thinking": "r", "signature": ""}, {"type": "text", "text": "hi"}, {"type": "tool_use", "id": "call_1", "name": "f", "input": {"y": 2}}]
+    assert msg["stop_reason"] == "tool_use"
+    assert msg["usage"] == {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 20, "cache_creation_input_tokens": 0}
