@@ -159,7 +159,7 @@ def main(argv: list[str]) -> int:
             procs.append(litellm)
             wait_http(f"http://127.0.0.1:{LITELLM_PORT}/health/liveliness", litellm, timeout=600)
             harness += ["--gateway", "litellm", f"http://127.0.0.1:{LITELLM_PORT}/v1", "sk-bench-master-key"]
-        return subprocess.run(harness + argv, cwd=HERE).returncode
+        return subprocess.run(harness + argv).returncode
     finally:
         for proc in reversed(procs):
             stop(proc)
