@@ -80,11 +80,11 @@ async def _run(app, key: str, n: int, on_warm) -> list[int]:
 
 async def _close_loop_resources() -> None:
     """This loop ends with the test: close its pooled clients and the worker threads' DB connections."""
-    loop_id = id(asyncio.get_running_loop())
-    upstream = relay_http._clients.pop(loop_id, None)
+    loop = asyncio.get_running_loop()
+    upstream = relay_http._clients.pop(loop, None)
     if upstream is not None:
         await upstream.aclose()
-    redis_client = r._async_clients.pop(loop_id, None)
+    redis_client = r._async_clients.pop(loop, None)
     if redis_client is not None:
         await redis_client.aclose()
     await sync_to_async(connections.close_all)()
