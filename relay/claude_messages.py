@@ -16,7 +16,7 @@ import orjson
 
 from . import attempts, http, pipeline, tokenizer
 from .adaptors import adaptor_for
-from .adaptors.base import RelayContext, StreamTranslator, Usage
+from .adaptors.base import RelayContext, StreamTranslator
 from .adaptors.claude import ClaudeAdaptor
 from .adaptors.openai import OpenAIAdaptor
 from .claude_convert import OpenAIToClaudeStream, claude_to_openai_request, openai_to_claude_response
@@ -133,5 +133,3 @@ def to_openai(job: pipeline.Job, ctx: RelayContext, adaptor: OpenAIAdaptor) -> N
     if job.is_stream and adaptor.supports_stream_options:
         ctx.body["stream_options"] = {"include_usage": True}
 
-
-__all__ = ["handle_messages", "Usage"]

@@ -8,7 +8,6 @@ own ratio. The legacy /v1/complete mode is not used: every model speaks Messages
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import orjson
@@ -354,8 +353,6 @@ class ClaudeAdaptor(Adaptor):
             raise LocalError(f"{ctx.mode} is not supported by Anthropic channels", status=400, type="invalid_request_error", code="invalid_api_type")
         body = dict(ctx.body)
         model = ctx.upstream_model
-        if model.endswith("-thinking"):
-            body.setdefault("max_tokens", body.get("max_completion_tokens") or 0)
         claude = openai_to_claude(body, model)
         claude["model"] = apply_thinking_suffix(claude, model)
         ctx.extra.setdefault("created", _now())
@@ -408,6 +405,3 @@ def _now() -> int:
 
     return int(time.time())
 
-
-def data_uri(media_type: str, data: bytes) -> str:
-    return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
