@@ -165,6 +165,7 @@ def main(argv: list[str]) -> int:
             stop(proc)
         try:
             psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            flush_redis()
         except Exception as exc:  # the run's result matters more than the cleanup
             log(f"could not drop {db}: {exc}")
         shutil.rmtree(data_dir, ignore_errors=True)
