@@ -11,11 +11,13 @@ A request holds a `Hold`; `settle` or `refund` on it acts once, whatever happens
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.db.models import F
+from redis.exceptions import NoScriptError
 
 from newapi_site import redis as r
 
@@ -91,6 +93,20 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], 
 return nil
 """
 
+async def _run(script: str, numkeys: int, *args: object):
+    """EVALSHA (the script is sent once per Redis server, not with every request), EVAL on a miss."""
+    client = r.async_redis()
+    sha = _SHAS.get(script)
+    if sha is None:
+        sha = _SHAS[script] = hashlib.sha1(script.encode()).hexdigest()
+    try:
+        return await client.evalsha(sha, numkeys, *args)
+    except NoScriptError:
+        return await client.eval(script, numkeys, *args)
+
+
+_SHAS: dict[str, str] = {}
+
 _ERRORS = {-3: "user_empty", -4: "user_insufficient", -5: "token_exhausted", -6: "token_insufficient"}
 
 
@@ -111,7 +127,7 @@ class RedisLedger:
         client = r.async_redis()
         keys = [user_key(acct.user_id), token_key(acct.token_id)]
         for _attempt in range(3):
-            code, balance = await client.eval(_RESERVE, 2, *keys, amount, "1" if acct.token_limited else "0")
+            code, balance = await _run(_RESERVE, 2, *keys, amount, "1" if acct.token_limited else "0")
             if code == 1:
                 return
             if code == -1:
@@ -138,7 +154,7 @@ class RedisLedger:
     async def commit(self, acct: Account, reserved: int, s: Settlement) -> None:
         # The DB never saw the reservation: it must receive the whole charge.
         s.user_delta = s.token_delta = -s.quota
-        await r.async_redis().eval(
+        await _run(
             _COMMIT, 3, user_key(acct.user_id), token_key(acct.token_id), queue_key(),
             s.quota - reserved, "1" if acct.token_limited else "0", s.to_json(),
         )

@@ -202,7 +202,13 @@ def _common_headers(request_id: str) -> list[tuple[bytes, bytes]]:
 
 
 async def _send_response(send, response: Response, request_id: str = "") -> None:
-    headers = [(b"content-type", response.content_type), *response.headers, *_common_headers(request_id)]
+    # A Content-Length lets the server send the response in one write instead of chunked framing.
+    headers = [
+        (b"content-type", response.content_type),
+        (b"content-length", str(len(response.body)).encode()),
+        *response.headers,
+        *_common_headers(request_id),
+    ]
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})
 

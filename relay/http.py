@@ -18,6 +18,8 @@ from .errors import UpstreamError
 
 # One client per event loop, forgotten with its loop (an id() key could be reused by a new loop).
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+_transports: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AiohttpTransport] = weakref.WeakKeyDictionary()
+_timeout_ext: dict[str, float | None] | None = None
 
 
 def _timeout() -> httpx.Timeout:
@@ -26,22 +28,49 @@ def _timeout() -> httpx.Timeout:
     return httpx.Timeout(total, connect=10.0, read=total or max(settings.STREAMING_TIMEOUT * 2, 60), pool=None)
 
 
-def client() -> httpx.AsyncClient:
+def _transport() -> AiohttpTransport:
     loop = asyncio.get_running_loop()
-    c = _clients.get(loop)
-    if c is None:
+    t = _transports.get(loop)
+    if t is None:
         import aiohttp
 
-        transport = AiohttpTransport(
+        t = AiohttpTransport(
             client=lambda: aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300),
                 timeout=aiohttp.ClientTimeout(total=None),
+                cookie_jar=aiohttp.DummyCookieJar(),  # upstream cookies must not leak across callers
                 auto_decompress=True,
             )
         )
-        c = httpx.AsyncClient(transport=transport, timeout=_timeout(), follow_redirects=False)
+        _transports[loop] = t
+    return t
+
+
+def client() -> httpx.AsyncClient:
+    """A full httpx client (redirects off, no cookie persistence needs) for admin-side calls."""
+    loop = asyncio.get_running_loop()
+    c = _clients.get(loop)
+    if c is None:
+        c = httpx.AsyncClient(transport=_transport(), timeout=_timeout(), follow_redirects=False)
         _clients[loop] = c
     return c
+
+
+async def send(method: str, url: str, headers: dict[str, str], body: bytes) -> httpx.Response:
+    """The relay hot path: one prepared request straight to the pooled transport.
+
+    Skips AsyncClient.send's per-request machinery (auth flow, redirect loop, cookie jar
+    extraction), which profiling showed as a sizeable share of a relay request's CPU.
+    The caller owns the response and must close it.
+    """
+    global _timeout_ext
+    if _timeout_ext is None:
+        _timeout_ext = _timeout().as_dict()
+    request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": _timeout_ext})
+    try:
+        return await _transport().handle_async_request(request)
+    except httpx.HTTPError as exc:
+        raise network_error(exc) from None
 
 
 def network_error(exc: Exception) -> UpstreamError:

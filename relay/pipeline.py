@@ -276,12 +276,7 @@ async def report_channel_failure(channel: ChannelInfo, err: UpstreamError) -> No
 async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | StreamingResponse:
     adaptor = adaptor_for(ctx.channel.type)
     upstream = adaptor.build_request(ctx)
-    client = http.client()
-    request = client.build_request(upstream.method, upstream.url, headers=upstream.headers, content=upstream.body)
-    try:
-        resp = await client.send(request, stream=True)
-    except httpx.HTTPError as exc:
-        raise http.network_error(exc) from None
+    resp = await http.send(upstream.method, upstream.url, upstream.headers, upstream.body)
     if resp.status_code // 100 != 2:
         try:
             body = await resp.aread()
@@ -320,7 +315,7 @@ async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response
     first_output_at: float | None = None
     finished = False
     try:
-        events = iter_events(resp.aiter_raw()).__aiter__()
+        events = iter_events(resp.aiter_bytes()).__aiter__()
         while True:
             try:
                 event, data = await asyncio.wait_for(events.__anext__(), idle)

@@ -25,6 +25,31 @@ def skip_form_parsing() -> None:
     WebRequest.__init__ = __init__
 
 
+def no_delay() -> None:
+    """Set TCP_NODELAY on accepted connections: with Nagle on, a small SSE chunk or the end
+    of a response can wait for the client's delayed ACK."""
+    from daphne.http_protocol import HTTPFactory
+
+    build = HTTPFactory.buildProtocol
+
+    def buildProtocol(self, addr):
+        protocol = build(self, addr)
+        if protocol is not None:
+            made = protocol.connectionMade
+
+            def connectionMade() -> None:
+                made()
+                try:
+                    protocol.transport.setTcpNoDelay(True)
+                except Exception:  # not a TCP transport (e.g. a UNIX socket)
+                    pass
+
+            protocol.connectionMade = connectionMade
+        return protocol
+
+    HTTPFactory.buildProtocol = buildProtocol
+
+
 def main() -> None:
     try:
         import uvloop
@@ -35,6 +60,7 @@ def main() -> None:
     from daphne.cli import CommandLineInterface
 
     skip_form_parsing()
+    no_delay()
     sys.argv[0] = "daphne"
     CommandLineInterface.entrypoint()
 

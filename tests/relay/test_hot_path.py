@@ -84,6 +84,9 @@ async def _close_loop_resources() -> None:
     upstream = relay_http._clients.pop(loop, None)
     if upstream is not None:
         await upstream.aclose()
+    transport = relay_http._transports.pop(loop, None)
+    if transport is not None:
+        await transport.aclose()
     redis_client = r._async_clients.pop(loop, None)
     if redis_client is not None:
         await redis_client.aclose()
@@ -124,9 +127,9 @@ def test_warm_requests_touch_no_database_and_two_redis_round_trips(fake_upstream
     assert statuses == [200] * (WARM_REQUESTS + 1)
     assert any("SELECT" in q.upper() for q in cold), "the counter saw no query even on the cold request"
     if r.redis_enabled():
-        # Redis ledger: reserve (EVAL) + commit (EVAL, which also queues the settlement).
+        # Redis ledger: reserve + commit (which also queues the settlement), as cached scripts.
         assert queries.sql == []
-        assert redis_calls.commands == ["EVAL", "EVAL"] * WARM_REQUESTS
+        assert redis_calls.commands == ["EVALSHA", "EVALSHA"] * WARM_REQUESTS
     else:
         # Database ledger: balance updates and the log row are writes; never a lookup.
         selects = [q for q in queries.sql if q.lstrip().upper().startswith("SELECT")]
