@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -36,7 +36,7 @@ class Settlement:
     created_at: int = field(default_factory=lambda: int(time.time()))
 
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)  # orjson serialises dataclasses natively (~30× faster than asdict)
 
     @classmethod
     def from_json(cls, raw: bytes) -> Settlement:
