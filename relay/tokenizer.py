@@ -8,12 +8,15 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-import bpe_openai
 import orjson
 
 
 @lru_cache(maxsize=2)
 def _encoding(name: str) -> Any:
+    # Imported on first use: the module alone costs ~65 MB of RSS, and most relayed
+    # requests carry upstream usage and never need it.
+    import bpe_openai
+
     return bpe_openai.get_encoding(name)
 
 
