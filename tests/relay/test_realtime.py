@@ -232,6 +232,14 @@ def test_azure_realtime_path_and_api_key(gateway, realtime_upstream):
     sent = realtime_upstream.connections[-1]
     assert sent["path"] == "/openai/realtime?deployment=gpt-4orealtime&api-version=2025-04-01-preview"
     assert "openai-insecure-api-key" not in sent["headers"].get("sec-websocket-protocol", "")
+    for _ in range(100):  # both sessions settled before the test's data is flushed
+        settle()
+        if Log.objects.filter(user_id=user.pk, type=LOG_CONSUME).count() == 2:
+            break
+        time.sleep(0.1)
+    settle()
+    user.refresh_from_db()
+    assert user.quota == 1_000_000 - 2 * PER_RESPONSE
 
 
 def test_dial_failure_retries_on_another_channel(gateway, realtime_upstream):
