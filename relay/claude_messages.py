@@ -17,7 +17,6 @@ import orjson
 from . import attempts, http, pipeline, tokenizer
 from .adaptors import adaptor_for
 from .adaptors.base import RelayContext, StreamTranslator
-from .adaptors.claude import ClaudeAdaptor
 from .adaptors.openai import OpenAIAdaptor
 from .claude_convert import OpenAIToClaudeStream, claude_to_openai_request, openai_to_claude_response
 from .errors import LocalError, RelayError, UpstreamError, upstream_error_from_response
@@ -63,8 +62,9 @@ async def relay_messages(req: ClientRequest) -> Response | StreamingResponse:
 class _Translators:
     """What pipeline.stream_body needs from an adaptor: a translator factory."""
 
-    def __init__(self, translator: StreamTranslator) -> None:
+    def __init__(self, translator: StreamTranslator, adaptor: Any) -> None:
         self._translator = translator
+        self.event_source = adaptor.event_source
 
     def stream_translator(self, ctx: RelayContext) -> StreamTranslator:
         return self._translator
@@ -72,7 +72,9 @@ class _Translators:
 
 async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response | StreamingResponse:
     adaptor = adaptor_for(ctx.channel.type)
-    native = isinstance(adaptor, ClaudeAdaptor)
+    native = callable(getattr(adaptor, "build_native_request", None))
+    if adaptor.needs_setup:
+        await adaptor.setup(ctx)
     if native:
         upstream = adaptor.build_native_request(ctx)
     elif isinstance(adaptor, OpenAIAdaptor):
@@ -96,9 +98,9 @@ async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Respon
         finally:
             await resp.aclose()
         raise upstream_error_from_response(resp.status_code, body)
-    if job.is_stream and "text/event-stream" in resp.headers.get("content-type", ""):
+    if job.is_stream and adaptor.is_stream_response(resp.headers.get("content-type", "")):
         translator = adaptor.native_stream_translator(ctx) if native else OpenAIToClaudeStream(ctx, job.count_prompt())
-        chunks = pipeline.stream_body(job, ctx, _Translators(translator), resp, tried)
+        chunks = pipeline.stream_body(job, ctx, _Translators(translator, adaptor), resp, tried)
         return StreamingResponse(200, chunks, list(SSE_HEADERS))
     try:
         raw = await resp.aread()

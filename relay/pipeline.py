@@ -275,6 +275,8 @@ async def report_channel_failure(channel: ChannelInfo, err: UpstreamError) -> No
 
 async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | StreamingResponse:
     adaptor = adaptor_for(ctx.channel.type)
+    if adaptor.needs_setup:
+        await adaptor.setup(ctx)
     upstream = adaptor.build_request(ctx)
     resp = await http.send(upstream.method, upstream.url, upstream.headers, upstream.body)
     if resp.status_code // 100 != 2:
@@ -286,7 +288,7 @@ async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | Stre
             await resp.aclose()
         raise upstream_error_from_response(resp.status_code, body)
     content_type = resp.headers.get("content-type", "")
-    if ctx.is_stream and "text/event-stream" in content_type:
+    if ctx.is_stream and adaptor.is_stream_response(content_type):
         async def on_close() -> None:
             await resp.aclose()
             await job.hold.refund()  # no-op when the stream already settled
@@ -315,7 +317,8 @@ async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response
     first_output_at: float | None = None
     finished = False
     try:
-        events = iter_events(resp.aiter_bytes()).__aiter__()
+        source = getattr(adaptor, "event_source", None)
+        events = (source(resp.aiter_bytes()) if source else iter_events(resp.aiter_bytes())).__aiter__()
         while True:
             try:
                 event, data = await asyncio.wait_for(events.__anext__(), idle)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import Adaptor
 from .azure import AzureAdaptor
+from .bedrock import BedrockAdaptor
 from .claude import ClaudeAdaptor
 from .cohere import CohereAdaptor
 from .compatible import COMPATIBLE
@@ -19,6 +20,7 @@ REGISTRY: dict[int, Adaptor] = {
     8: CustomURLAdaptor(),
     3: AzureAdaptor(),
     14: ClaudeAdaptor(),
+    33: BedrockAdaptor(),
     24: GeminiAdaptor(),
     34: CohereAdaptor(),
     37: DifyAdaptor(),

@@ -8,10 +8,12 @@ anything the client should see as an error.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from relay.state import ChannelInfo
+from relay.streaming import iter_events
 
 
 @dataclass(slots=True)
@@ -93,6 +95,19 @@ class Adaptor:
     default_base_url = ""
     # Channel types that accept stream_options (relay.md §7.1)
     supports_stream_options = False
+    # True when the adaptor must `await setup(ctx)` before build_request (an OAuth token to fetch):
+    # a flag, so adaptors without it add no await to the hot path.
+    needs_setup = False
+
+    async def setup(self, ctx: RelayContext) -> None:
+        """I/O an attempt needs before its request can be built (credentials); build_request stays sync."""
+
+    def is_stream_response(self, content_type: str) -> bool:
+        return "text/event-stream" in content_type
+
+    def event_source(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, bytes]]:
+        """The upstream stream as (event name, data) pairs for the translator: SSE unless overridden."""
+        return iter_events(chunks)
 
     def base_url(self, channel: ChannelInfo) -> str:
         return channel.base_url or self.default_base_url
