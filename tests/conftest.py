@@ -162,6 +162,22 @@ def settle() -> None:
     wait_idle()
 
 
+@pytest.fixture(autouse=True)
+def _settle_before_flush(request):
+    """A live test ends with the gateway's billing writes applied, so the table flush that
+    follows it never races a batch still being written (which can deadlock on PostgreSQL)."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or not marker.kwargs.get("transaction"):
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # set up first, so torn down after us
+    yield
+    try:
+        settle()
+    except TimeoutError:
+        pass
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_redis_keys():
     """This run's Redis keys (balances, queues) carry a per-run prefix; remove them at the end."""

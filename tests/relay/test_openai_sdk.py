@@ -192,7 +192,7 @@ def test_client_disconnect_bills_what_was_received(gateway, fake_upstream):
     user = make_user("frank", quota=1_000_000)
     token = make_token(user)
     body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}).encode()
-    sock = socket.create_connection(("127.0.0.1", gateway.port))
+    sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=20)
     sock.sendall(
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer sk-%s\r\n"
         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (token.key.encode(), len(body)) + body
