@@ -11,6 +11,7 @@ from .compatible import COMPATIBLE
 from .dify import DifyAdaptor
 from .gemini import GeminiAdaptor
 from .openai import CustomURLAdaptor, OpenAIAdaptor
+from .vertex import VertexAdaptor
 
 _OPENAI = OpenAIAdaptor()
 
@@ -24,6 +25,7 @@ REGISTRY: dict[int, Adaptor] = {
     24: GeminiAdaptor(),
     34: CohereAdaptor(),
     37: DifyAdaptor(),
+    41: VertexAdaptor(),
     **COMPATIBLE,
 }
 

@@ -1,0 +1,112 @@
+"""Service-account OAuth for Google APIs: an RS256-signed JWT assertion exchanged at the account's
+token_uri for an access token (RFC 7523 / developers.google.com "Using OAuth 2.0 for Server to
+Server Applications"). Tokens are cached per service account until five minutes before expiry;
+one lock per account keeps a burst of requests to one token fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from . import http
+from .errors import LocalError, UpstreamError
+
+SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
+EARLY_REFRESH = 300
+
+
+@dataclass(slots=True)
+class ServiceAccount:
+    project_id: str
+    client_email: str
+    private_key: str
+    private_key_id: str
+    token_uri: str
+
+    @property
+    def cache_key(self) -> str:
+        return hashlib.sha256(f"{self.client_email}\0{self.private_key}\0{self.token_uri}".encode()).hexdigest()
+
+
+def parse_service_account(key: str) -> ServiceAccount:
+    try:
+        data: Any = orjson.loads(key)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict) or not data.get("private_key") or not data.get("client_email"):
+        raise LocalError("Vertex AI channel key must be a service-account JSON", status=500, code="invalid_channel_key")
+    return ServiceAccount(
+        project_id=str(data.get("project_id") or ""),
+        client_email=str(data["client_email"]),
+        private_key=str(data["private_key"]),
+        private_key_id=str(data.get("private_key_id") or ""),
+        token_uri=str(data.get("token_uri") or DEFAULT_TOKEN_URI),
+    )
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def assertion(sa: ServiceAccount, now: int | None = None) -> str:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    now = int(now if now is not None else time.time())
+    header = {"alg": "RS256", "typ": "JWT"}
+    if sa.private_key_id:
+        header["kid"] = sa.private_key_id
+    claims = {"iss": sa.client_email, "scope": SCOPE, "aud": sa.token_uri, "iat": now, "exp": now + 3600}
+    signing_input = f"{_b64(orjson.dumps(header))}.{_b64(orjson.dumps(claims))}"
+    try:
+        key = serialization.load_pem_private_key(sa.private_key.encode(), password=None)
+    except (ValueError, TypeError):
+        raise LocalError("the service account's private_key is not a PEM RSA key", status=500, code="invalid_channel_key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise LocalError("the service account's private_key is not an RSA key", status=500, code="invalid_channel_key")
+    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{_b64(signature)}"
+
+
+_tokens: dict[str, tuple[str, float]] = {}
+_locks: dict[str, asyncio.Lock] = {}
+
+
+async def access_token(sa: ServiceAccount) -> str:
+    cached = _tokens.get(sa.cache_key)
+    if cached and cached[1] > time.time():
+        return cached[0]
+    lock = _locks.setdefault(sa.cache_key, asyncio.Lock())
+    async with lock:
+        cached = _tokens.get(sa.cache_key)
+        if cached and cached[1] > time.time():
+            return cached[0]
+        token, ttl = await fetch_token(sa)
+        _tokens[sa.cache_key] = (token, time.time() + max(ttl - EARLY_REFRESH, 30))
+        return token
+
+
+async def fetch_token(sa: ServiceAccount) -> tuple[str, int]:
+    form = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion(sa)}
+    try:
+        resp = await http.client().post(sa.token_uri, data=form, headers={"Accept": "application/json"})
+    except httpx.HTTPError as exc:
+        raise http.network_error(exc) from None
+    try:
+        data = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        data = {}
+    if resp.status_code != 200 or not isinstance(data, dict) or not data.get("access_token"):
+        detail = (data.get("error_description") or data.get("error")) if isinstance(data, dict) else None
+        # The channel's credentials are wrong: 401, so channel health treats it like a bad key.
+        raise UpstreamError(f"Vertex AI access token request failed: {detail or resp.status_code}", status=401, type="upstream_error", code="vertex_token_failed")
+    return str(data["access_token"]), int(data.get("expires_in") or 3600)
