@@ -52,7 +52,6 @@ async def relay_messages(req: ClientRequest) -> Response | StreamingResponse:
         if not isinstance(messages, list) or not messages:
             raise LocalError("field messages is required", status=400, type="invalid_request_error", code="invalid_claude_request")
         job.is_stream = bool(job.body.get("stream"))
-        job.prompt_tokens = count_claude_prompt(job.body, job.model)
         return await attempts.attempt_all(job, send)
     except BaseException:
         await job.hold.refund()

@@ -24,7 +24,7 @@ from billing.pricing import Price, PriceNotSet, normalize_model, price_for, quot
 from billing.pricing import pre_consume_estimate
 from billing.settlement import Settlement
 
-from . import auth, http, rate_limit, state, tokenizer
+from . import auth, http, rate_limit, sensitive, state, tokenizer
 from .adaptors import adaptor_for
 from .adaptors.base import ParsedResponse, RelayContext, Usage
 from .errors import LocalError, RelayError, UpstreamError, invalid_request, upstream_error_from_response
@@ -63,6 +63,10 @@ def count_prompt(mode: str, body: dict[str, Any], model: str) -> int:
         return tokenizer.count_messages(body.get("messages") or [], model, body.get("tools"))
     if mode == "completions":
         return tokenizer.count_input(body.get("prompt"), model)
+    if mode == "claude":
+        from .claude_messages import count_claude_prompt  # it imports this module
+
+        return count_claude_prompt(body, model)
     return tokenizer.count_input(body.get("input"), model)
 
 
@@ -145,6 +149,7 @@ async def prepare_for(caller: auth.Caller, req: ClientRequest, mode: str, model_
     if model and "model" not in body and mode in ("moderations", "embeddings"):
         body["model"] = model
     validate(mode, body, model)
+    sensitive.check(mode, body)
     auth.check_ip(caller.token, req.client_ip)
     if caller.pinned_channel_id is None:
         auth.check_model_allowed(caller.token, model)
@@ -159,7 +164,7 @@ async def prepare_for(caller: auth.Caller, req: ClientRequest, mode: str, model_
         ) from None
     is_stream = bool(body.get("stream")) and mode in ("chat", "completions")
     max_tokens = 0
-    if mode in ("chat", "completions"):
+    if mode in ("chat", "completions", "claude"):
         max_tokens = max(int(body.get("max_tokens") or 0), int(body.get("max_completion_tokens") or 0))
     prompt_tokens = None
     if max_tokens and not price.use_price:
