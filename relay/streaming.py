@@ -48,3 +48,23 @@ async def iter_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, 
     tail = buffer.strip()
     if tail.startswith(b"data:"):
         yield event, tail[5:].lstrip(b" ")
+
+
+async def iter_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, bytes]]:
+    """Newline-delimited JSON (Cohere's stream) as ("", line) pairs, each as soon as it is complete."""
+    buffer = b""
+    async for chunk in chunks:
+        buffer += chunk
+        if len(buffer) > MAX_LINE and b"\n" not in buffer:
+            raise ValueError("stream line too long")
+        while True:
+            nl = buffer.find(b"\n")
+            if nl < 0:
+                break
+            line = buffer[:nl].strip()
+            buffer = buffer[nl + 1 :]
+            if line:
+                yield "", line
+    tail = buffer.strip()
+    if tail:
+        yield "", tail

@@ -2,19 +2,20 @@
 
 The last user message is `message`; every earlier turn goes to chat_history (New API overwrote
 `message` with each user turn and lost the earlier ones). Cohere streams newline-delimited JSON,
-not SSE, so a streamed answer is read whole and re-emitted as OpenAI SSE in one go.
+not SSE: each line is converted to an OpenAI SSE chunk as it arrives (`event_source` = iter_lines).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from django.conf import settings
 
 from relay.errors import LocalError, upstream_error_from_response
-from relay.streaming import DONE, frame
+from relay.streaming import DONE, frame, iter_lines
 
 from .base import Adaptor, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest, Usage
 
@@ -78,8 +79,6 @@ class CohereAdaptor(Adaptor):
     def parse_response(self, ctx: RelayContext, status: int, body: bytes, content_type: str) -> ParsedResponse:
         if status // 100 != 2:
             raise upstream_error_from_response(status, body)
-        if ctx.is_stream:
-            return self._stream_whole(ctx, body)
         data = orjson.loads(body)
         usage = cohere_usage(data.get("meta"))
         text = data.get("text", "")
@@ -94,36 +93,54 @@ class CohereAdaptor(Adaptor):
             out["usage"] = _usage_body(usage)
         return ParsedResponse(status, orjson.dumps(out), usage, "application/json", text)
 
-    def _stream_whole(self, ctx: RelayContext, body: bytes) -> ParsedResponse:
-        """Cohere's NDJSON stream, read whole → OpenAI SSE."""
-        rid, created = "", int(time.time())
-        frames: list[bytes] = []
-        texts: list[str] = []
-        usage: Usage | None = None
+    def is_stream_response(self, content_type: str) -> bool:
+        return "stream+json" in content_type or "ndjson" in content_type or "jsonl" in content_type
 
-        def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
-            return frame(orjson.dumps({"id": rid, "object": "chat.completion.chunk", "created": created, "model": ctx.origin_model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
-
-        for line in body.splitlines():
-            try:
-                event = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            kind = event.get("event_type")
-            if kind == "stream-start":
-                rid = event.get("generation_id", "")
-                frames.append(chunk({"role": "assistant", "content": ""}, None))
-            elif kind == "text-generation":
-                texts.append(event.get("text", ""))
-                frames.append(chunk({"content": event.get("text", "")}, None))
-            elif event.get("is_finished"):
-                response = event.get("response") or {}
-                usage = cohere_usage(response.get("meta"))
-                frames.append(chunk({}, FINISH.get(event.get("finish_reason"), "stop")))
-        if ctx.client_wants_usage and usage:
-            frames.append(frame(orjson.dumps({"id": rid, "object": "chat.completion.chunk", "created": created, "model": ctx.origin_model, "choices": [], "usage": _usage_body(usage)})))
-        frames.append(DONE)
-        return ParsedResponse(200, b"".join(frames), usage, "text/event-stream", "".join(texts))
+    def event_source(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, bytes]]:
+        return iter_lines(chunks)
 
     def stream_translator(self, ctx: RelayContext) -> StreamTranslator:
-        raise NotImplementedError  # Cohere never answers text/event-stream
+        return CohereStream(ctx)
+
+
+class CohereStream(StreamTranslator):
+    """One NDJSON event → one OpenAI chunk, as each line arrives."""
+
+    def __init__(self, ctx: RelayContext) -> None:
+        super().__init__(ctx)
+        self.id = ""
+        self.created = int(time.time())
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None) -> bytes:
+        return frame(orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.ctx.origin_model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
+
+    def feed(self, event: str, data: bytes) -> list[bytes]:
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return []
+        if not isinstance(obj, dict):
+            return []
+        kind = obj.get("event_type")
+        if kind == "stream-start":
+            self.id = obj.get("generation_id", "")
+            return [self._chunk({"role": "assistant", "content": ""}, None)]
+        if kind == "text-generation":
+            piece = obj.get("text", "")
+            if not piece:
+                return []
+            self.text_parts.append(piece)
+            self.first_output = True
+            return [self._chunk({"content": piece}, None)]
+        if obj.get("is_finished"):
+            self.usage = cohere_usage((obj.get("response") or {}).get("meta")) or self.usage
+            return [self._chunk({}, FINISH.get(obj.get("finish_reason"), "stop"))]
+        return []
+
+    def finish(self) -> list[bytes]:
+        out: list[bytes] = []
+        usage = self.usage or self.ctx.extra.get("final_usage")
+        if self.ctx.client_wants_usage and usage:
+            out.append(frame(orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.ctx.origin_model, "choices": [], "usage": _usage_body(usage)})))
+        out.append(DONE)
+        return out
