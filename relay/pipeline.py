@@ -24,7 +24,7 @@ from billing.pricing import Price, PriceNotSet, normalize_model, price_for, quot
 from billing.pricing import pre_consume_estimate
 from billing.settlement import Settlement
 
-from . import auth, http, rate_limit, sensitive, state, tokenizer
+from . import auth, http, media, rate_limit, sensitive, state, tokenizer
 from .adaptors import adaptor_for
 from .adaptors.base import ParsedResponse, RelayContext, Usage
 from .errors import LocalError, RelayError, UpstreamError, invalid_request, upstream_error_from_response
@@ -56,6 +56,15 @@ class Job:
         if self.prompt_tokens is None:
             self.prompt_tokens = count_prompt(self.mode, self.body, self.model)
         return self.prompt_tokens
+
+    async def count_prompt_media(self) -> None:
+        """Before billing from a counted prompt (usage missing): images at their real size.
+        Best effort: the answer is already in, so a failed fetch falls back to the flat estimate."""
+        if self.prompt_tokens is None and self.mode == "chat" and media.image_parts(self.body):
+            try:
+                self.prompt_tokens = await media.count_chat_prompt(self.body, self.model, self.is_stream)
+            except RelayError as err:
+                log.info("image prompt count fell back to the estimate: %s", err.message)
 
 
 def count_prompt(mode: str, body: dict[str, Any], model: str) -> int:
@@ -168,7 +177,10 @@ async def prepare_for(caller: auth.Caller, req: ClientRequest, mode: str, model_
         max_tokens = max(int(body.get("max_tokens") or 0), int(body.get("max_completion_tokens") or 0))
     prompt_tokens = None
     if max_tokens and not price.use_price:
-        prompt_tokens = count_prompt(mode, body, model)
+        if mode == "chat" and media.image_parts(body):
+            prompt_tokens = await media.count_chat_prompt(body, model, is_stream)
+        else:
+            prompt_tokens = count_prompt(mode, body, model)
     estimate = pre_consume_estimate(price, prompt_tokens or 0, max_tokens)
     acct = Account(caller.user.id, caller.token.id, not caller.token.unlimited_quota)
     try:
@@ -306,6 +318,8 @@ async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | Stre
     finally:
         await resp.aclose()
     parsed = adaptor.parse_response(ctx, resp.status_code, raw, content_type)
+    if parsed.usage is None:
+        await job.count_prompt_media()
     usage = parsed.usage or fallback_usage(job, parsed)
     await settle(job, ctx, usage, tried, frt_ms=-1000)
     return Response(parsed.status, parsed.body, parsed.content_type.encode() or b"application/json")
@@ -342,6 +356,8 @@ async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response
         log.warning("upstream stream broke for request %s: %s", job.req.request_id, exc)
     finally:
         await resp.aclose()
+        if translator.usage is None and translator.text:
+            await job.count_prompt_media()
         usage = stream_usage(job, translator)
         if usage.completion_tokens == 0 and translator.usage is None:
             await job.hold.refund()  # a failed or empty reply costs nothing

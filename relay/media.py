@@ -1,0 +1,224 @@
+"""Image input tokens for chat prompts (shared/spec/tasks-special.md §10, relay.md §8.3).
+
+Dimensions come from the image's own header (PNG, GIF, JPEG, WebP: parsed here, no Pillow),
+from a data URI or from a URL fetched progressively until the header is readable, capped at
+MAX_FILE_DOWNLOAD_MB. URLs are fetched only from public addresses: the host is resolved, every
+address must be global, and the connection goes to the checked address itself (no second
+lookup for DNS rebinding to change), redirects re-checked hop by hop.
+Claude and Gemini models are priced at 3×base without a download (their channels bill images
+their own way), decided by model name because the prompt is counted before a channel is chosen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import math
+import socket
+import struct
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import httpx
+from django.conf import settings
+
+from . import tokenizer
+from .errors import LocalError
+
+MAX_REDIRECTS = 3
+HEADER_STEPS = (8 * 1024, 24 * 1024, 64 * 1024)
+
+
+def media_error(message: str) -> LocalError:
+    return LocalError(message, status=400, type="invalid_request_error", code="count_token_messages_failed")
+
+
+# -- dimensions from headers ---------------------------------------------------------------------
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG, GIF, JPEG or WebP header; None when not (yet) decodable."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
+        return struct.unpack(">II", data[16:24])
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return struct.unpack("<HH", data[6:10])
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_size(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _webp_size(data)
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if i + 9 > len(data):
+                return None
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return w, h
+        i += 2 + length
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8 " and len(data) >= 30:
+        w, h = struct.unpack("<HH", data[26:30])
+        return w & 0x3FFF, h & 0x3FFF
+    if chunk == b"VP8L" and len(data) >= 25:
+        b = data[21:25]
+        w = 1 + (((b[1] & 0x3F) << 8) | b[0])
+        h = 1 + (((b[3] & 0x0F) << 10) | (b[2] << 2) | ((b[1] & 0xC0) >> 6))
+        return w, h
+    if chunk == b"VP8X" and len(data) >= 30:
+        w = 1 + int.from_bytes(data[24:27], "little")
+        h = 1 + int.from_bytes(data[27:30], "little")
+        return w, h
+    return None
+
+
+def tile_tokens(width: int, height: int, base: int, tile: int) -> int:
+    short, long = sorted((width, height))
+    if short > 768:
+        long = math.ceil(long * 768 / short)
+        short = 768
+    return math.ceil(short / 512) * math.ceil(long / 512) * tile + base
+
+
+# -- sources ---------------------------------------------------------------------------------------
+def data_uri_size(url: str) -> tuple[int, int]:
+    payload = url.split(",", 1)[1] if "," in url else url
+    payload = "".join(payload.split())
+    for limit in (1 << 16, 1 << 20, None):  # a header is near the start; decode more only if needed
+        part = payload if limit is None else payload[: limit - limit % 4]
+        try:
+            size = image_size(base64.b64decode(part + "=" * (-len(part) % 4)))
+        except (binascii.Error, ValueError):
+            raise media_error("image data is not valid base64") from None
+        if size or limit is None or len(part) == len(payload):
+            break
+    if not size:
+        raise media_error("unsupported or unreadable image")
+    return size
+
+
+def _address_allowed(ip: str) -> bool:
+    addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    return addr.is_global and not addr.is_multicast
+
+
+async def resolve_public(host: str, port: int) -> str:
+    """One address for host, after checking every address it resolves to."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise media_error(f"cannot resolve image host {host}") from None
+    addresses = [info[4][0] for info in infos]
+    if not addresses:
+        raise media_error(f"cannot resolve image host {host}")
+    if not settings.MEDIA_FETCH_ALLOW_PRIVATE and not all(_address_allowed(a) for a in addresses):
+        raise media_error("image URL points to a private, loopback or reserved address")
+    return addresses[0]
+
+
+async def url_size(url: str) -> tuple[int, int]:
+    cap = settings.MAX_FILE_DOWNLOAD_MB * 1024 * 1024
+    async with httpx.AsyncClient(follow_redirects=False, timeout=httpx.Timeout(20.0, connect=5.0), trust_env=False) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise media_error("image URL must be http or https")
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            ip = await resolve_public(parts.hostname, port)
+            netloc = (f"[{ip}]" if ":" in ip else ip) + f":{port}"
+            target = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+            host_header = parts.netloc.rsplit("@", 1)[-1]
+            request = client.build_request("GET", target, headers={"Host": host_header}, extensions={"sni_hostname": parts.hostname})
+            try:
+                resp = await client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise media_error(f"image download failed: {type(exc).__name__}") from None
+            try:
+                if resp.status_code in (301, 302, 303, 307, 308) and resp.headers.get("location"):
+                    url = urljoin(url, resp.headers["location"])
+                    continue
+                return await _read_size(resp, cap)
+            finally:
+                await resp.aclose()
+    raise media_error("too many redirects fetching the image")
+
+
+async def _read_size(resp: httpx.Response, cap: int) -> tuple[int, int]:
+    if resp.status_code != 200:
+        raise media_error(f"image download failed with status {resp.status_code}")
+    ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not (ctype.startswith("image/") or ctype == "application/octet-stream"):
+        raise media_error(f"invalid content type for an image: {ctype or 'none'}")
+    # No Content-Length refusal: only the header is read, and the cap bounds what is read.
+    data = b""
+    steps = iter(HEADER_STEPS)
+    next_check = next(steps)
+    async for chunk in resp.aiter_bytes():
+        data += chunk
+        if len(data) > cap:
+            raise media_error(f"file size exceeds maximum allowed size: {settings.MAX_FILE_DOWNLOAD_MB}MB")
+        if len(data) >= next_check:
+            size = image_size(data)
+            if size:
+                return size  # the header is enough: stop downloading
+            next_check = next(steps, next_check * 2)
+    size = image_size(data)
+    if not size:
+        raise media_error("unsupported or unreadable image")
+    return size
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+async def image_part_tokens(image_url: Any, model: str, is_stream: bool) -> int:
+    url = image_url.get("url") if isinstance(image_url, dict) else image_url
+    detail = (image_url.get("detail") if isinstance(image_url, dict) else None) or "high"
+    if model.startswith("glm-4v"):
+        return 1047
+    if detail == "low":
+        return 85
+    if not is_stream and not settings.GET_MEDIA_TOKEN_NOT_STREAM:
+        return 255
+    base, tile = (2833, 5667) if model.startswith("gpt-4o-mini") else (85, 170)
+    if not settings.GET_MEDIA_TOKEN or model.startswith(("claude", "gemini")):
+        return 3 * base
+    url = str(url or "")
+    if url.startswith("http"):
+        width, height = await url_size(url)
+    else:
+        width, height = data_uri_size(url)
+    return tile_tokens(width, height, base, tile)
+
+
+def image_parts(body: dict[str, Any]) -> list[Any]:
+    out = []
+    for msg in body.get("messages") or []:
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if isinstance(content, list):
+            out.extend(p.get("image_url") for p in content if isinstance(p, dict) and p.get("type") == "image_url")
+    return out
+
+
+async def count_chat_prompt(body: dict[str, Any], model: str, is_stream: bool) -> int:
+    """tokenizer.count_messages with each image counted from its real size."""
+    parts = image_parts(body)
+    real = await asyncio.gather(*(image_part_tokens(p, model, is_stream) for p in parts))
+    flat = sum(tokenizer.image_tokens(p, model) for p in parts)
+    return tokenizer.count_messages(body.get("messages") or [], model, body.get("tools")) - flat + sum(real)
