@@ -4,7 +4,6 @@ InvokeModelWithResponseStream, OpenAI chat and native /v1/messages, billing."""
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime, timezone
 
 import anthropic
