@@ -31,6 +31,7 @@ def chat(gateway, token):
 
 
 def test_401_disables_channel_everywhere(gateway, fake_upstream, auto_disable):
+    before = len(fake_upstream.requests_for("status-401"))  # the fake is shared by the whole session
     channel = make_channel(fake_upstream.base_url, key="status-401")
     token = make_token(make_user("hx"))
     with pytest.raises(openai.AuthenticationError):
@@ -43,7 +44,7 @@ def test_401_disables_channel_everywhere(gateway, fake_upstream, auto_disable):
     with pytest.raises(openai.APIStatusError) as exc:
         chat(gateway, token)
     assert exc.value.status_code == 503  # no channel left: the gateway stopped choosing it at once
-    assert len(fake_upstream.requests_for("status-401")) == 1
+    assert len(fake_upstream.requests_for("status-401")) == before + 1
 
 
 def test_keyword_match_and_auto_ban_off(gateway, fake_upstream, auto_disable):
