@@ -12,6 +12,7 @@ A request holds a `Hold`; `settle` or `refund` on it acts once, whatever happens
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
@@ -74,18 +75,18 @@ if amount > 0 then
   redis.call('DECRBY', KEYS[1], amount)
   if limited then redis.call('DECRBY', KEYS[2], amount) end
 end
-return {1, u - amount}
+if limited then return {1, u - amount, t - amount} end
+return {1, u - amount, -1}
 """
 
 # Apply the final difference (charge - reserved) and queue the DB write in one atomic step.
 _COMMIT = """
 local diff = tonumber(ARGV[1])
-if diff ~= 0 then
-  if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECRBY', KEYS[1], diff) end
-  if ARGV[2] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('DECRBY', KEYS[2], diff) end
-end
+local u, t = -1, -1
+if redis.call('EXISTS', KEYS[1]) == 1 then u = redis.call('DECRBY', KEYS[1], diff) end
+if ARGV[2] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then t = redis.call('DECRBY', KEYS[2], diff) end
 redis.call('RPUSH', KEYS[3], ARGV[3])
-return 1
+return {u, t}
 """
 
 _INCR_IF_EXISTS = """
@@ -122,14 +123,39 @@ def _load_token_balance(token_id: int) -> int:
     return int(Token.objects.filter(pk=token_id).values_list("remain_quota", flat=True).first() or 0)
 
 
+# New API's "trusted" rule (relay.md §9.1): when the balance is over 100× the estimate, nothing
+# is held up front. We apply it only to balances this process saw within TRUST_SECONDS; the
+# final charge is still applied atomically at commit, so nothing is lost, only not pre-held.
+TRUST_FACTOR = 100
+TRUST_SECONDS = 2.0
+
+
 class RedisLedger:
-    async def reserve(self, acct: Account, amount: int) -> None:
+    def __init__(self) -> None:
+        # (user_id, token_id) -> (user balance, token balance or -1, monotonic time seen)
+        self._seen: dict[tuple[int, int], tuple[int, int, float]] = {}
+
+    def _trusted(self, acct: Account, amount: int) -> bool:
+        seen = self._seen.get((acct.user_id, acct.token_id))
+        if seen is None or time.monotonic() - seen[2] > TRUST_SECONDS:
+            return False
+        margin = max(amount, 1) * TRUST_FACTOR
+        return seen[0] > margin and (not acct.token_limited or seen[1] > margin)
+
+    def _remember(self, acct: Account, user_balance: int, token_balance: int) -> None:
+        self._seen[(acct.user_id, acct.token_id)] = (int(user_balance), int(token_balance), time.monotonic())
+
+    async def reserve(self, acct: Account, amount: int) -> int:
+        """Hold `amount` and return what was held (0 under the trusted rule)."""
+        if self._trusted(acct, amount):
+            return 0
         client = r.async_redis()
         keys = [user_key(acct.user_id), token_key(acct.token_id)]
         for _attempt in range(3):
-            code, balance = await _run(_RESERVE, 2, *keys, amount, "1" if acct.token_limited else "0")
+            code, balance, *rest = await _run(_RESERVE, 2, *keys, amount, "1" if acct.token_limited else "0")
             if code == 1:
-                return
+                self._remember(acct, balance, rest[0])
+                return amount
             if code == -1:
                 value = await sync_to_async(_load_user_balance)(acct.user_id)
                 await client.set(keys[0], value, nx=True)
@@ -138,6 +164,7 @@ class RedisLedger:
                 value = await sync_to_async(_load_token_balance)(acct.token_id)
                 await client.set(keys[1], value, nx=True)
                 continue
+            self._seen.pop((acct.user_id, acct.token_id), None)
             raise QuotaError(_ERRORS[code], int(balance), amount)
         raise RuntimeError("quota balance could not be loaded")
 
@@ -154,10 +181,12 @@ class RedisLedger:
     async def commit(self, acct: Account, reserved: int, s: Settlement) -> None:
         # The DB never saw the reservation: it must receive the whole charge.
         s.user_delta = s.token_delta = -s.quota
-        await _run(
+        user_balance, token_balance = await _run(
             _COMMIT, 3, user_key(acct.user_id), token_key(acct.token_id), queue_key(),
             s.quota - reserved, "1" if acct.token_limited else "0", s.to_json(),
         )
+        if user_balance >= 0:
+            self._remember(acct, user_balance, token_balance)
 
 
 # -- Database --------------------------------------------------------------------------
@@ -191,9 +220,10 @@ def _db_release(acct: Account, amount: int) -> None:
 
 
 class DbLedger:
-    async def reserve(self, acct: Account, amount: int) -> None:
+    async def reserve(self, acct: Account, amount: int) -> int:
         # Runs even at zero cost: New API requires a positive balance for free models too.
         await sync_to_async(_db_reserve)(acct, amount)
+        return amount
 
     async def release(self, acct: Account, amount: int) -> None:
         if amount > 0:
@@ -240,8 +270,8 @@ class Hold:
 
 
 async def reserve(acct: Account, amount: int) -> Hold:
-    await ledger().reserve(acct, amount)
-    return Hold(acct, amount)
+    held = await ledger().reserve(acct, amount)
+    return Hold(acct, held)
 
 
 # -- credits from outside the relay (redeem, top-up, admin edits, task refunds) -------------

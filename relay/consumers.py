@@ -190,12 +190,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.acct = Account(self.caller.user.id, self.caller.token.id, not self.caller.token.unlimited_quota)
         pre = pre_consume_estimate(self.price, 0, 0)
         try:
-            await ledger.reserve(self.acct, pre)
+            hold = await ledger.reserve(self.acct, pre)
         except QuotaError as exc:
             from .pipeline import quota_error
 
             raise quota_error(exc) from None
-        self.reserved = pre
+        self.reserved = hold.amount  # what was really held (0 under the ledger's trusted rule)
         if self.price.use_price:  # fixed-price models pay once, at connect
             self.charged = pre
         try:
@@ -344,13 +344,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             quota = self._quota(tally)
             self.charged += quota  # it arrived, so it is billed even if the balance is short
             try:
-                await ledger.reserve(self.acct, quota)
+                hold = await ledger.reserve(self.acct, quota)
             except QuotaError as exc:
                 from .pipeline import quota_error
 
                 await self.send(text_data=error_event(self.request_id, quota_error(exc)))
                 return False
-            self.reserved += quota
+            self.reserved += hold.amount
         return True
 
     # -- the end ------------------------------------------------------------------------

@@ -71,3 +71,30 @@ def test_new_row_with_a_reused_id_does_not_inherit_a_balance():
     assert hold.amount == 50
     with pytest.raises(QuotaError):
         async_to_sync(ledger.reserve)(Account(again.pk, token.pk, False), 1)
+
+
+def test_trusted_rule_skips_the_hold_but_never_the_charge():
+    """Over 100× the estimate (seen < 2 s ago) nothing is pre-held, as in New API; the charge stays exact."""
+    from newapi_site import redis as r
+
+    user = make_user("olga", quota=1_000_000)
+    token = make_token(user, unlimited_quota=False, remain_quota=500_000)
+    acct = Account(user.pk, token.pk, True)
+
+    async def run() -> list[int]:
+        held = []
+        for _ in range(3):
+            hold = await ledger.reserve(acct, 100)
+            held.append(hold.amount)
+            await hold.settle(_settlement(user, token, 40))
+        return held
+
+    held = async_to_sync(run)()
+    if r.redis_enabled():
+        assert held == [100, 0, 0]  # the first call saw the balance; the next two trust it
+    else:
+        assert held == [100, 100, 100]  # the database ledger always holds
+    settle()
+    user.refresh_from_db()
+    token.refresh_from_db()
+    assert (user.quota, token.remain_quota, token.used_quota) == (1_000_000 - 120, 500_000 - 120, 120)
