@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import orjson
 
-from . import attempts, http, pipeline, tokenizer
+from . import http, pipeline, tokenizer
 from .adaptors import adaptor_for
 from .adaptors.base import RelayContext, StreamTranslator
 from .adaptors.openai import OpenAIAdaptor
@@ -52,7 +52,7 @@ async def relay_messages(req: ClientRequest) -> Response | StreamingResponse:
         if not isinstance(messages, list) or not messages:
             raise LocalError("field messages is required", status=400, type="invalid_request_error", code="invalid_claude_request")
         job.is_stream = bool(job.body.get("stream"))
-        return await attempts.attempt_all(job, send)
+        return await pipeline.attempt_all(job, send)
     except BaseException:
         await job.hold.refund()
         raise

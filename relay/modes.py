@@ -15,7 +15,7 @@ import orjson
 
 from billing.pricing import quota_per_unit
 
-from . import attempts, http, pipeline, tokenizer
+from . import http, pipeline, tokenizer
 from .adaptors import adaptor_for
 from .adaptors.base import RelayContext, Usage
 from .adaptors.openai import OpenAIAdaptor
@@ -96,10 +96,10 @@ async def images(req: ClientRequest, **_params: str) -> Response:
         adaptor = _openai_family(ctx, "image generation")
         ctx.body.setdefault("model", job.model)
         resp = await _send_openai(ctx, adaptor)
-        await attempts.charge(job, ctx, Usage(n, 0), quota, tried, content=f"大小 {size}, 品质 {quality}")
+        await pipeline.settle(job, ctx, Usage(n, 0), tried, -1000, quota=quota, content=f"大小 {size}, 品质 {quality}")
         return Response(resp.status_code, resp.content, resp.headers.get("content-type", "application/json").encode())
 
-    return await attempts.run(job, send)
+    return await pipeline.run(job, send)
 
 
 # -- text to speech -------------------------------------------------------------------------------
@@ -117,7 +117,7 @@ async def speech(req: ClientRequest, **_params: str) -> Response:
         await pipeline.settle(job, ctx, Usage(units, 0), tried, frt_ms=-1000)
         return Response(resp.status_code, resp.content, resp.headers.get("content-type", "audio/mpeg").encode())
 
-    return await attempts.run(job, send)
+    return await pipeline.run(job, send)
 
 
 # -- rerank ---------------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ async def rerank(req: ClientRequest, **_params: str) -> Response:
         await pipeline.settle(job, ctx, usage, tried, frt_ms=-1000)
         return Response(200, orjson.dumps(out))
 
-    return await attempts.run(job, send)
+    return await pipeline.run(job, send)
 
 
 # -- speech to text -------------------------------------------------------------------------------
@@ -231,4 +231,4 @@ async def transcription(req: ClientRequest, **_params: str) -> Response:
         await pipeline.settle(job, ctx, Usage(tokens, 0), tried, frt_ms=-1000)
         return Response(resp.status_code, resp.content, resp.headers.get("content-type", "application/json").encode())
 
-    return await attempts.run(job, send)
+    return await pipeline.run(job, send)

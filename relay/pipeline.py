@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -224,9 +224,18 @@ def make_context(job: Job, channel: ChannelInfo) -> RelayContext:
 
 
 async def relay(req: ClientRequest, mode: str, model_hint: str = "") -> Response | StreamingResponse:
-    job = await prepare(req, mode, model_hint)
     try:
-        return await attempt_all(job)
+        return await run(await prepare(req, mode, model_hint))
+    except UpstreamError as err:
+        if err.status == 429:  # New API's wording for the OpenAI endpoints' final 429
+            err.message = "当前分组上游负载已饱和，请稍后再试 (upstream is saturated, try again later)"
+        raise
+
+
+async def run(job: Job, sender: Sender | None = None) -> Response | StreamingResponse:
+    """attempt_all, refunding the reservation on any failure (exactly once: Hold guards it)."""
+    try:
+        return await attempt_all(job, sender or send)
     except BaseException:
         await job.hold.refund()
         raise
@@ -238,15 +247,15 @@ async def relay_as(caller: auth.Caller, req: ClientRequest, mode: str) -> Respon
     A caller whose token id is 0 and unlimited is billed on the user alone (settlement skips token 0).
     """
     await state.ensure_options_loaded()
-    job = await prepare_for(caller, req, mode)
-    try:
-        return await attempt_all(job)
-    except BaseException:
-        await job.hold.refund()
-        raise
+    return await run(await prepare_for(caller, req, mode))
 
 
-async def attempt_all(job: Job) -> Response | StreamingResponse:
+Sender = Callable[[Job, RelayContext, list[int]], Awaitable[Response | StreamingResponse]]
+
+
+async def attempt_all(job: Job, sender: Sender) -> Response | StreamingResponse:
+    """Pick a channel, send through `sender`, and retry on another channel when the failure is
+    the channel's (shared by every relay mode)."""
     index = await state.channels.index()
     retries = options.get_int("RetryTimes", 0)
     exclude: set[int] = set()
@@ -266,7 +275,7 @@ async def attempt_all(job: Job) -> Response | StreamingResponse:
         tried.append(channel.id)
         ctx = make_context(job, channel)
         try:
-            return await send(job, ctx, tried)
+            return await sender(job, ctx, tried)
         except UpstreamError as err:
             apply_status_mapping(err, channel)
             last_error = err
@@ -276,8 +285,6 @@ async def attempt_all(job: Job) -> Response | StreamingResponse:
                 break
             log.info("retrying request %s after channel #%s failed with %s", job.req.request_id, channel.id, err.status)
     assert last_error is not None
-    if last_error.status == 429:
-        last_error.message = "当前分组上游负载已饱和，请稍后再试 (upstream is saturated, try again later)"
     raise last_error
 
 
@@ -385,15 +392,31 @@ def stream_usage(job: Job, translator) -> Usage:
     return Usage(job.count_prompt() if completion else 0, completion)
 
 
-async def settle(job: Job, ctx: RelayContext, usage: Usage, tried: list[int], frt_ms: int) -> None:
-    price = job.price
-    if price.use_price:
-        quota = text_quota(price, usage.prompt_tokens, usage.completion_tokens)
+async def settle(
+    job: Job,
+    ctx: RelayContext,
+    usage: Usage,
+    tried: list[int],
+    frt_ms: int,
+    quota: int | None = None,
+    content: str = "",
+) -> None:
+    """Charge the request: the text formula, or `quota` when the mode prices itself (images per
+    image, audio per character…), with `content` replacing the log line when given."""
+    if quota is None:
+        price = job.price
+        if price.use_price:
+            quota = text_quota(price, usage.prompt_tokens, usage.completion_tokens)
+        else:
+            quota = text_quota(price, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, usage.cache_creation_tokens)
+        counted = usage.total > 0
+        if not counted:
+            quota = 0
     else:
-        quota = text_quota(price, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, usage.cache_creation_tokens)
-    counted = usage.total > 0
-    if not counted:
-        quota = 0
+        counted = True
+    log = consume_log(job, ctx, usage, quota, tried, frt_ms)
+    if content:
+        log["content"] = content
     caller = job.caller
     await job.hold.settle(
         Settlement(
@@ -404,9 +427,9 @@ async def settle(job: Job, ctx: RelayContext, usage: Usage, tried: list[int], fr
             token_delta=0,
             quota=quota,
             counted=counted,
-            log=consume_log(job, ctx, usage, quota, tried, frt_ms),
+            log=log,
             username=caller.user.username,
-            model_name=normalize_model(job.model),
+            model_name=log["model_name"],
             tokens_used=usage.total,
         )
     )
