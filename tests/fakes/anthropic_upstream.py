@@ -12,15 +12,14 @@ message_delta, message_stop (plus a ping). Every request is recorded in `request
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from tests.fakes.openai_upstream import Recorded
+from tests.fakes.server import ThreadedServer
 
 
 def message_for(key: str, model: str) -> dict[str, Any]:
@@ -67,33 +66,10 @@ def stream_events(msg: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 @dataclass
-class FakeAnthropic:
+class FakeAnthropic(ThreadedServer):
     host: str = "127.0.0.1"
     port: int = 0
     requests: list[Recorded] = field(default_factory=list)
-
-    def start(self) -> FakeAnthropic:
-        ready = threading.Event()
-        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
-        ready.wait(10)
-        return self
-
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, self.host, self.port)
-        loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        ready.set()
-        loop.run_forever()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     def requests_for(self, key: str) -> list[Recorded]:
         return [r for r in self.requests if r.key == key]

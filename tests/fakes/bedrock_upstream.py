@@ -9,13 +9,11 @@ then a throttlingException message. A bad signature answers 403 InvalidSignature
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import struct
-import threading
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,6 +23,7 @@ from aiohttp import web
 
 from tests.fakes.anthropic_upstream import message_for, stream_events
 from tests.fakes.openai_upstream import Recorded
+from tests.fakes.server import ThreadedServer
 
 
 def frame(headers: dict[str, str], payload: bytes) -> bytes:
@@ -57,35 +56,12 @@ def expected_signature(request: web.Request, body: bytes, secret: str, signed_he
 
 
 @dataclass
-class FakeBedrock:
+class FakeBedrock(ThreadedServer):
     secrets: dict[str, str] = field(default_factory=dict)
     host: str = "127.0.0.1"
     port: int = 0
     requests: list[Recorded] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
-
-    def start(self) -> FakeBedrock:
-        ready = threading.Event()
-        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
-        ready.wait(10)
-        return self
-
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, self.host, self.port)
-        loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        ready.set()
-        loop.run_forever()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     def last(self, key: str) -> Recorded:
         return [r for r in self.requests if r.key == key][-1]

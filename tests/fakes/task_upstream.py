@@ -14,15 +14,15 @@ POST /suno/fetch returns the tasks' current state. Every request is recorded in 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.server import ThreadedServer
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"fake-image-bytes"
 
@@ -36,7 +36,7 @@ class Seen:
 
 
 @dataclass
-class FakeTaskUpstream:
+class FakeTaskUpstream(ThreadedServer):
     host: str = "127.0.0.1"
     port: int = 0
     requests: list[Seen] = field(default_factory=list)
@@ -46,29 +46,6 @@ class FakeTaskUpstream:
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
-
-    def start(self) -> FakeTaskUpstream:
-        ready = threading.Event()
-        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
-        ready.wait(10)
-        return self
-
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, self.host, self.port)
-        loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        ready.set()
-        loop.run_forever()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     def advance(self, task_id: str, **fields: Any) -> None:
         store = self.mj if task_id in self.mj else self.suno

@@ -9,11 +9,9 @@ fake Gemini's.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from tests.fakes.anthropic_upstream import message_for, stream_events
 from tests.fakes.gemini_upstream import USAGE
 from tests.fakes.openai_upstream import Recorded
+from tests.fakes.server import ThreadedServer
 
 
 def _unb64(part: str) -> bytes:
@@ -33,7 +32,7 @@ def _unb64(part: str) -> bytes:
 
 
 @dataclass
-class FakeVertex:
+class FakeVertex(ThreadedServer):
     public_keys: dict[str, Any] = field(default_factory=dict)  # client_email → RSA public key
     host: str = "127.0.0.1"
     port: int = 0
@@ -43,29 +42,9 @@ class FakeVertex:
     issued: set[str] = field(default_factory=set)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
-    def start(self) -> FakeVertex:
-        ready = threading.Event()
-        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
-        ready.wait(10)
-        return self
-
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/token", self._token)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, self.host, self.port)
-        loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        ready.set()
-        loop.run_forever()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        super().add_routes(app)
 
     def last(self) -> Recorded:
         return self.requests[-1]

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.server import ThreadedServer
+
 
 @dataclass
-class FakeOps:
+class FakeOps(ThreadedServer):
     host: str = "127.0.0.1"
     port: int = 0
     delay: float = 0.0
@@ -25,29 +26,6 @@ class FakeOps:
     requests: list[tuple[str, str, str, dict, Any]] = field(default_factory=list)
     subscription: dict = field(default_factory=lambda: {"hard_limit_usd": 100.0, "has_payment_method": True})
     usage: dict = field(default_factory=lambda: {"total_usage": 2500.0})
-
-    def start(self) -> FakeOps:
-        ready = threading.Event()
-        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
-        ready.wait(10)
-        return self
-
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, self.host, self.port)
-        loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        ready.set()
-        loop.run_forever()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     def reset(self) -> None:
         self.requests.clear()
