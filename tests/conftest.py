@@ -155,6 +155,52 @@ def propagated() -> None:
         time.sleep(0.6)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_options():
+    """Every test starts from the options table as it is now (in-process copy dropped)."""
+    from accounts.options import options
+
+    options.invalidate()
+    yield
+    options.invalidate()
+
+
+# -- /api clients, one per persona (access token + New-Api-User) ----------------------------
+@pytest.fixture
+def anon():
+    from tests.api_client import Api
+
+    return Api()
+
+
+@pytest.fixture
+def as_alice(alice):
+    from tests.api_client import Api
+
+    return Api(alice)
+
+
+@pytest.fixture
+def as_bob(bob):
+    from tests.api_client import Api
+
+    return Api(bob)
+
+
+@pytest.fixture
+def as_admin(admin_user):
+    from tests.api_client import Api
+
+    return Api(admin_user)
+
+
+@pytest.fixture
+def as_root(root_user):
+    from tests.api_client import Api
+
+    return Api(root_user)
+
+
 def settle() -> None:
     """Apply every queued billing write now (the gateway batches them off the response path)."""
     from billing.writer import wait_idle

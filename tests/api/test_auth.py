@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from accounts.models import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, Setup, Token, User
 from accounts.options import update_option
 from billing.models import Log
-from tests.api.conftest import Api
+from tests.api_client import Api
 from tests.conftest import make_user
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import Api
+from tests.api_client import Api
 from tests.conftest import make_channel, make_token
 
 PUBLIC, USER, ADMIN, ROOT = 0, 1, 10, 100

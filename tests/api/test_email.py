@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import User
 from accounts.options import update_option
-from tests.api.conftest import Api
+from tests.api_client import Api
 
 
 def _smtp() -> None:

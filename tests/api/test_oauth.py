@@ -10,7 +10,7 @@ import pytest
 
 from accounts.models import User
 from accounts.options import update_option
-from tests.api.conftest import Api
+from tests.api_client import Api
 from tests.api.fake_oauth import FakeOAuth
 
 BOT_TOKEN = "123456:telegram-bot-token"

@@ -9,7 +9,7 @@ from django.db import connection, connections
 
 from accounts.models import User
 from billing.models import Log, Redemption
-from tests.api.conftest import Api
+from tests.api_client import Api
 from tests.conftest import live, make_user
 
 

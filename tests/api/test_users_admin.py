@@ -22,7 +22,7 @@ def test_list_envelope_and_pagination(as_admin, alice, bob):
 
 
 def test_list_includes_soft_deleted(as_admin, alice):
-    from tests.api.conftest import Api
+    from tests.api_client import Api
 
     Api(alice).delete("/api/user/self")
     items = as_admin.get("/api/user/")["data"]["items"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.options import options
-from tests.api.conftest import Api
 from tests.ops.fake_ops import FakeOps
 
 
@@ -20,24 +18,3 @@ def fake_ops(fake_ops_server: FakeOps) -> FakeOps:
     yield fake_ops_server
     fake_ops_server.reset()
 
-
-@pytest.fixture(autouse=True)
-def _fresh_options():
-    options.invalidate()
-    yield
-    options.invalidate()
-
-
-@pytest.fixture
-def as_admin(admin_user) -> Api:
-    return Api(admin_user)
-
-
-@pytest.fixture
-def as_alice(alice) -> Api:
-    return Api(alice)
-
-
-@pytest.fixture
-def as_bob(bob) -> Api:
-    return Api(bob)
