@@ -61,6 +61,8 @@ add_route("POST", r"/v1/engines/(?P<model>[^/]+)/embeddings", _text("embeddings"
 add_route("POST", r"/v1/moderations", _text("moderations"))
 add_route("POST", r"/v1/messages", claude_messages.handle_messages)
 add_route("POST", r"/v1/images/generations", modes.images)
+add_route("POST", r"/v1/images/edits", modes.image_edits)
+add_route("POST", r"/v1/images/variations", modes.image_variations)
 add_route("POST", r"/v1/audio/speech", modes.speech)
 add_route("POST", r"/v1/audio/transcriptions", modes.transcription)
 add_route("POST", r"/v1/audio/translations", modes.transcription)
@@ -68,7 +70,7 @@ add_route("POST", r"/v1/rerank", modes.rerank)
 add_route("GET", r"/v1/models", _list_models)
 add_route("GET", r"/v1/models/(?P<model>.+)", _retrieve_model)
 for _method, _path in [
-    ("POST", r"/v1/images/edits"), ("POST", r"/v1/images/variations"), ("POST", r"/v1/edits"),
+    ("POST", r"/v1/edits"),
     ("POST", r"/v1/fine-tunes"), ("POST", r"/v1/fine-tunes/[^/]+/cancel"), ("POST", r"/v1/files"),
     ("GET", r"/v1/files"), ("GET", r"/v1/files/[^/]+"), ("GET", r"/v1/files/[^/]+/content"),
     ("GET", r"/v1/fine-tunes"), ("GET", r"/v1/fine-tunes/[^/]+"), ("GET", r"/v1/fine-tunes/[^/]+/events"),

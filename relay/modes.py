@@ -1,4 +1,6 @@
-"""Non-text relay modes: image generation, text-to-speech and rerank (shared/spec/relay.md §13).
+"""Non-text relay modes: image generation, edits and variations, text-to-speech, speech to text and
+rerank (shared/spec/relay.md §13). Multipart uploads (audio, image edits) are parsed, checked and
+re-encoded for the chosen channel by one code path.
 
 Images are priced per image (size, quality, n) in dollars in both price and ratio mode (New API
 charged n × modelRatio tokens in ratio mode: a bug). Speech is billed per input character
@@ -155,18 +157,21 @@ async def rerank(req: ClientRequest, **_params: str) -> Response:
     return await pipeline.run(job, send)
 
 
-# -- speech to text -------------------------------------------------------------------------------
-def parse_form(req: ClientRequest) -> tuple[dict[str, str], tuple[str, bytes, str] | None]:
-    """multipart/form-data → (text fields, (filename, bytes, content type) of `file`)."""
+# -- multipart uploads (speech to text, image edits and variations) --------------------------------
+Upload = tuple[str, str, bytes, str]  # (form field, filename, bytes, content type)
+
+
+def parse_form(req: ClientRequest, code: str = "invalid_audio_request") -> tuple[dict[str, str], list[Upload]]:
+    """multipart/form-data → (text fields, uploaded files in form order)."""
     from email.parser import BytesParser
     from email.policy import HTTP
 
     ctype = req.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
-        raise LocalError("a multipart/form-data body is required", status=400, type="invalid_request_error", code="invalid_audio_request")
+        raise LocalError("a multipart/form-data body is required", status=400, type="invalid_request_error", code=code)
     message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + req.body)
     fields: dict[str, str] = {}
-    upload: tuple[str, bytes, str] | None = None
+    uploads: list[Upload] = []
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if not name:
@@ -174,13 +179,46 @@ def parse_form(req: ClientRequest) -> tuple[dict[str, str], tuple[str, bytes, st
         payload = part.get_payload(decode=True) or b""
         filename = part.get_filename()
         if filename is not None or name == "file":
-            if name == "file":
-                upload = (filename or "audio", payload, part.get_content_type())
+            uploads.append((name, filename or name, payload, part.get_content_type()))
         else:
             fields[name] = payload.decode("utf-8", "replace")
-    return fields, upload
+    return fields, uploads
 
 
+async def prepare_multipart(req: ClientRequest, mode: str, model: str, probe: dict[str, Any], fields: dict[str, str]) -> pipeline.Job:
+    """pipeline.prepare on a JSON stand-in of the form (model plus what the checks read, e.g. the
+    prompt for the sensitive-word check); the job then carries the form's text fields."""
+    from dataclasses import replace
+
+    job = await pipeline.prepare(replace(req, body=orjson.dumps(dict(probe, model=model))), mode)
+    job.body = dict(fields, model=model)
+    return job
+
+
+async def send_multipart(ctx: RelayContext, what: str, fields: dict[str, str], uploads: list[Upload]) -> httpx.Response:
+    """Re-encode the form for the channel (its URL and auth; Azure's deployment URL), with the
+    mapped model; a non-2xx answer raises for the retry loop."""
+    adaptor = _openai_family(ctx, what)
+    ctx.is_stream = False
+    headers = adaptor.request_headers(ctx)
+    headers.pop("Content-Type", None)  # httpx sets it with the new boundary
+    data = {k: v for k, v in fields.items() if k != "model"}
+    data["model"] = ctx.upstream_model
+    files = [(name, (filename, content, ctype)) for name, filename, content, ctype in uploads]
+    try:
+        resp = await http.client().post(adaptor.request_url(ctx), headers=headers, data=data, files=files)
+    except httpx.HTTPError as exc:
+        raise http.network_error(exc) from None
+    if resp.status_code // 100 != 2:
+        raise upstream_error_from_response(resp.status_code, resp.content)
+    return resp
+
+
+def _passthrough(resp: httpx.Response) -> Response:
+    return Response(resp.status_code, resp.content, resp.headers.get("content-type", "application/json").encode())
+
+
+# -- speech to text -------------------------------------------------------------------------------
 def audio_seconds(data: bytes, response: bytes) -> float:
     """WAV from its header; otherwise the duration the upstream reports (verbose_json); otherwise
     an estimate from the size at 128 kbit/s."""
@@ -203,32 +241,70 @@ def audio_seconds(data: bytes, response: bytes) -> float:
 
 async def transcription(req: ClientRequest, **_params: str) -> Response:
     import math
-    from dataclasses import replace
 
-    fields, upload = parse_form(req)
-    if upload is None:
+    fields, uploads = parse_form(req)
+    files = [u for u in uploads if u[0] == "file"]
+    if not files:
         raise LocalError("file is required", status=400, type="invalid_request_error", code="invalid_audio_request")
+    upload = files[-1]
     model = fields.get("model") or "whisper-1"
-    job = await pipeline.prepare(replace(req, body=orjson.dumps({"model": model})), "audio_transcription")
-    job.body = dict(fields, model=model)
+    job = await prepare_multipart(req, "audio_transcription", model, {}, fields)
+    fields.setdefault("response_format", "json")
 
     async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response:
-        adaptor = _openai_family(ctx, "speech to text")
-        ctx.is_stream = False
-        headers = adaptor.request_headers(ctx)
-        headers.pop("Content-Type", None)
-        data = {k: v for k, v in fields.items() if k != "model"}
-        data["model"] = ctx.upstream_model
-        data.setdefault("response_format", "json")
-        try:
-            resp = await http.client().post(adaptor.request_url(ctx), headers=headers, data=data, files={"file": upload})
-        except httpx.HTTPError as exc:
-            raise http.network_error(exc) from None
-        if resp.status_code // 100 != 2:
-            raise upstream_error_from_response(resp.status_code, resp.content)
-        seconds = audio_seconds(upload[1], resp.content)
+        resp = await send_multipart(ctx, "speech to text", fields, [upload])
+        seconds = audio_seconds(upload[2], resp.content)
         tokens = round(math.ceil(seconds) / 60 * 1000)  # one minute = 1000 tokens
         await pipeline.settle(job, ctx, Usage(tokens, 0), tried, frt_ms=-1000)
-        return Response(resp.status_code, resp.content, resp.headers.get("content-type", "application/json").encode())
+        return _passthrough(resp)
 
     return await pipeline.run(job, send)
+
+
+# -- image edits and variations -------------------------------------------------------------------
+IMAGE_FIELDS = ("image", "image[]", "mask")
+
+
+def validate_image_form(fields: dict[str, str], uploads: list[Upload], model: str, edit: bool) -> tuple[str, int]:
+    if not any(u[0] in ("image", "image[]") for u in uploads):
+        raise _image_error("image is required")
+    # variations take no prompt: a stand-in lets the generation checks (size, n) apply unchanged
+    body: dict[str, Any] = {"prompt": fields.get("prompt") if edit else "-", "size": fields.get("size")}
+    raw_n = (fields.get("n") or "1").strip()
+    try:
+        body["n"] = int(raw_n)
+    except ValueError:
+        raise _image_error("n must be an integer between 1 and 10") from None
+    size, _quality, n = validate_image(body, model)
+    return size, n
+
+
+async def _image_upload(req: ClientRequest, edit: bool) -> Response:
+    what = "image edit" if edit else "image variation"
+    fields, uploads = parse_form(req, code="invalid_image_request")
+    model = fields.get("model") or "dall-e-2"
+    probe = {"prompt": fields["prompt"]} if edit and fields.get("prompt") else {}
+    job = await prepare_multipart(req, "images", model, probe, fields)
+    try:
+        size, n = validate_image_form(fields, uploads, model, edit)
+    except BaseException:
+        await job.hold.refund()
+        raise
+    dollars = image_dollars(job, size, "standard", n)
+    quota = int((Decimal(str(dollars)) * Decimal(str(quota_per_unit())) * Decimal(str(job.price.group_ratio))).to_integral_value(ROUND_HALF_UP))
+    files = [u for u in uploads if u[0] in IMAGE_FIELDS]
+
+    async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response:
+        resp = await send_multipart(ctx, what, fields, files)
+        await pipeline.settle(job, ctx, Usage(n, 0), tried, -1000, quota=quota, content=f"大小 {size}")
+        return _passthrough(resp)
+
+    return await pipeline.run(job, send)
+
+
+async def image_edits(req: ClientRequest, **_params: str) -> Response:
+    return await _image_upload(req, edit=True)
+
+
+async def image_variations(req: ClientRequest, **_params: str) -> Response:
+    return await _image_upload(req, edit=False)

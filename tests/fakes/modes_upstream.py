@@ -1,5 +1,5 @@
 """A fake upstream for images, speech and rerank, shaped after the providers' public API docs
-(OpenAI images/speech, Jina / Cohere / SiliconFlow rerank, Cohere v1 chat with its NDJSON stream, Dify chat-messages blocking and streaming). The rerank answer's shape is chosen
+(OpenAI images incl. multipart edits / variations, speech, transcriptions, Jina / Cohere / SiliconFlow rerank, Cohere v1 chat with its NDJSON stream, Dify chat-messages blocking and streaming). The rerank answer's shape is chosen
 by the key: `jina`, `cohere`, `silicon` (anything else: Jina's). Requests are recorded."""
 
 from __future__ import annotations
@@ -21,19 +21,14 @@ class FakeModes(ThreadedServer):
     host: str = "127.0.0.1"
     port: int = 0
     requests: list[Recorded] = field(default_factory=list)
+    files: dict[str, dict[str, dict]] = field(default_factory=dict)  # key → the last multipart request's files
 
     def last(self, key: str) -> Recorded:
         return [r for r in self.requests if r.key == key][-1]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.content_type == "multipart/form-data":
-            form = await request.post()
-            upload = form["file"]
-            body = {k: v for k, v in form.items() if k != "file"}
-            body["file"] = {"filename": upload.filename, "size": len(upload.file.read())}
-            key = request.headers.get("Authorization", "").removeprefix("Bearer ")
-            self.requests.append(Recorded(request.path, dict(request.headers), body, key, request.query_string))
-            return web.json_response({"text": "hello from whisper"})
+            return await self._multipart(request)
         body = json.loads(await request.read() or b"null")
         key = request.headers.get("Authorization", "").removeprefix("Bearer ")
         self.requests.append(Recorded(request.path, dict(request.headers), body, key, request.query_string))
@@ -82,3 +77,29 @@ class FakeModes(ThreadedServer):
             results = [{"index": i, "relevance_score": 0.9 - 0.1 * r, "document": {"text": docs[i]}} for r, i in enumerate(order)]
             return web.json_response({"model": body["model"], "usage": {"total_tokens": 300, "prompt_tokens": 300}, "results": results})
         return web.json_response({"error": {"message": "not found", "type": "invalid_request_error"}}, status=404)
+
+    async def _multipart(self, request: web.Request) -> web.StreamResponse:
+        """Audio transcriptions and image edits / variations: every text field as sent, every file
+        as {filename, size} (and its content type and bytes in `files`)."""
+        form = await request.post()
+        body: dict = {}
+        files: dict[str, dict] = {}
+        for name, value in form.items():
+            if isinstance(value, web.FileField):
+                data = value.file.read()
+                body[name] = {"filename": value.filename, "size": len(data)}
+                files[name] = {"filename": value.filename, "content_type": value.content_type, "data": data}
+            else:
+                body[name] = value
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ") or request.headers.get("api-key", "")
+        recorded = Recorded(request.path, dict(request.headers), body, key, request.query_string)
+        self.requests.append(recorded)
+        self.files[key] = files
+        if key.startswith("status-"):
+            code = int(key.split("-")[1])
+            return web.json_response({"error": {"message": f"fake says {code}", "type": "upstream_test"}}, status=code)
+        if request.path.endswith(("/images/edits", "/images/variations")):
+            n = int(body.get("n") or 1)
+            kind = "edit" if request.path.endswith("edits") else "variation"
+            return web.json_response({"created": int(time.time()), "data": [{"url": f"https://img.example/{kind}-{i}.png"} for i in range(n)]})
+        return web.json_response({"text": "hello from whisper"})
