@@ -28,7 +28,8 @@ DEFAULT_MODEL_RATIO: dict[str, float] = {
     "text-ada-001": 0.2, "text-babbage-001": 0.25, "text-curie-001": 1, "text-davinci-002": 10, "text-davinci-003": 10,
     "text-embedding-ada-002": 0.05, "text-embedding-3-small": 0.01, "text-embedding-3-large": 0.065,
     "text-moderation-stable": 0.1, "text-moderation-latest": 0.1, "omni-moderation-latest": 0.1,
-    "dall-e-2": 0.02, "dall-e-3": 0.04,
+    # New API writes these as 0.02 * USD and 0.04 * USD (USD = 500 ratio units): per-image dollars.
+    "dall-e-2": 10, "dall-e-3": 20,
     "whisper-1": 15, "tts-1": 7.5, "tts-1-1106": 7.5, "tts-1-hd": 15, "tts-1-hd-1106": 15,
     "claude-instant-1": 0.4, "claude-2.0": 4, "claude-2.1": 4,
     "claude-3-haiku-20240307": 0.125, "claude-3-5-haiku-20241022": 0.5,

@@ -46,10 +46,10 @@ def test_edit_forwards_the_form_and_bills_per_image(gateway, fake):
     assert fake.files["edit"]["image"]["data"] == PNG and fake.files["edit"]["image"]["content_type"] == "image/png"
     settle()
     log = Log.objects.get(user_id=user.pk)
-    # dall-e-2 has no ModelPrice: $0.0025 × ratio 0.02 × size 512 0.45 × n 2 × 500000 = 22.5 → 23
-    assert (log.quota, log.prompt_tokens, log.content, log.model_name) == (23, 2, "大小 512x512", "dall-e-2")
+    # dall-e-2 has no ModelPrice: $0.0025 × ratio 10 × size 512 0.45 × n 2 × 500000 = 11250
+    assert (log.quota, log.prompt_tokens, log.content, log.model_name) == (11250, 2, "大小 512x512", "dall-e-2")
     user.refresh_from_db()
-    assert user.quota == 10_000_000 - 23
+    assert user.quota == 10_000_000 - 11250
 
 
 def test_variation_sends_the_mapped_model(gateway, fake):
@@ -62,10 +62,10 @@ def test_variation_sends_the_mapped_model(gateway, fake):
     assert sent.body == {"model": "dall-e-2-eu", "image": {"filename": "dog.png", "size": len(PNG)}}
     settle()
     log = Log.objects.get(user_id=user.pk)
-    assert (log.quota, log.content) == (25, "大小 1024x1024")  # $0.0025 × 0.02 × size 1 × n 1 × 500000
+    assert (log.quota, log.content) == (12500, "大小 1024x1024")  # $0.0025 × 10 × size 1 × n 1 × 500000
     assert json.loads(log.other)["upstream_model_name"] == "dall-e-2-eu"
     user.refresh_from_db()
-    assert user.quota == 10_000_000 - 25
+    assert user.quota == 10_000_000 - 12500
 
 
 def test_azure_edit_goes_to_the_deployment(gateway, fake):
