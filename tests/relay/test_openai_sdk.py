@@ -133,6 +133,7 @@ def test_retry_moves_to_another_channel(gateway, fake_upstream):
         assert json.loads(log.other)["admin_info"]["use_channel"] == [bad.pk, good.pk]
     finally:
         update_option("RetryTimes", "0")
+        propagated()
 
 
 def test_error_bodies_change_nothing(setup, gateway):

@@ -258,6 +258,7 @@ def test_dial_failure_retries_on_another_channel(gateway, realtime_upstream):
         assert session_log(user).channel_id == good.pk
     finally:
         update_option("RetryTimes", "0")
+        propagated()
     settle()
     user.refresh_from_db()
     assert user.quota == 1_000_000 - PER_RESPONSE  # the refused dial's connect estimate came back

@@ -47,6 +47,7 @@ def worker(django_db_setup, django_db_blocker):
 @pytest.fixture
 def setup(gateway, task_upstream):
     update_option("ServerAddress", gateway.url)
+    propagated()
     mj = make_channel(task_upstream.base_url, key="mj-key", type=2, name="mj", models=MJ_MODELS)
     suno = make_channel(task_upstream.base_url, key="suno-key", type=36, name="suno", models="suno_music,suno_lyrics")
     user = make_user("alice", quota=1_000_000)

@@ -157,6 +157,7 @@ def test_code_3_disables_the_channel_when_allowed(setup, task_upstream):
         assert nxt.status_code == 503  # no channel left for mj_imagine
     finally:
         update_option("AutomaticDisableChannelEnabled", "false")
+        propagated()
 
 
 def test_forwarding_options_account_filter_and_mode_clear(setup, task_upstream):
@@ -175,6 +176,7 @@ def test_forwarding_options_account_filter_and_mode_clear(setup, task_upstream):
     finally:
         update_option("MjAccountFilterEnabled", "false")
         update_option("MjModeClearEnabled", "false")
+        propagated()
 
 
 def test_insight_face_swap(setup, task_upstream):
