@@ -36,8 +36,11 @@ def async_redis() -> aredis.Redis:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = aredis.Redis.from_url(
-            settings.REDIS_CONN_STRING, decode_responses=False, max_connections=max(settings.REDIS_POOL_SIZE, 64)
+        # A blocking pool: a burst of requests waits for a free connection instead of failing
+        # with "Too many connections" (seen at 500 concurrent streams per worker).
+        pool = aredis.BlockingConnectionPool.from_url(
+            settings.REDIS_CONN_STRING, max_connections=max(settings.REDIS_POOL_SIZE or 0, 64), timeout=30
         )
+        client = aredis.Redis(connection_pool=pool, decode_responses=False)
         _async_clients[loop] = client
     return client
