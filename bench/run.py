@@ -9,6 +9,7 @@ The table is printed and the JSON lands in bench/results/.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -159,7 +160,20 @@ def main(argv: list[str]) -> int:
             procs.append(litellm)
             wait_http(f"http://127.0.0.1:{LITELLM_PORT}/health/liveliness", litellm, timeout=600)
             harness += ["--gateway", "litellm", f"http://127.0.0.1:{LITELLM_PORT}/v1", "sk-bench-master-key"]
-        return subprocess.run(harness + argv).returncode
+        code = subprocess.run(harness + argv).returncode
+        if os.environ.get("BENCH_HOLD_STREAMS", "1000") != "0":
+            from hold_streams import hold
+
+            streams = int(os.environ.get("BENCH_HOLD_STREAMS", "1000"))
+            report = hold(port, key, gateway.pid, streams)
+            log(f"held {report['completed']}/{streams} streams; worker RSS MB start {report['rss_mb_start']} "
+                f"peak {report['rss_mb_peak']}")
+            out = next((argv[i + 1] for i, a in enumerate(argv) if a == "--out" and i + 1 < len(argv)), None)
+            if out:
+                Path(out).with_suffix(".streams.json").write_text(json.dumps(report, indent=2))
+            if report["completed"] != streams:
+                code = code or 1
+        return code
     finally:
         for proc in reversed(procs):
             stop(proc)

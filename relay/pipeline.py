@@ -176,12 +176,16 @@ async def prepare_for(caller: auth.Caller, req: ClientRequest, mode: str, model_
     if mode in ("chat", "completions", "claude"):
         max_tokens = max(int(body.get("max_tokens") or 0), int(body.get("max_completion_tokens") or 0))
     prompt_tokens = None
+    prompt_estimate = 0
     if max_tokens and not price.use_price:
         if mode == "chat" and media.image_parts(body):
             prompt_tokens = await media.count_chat_prompt(body, model, is_stream)
+            prompt_estimate = prompt_tokens
         else:
-            prompt_tokens = count_prompt(mode, body, model)
-    estimate = pre_consume_estimate(price, prompt_tokens or 0, max_tokens)
+            # The hold only needs an upper-ish bound: ~4 bytes of JSON per token. Exact counting
+            # (and the ~110 MB of vocabularies it loads) waits until an answer lacks usage.
+            prompt_estimate = len(req.body) // 4 + 1
+    estimate = pre_consume_estimate(price, prompt_estimate, max_tokens)
     acct = Account(caller.user.id, caller.token.id, not caller.token.unlimited_quota)
     try:
         hold = await ledger.reserve(acct, estimate)
