@@ -50,6 +50,22 @@ def no_delay() -> None:
     HTTPFactory.buildProtocol = buildProtocol
 
 
+def settle_memory() -> None:
+    """Load the application now, then move everything it allocated out of the collector's way.
+
+    Django and the relay leave a few hundred thousand long-lived objects; without freezing them
+    every full collection walks them all, which shows up as latency spikes under load. A larger
+    first-generation threshold makes collections rarer on the request path.
+    """
+    import gc
+
+    import newapi_site.asgi  # noqa: F401  (Daphne imports the same module afterwards)
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def main() -> None:
     try:
         import uvloop
@@ -61,6 +77,7 @@ def main() -> None:
 
     skip_form_parsing()
     no_delay()
+    settle_memory()
     sys.argv[0] = "daphne"
     CommandLineInterface.entrypoint()
 
