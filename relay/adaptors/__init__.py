@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .base import Adaptor
 from .azure import AzureAdaptor
+from .base import Adaptor
 from .bedrock import BedrockAdaptor
 from .claude import ClaudeAdaptor
 from .cohere import CohereAdaptor

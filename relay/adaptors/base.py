@@ -8,12 +8,15 @@ anything the client should see as an error.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from relay.state import ChannelInfo
-from relay.streaming import iter_events
+from relay.streaming import frame, iter_events
 
 
 @dataclass(slots=True)
@@ -88,6 +91,37 @@ class StreamTranslator:
 
     def finish(self) -> list[bytes]:
         raise NotImplementedError
+
+
+class ChunkWriter(StreamTranslator):
+    """A translator from another wire format: writes OpenAI `chat.completion.chunk` frames."""
+
+    def __init__(self, ctx: RelayContext, chunk_id: str = "") -> None:
+        super().__init__(ctx)
+        self.id = chunk_id
+        self.created = int(time.time())
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return frame(
+            orjson.dumps(
+                {
+                    "id": self.id,
+                    "object": "chat.completion.chunk",
+                    "created": self.created,
+                    "model": self.ctx.origin_model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                }
+            )
+        )
+
+    @staticmethod
+    def parse(data: bytes) -> dict[str, Any] | None:
+        """One event's JSON object, or None for anything else (keep-alives, junk)."""
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None
+        return obj if isinstance(obj, dict) else None
 
 
 class Adaptor:

@@ -16,7 +16,7 @@ from accounts.options import options
 from relay.errors import LocalError, UpstreamError, upstream_error_from_response
 from relay.streaming import DONE, frame, frame_event
 
-from .base import Adaptor, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest, Usage
+from .base import Adaptor, ChunkWriter, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest, Usage
 
 ANTHROPIC_VERSION = "2023-06-01"
 STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
@@ -234,28 +234,18 @@ def claude_to_openai(data: dict[str, Any], model: str, created: int) -> tuple[di
     return out, usage
 
 
-class ClaudeToOpenAIStream(StreamTranslator):
+class ClaudeToOpenAIStream(ChunkWriter):
     """Claude SSE events → OpenAI chat.completion.chunk frames (§7.5 table)."""
 
     def __init__(self, ctx: RelayContext) -> None:
         super().__init__(ctx)
-        self.id = ""
         self.created = int(ctx.extra.get("created") or 0)
         self.tool_index = -1
         self.finish_reason: str | None = None
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return frame(orjson.dumps({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.ctx.origin_model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        }))
-
     def feed(self, event: str, data: bytes) -> list[bytes]:
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(obj, dict):
+        obj = self.parse(data)
+        if obj is None:
             return []
         kind = obj.get("type") or event
         if kind == "message_start":

@@ -17,7 +17,7 @@ from django.conf import settings
 from relay.errors import LocalError, upstream_error_from_response
 from relay.streaming import DONE, frame, iter_lines
 
-from .base import Adaptor, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest, Usage
+from .base import Adaptor, ChunkWriter, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest, Usage
 
 ROLES = {"assistant": "CHATBOT", "system": "SYSTEM", "developer": "SYSTEM"}
 FINISH = {"COMPLETE": "stop", "MAX_TOKENS": "length"}
@@ -103,23 +103,12 @@ class CohereAdaptor(Adaptor):
         return CohereStream(ctx)
 
 
-class CohereStream(StreamTranslator):
+class CohereStream(ChunkWriter):
     """One NDJSON event → one OpenAI chunk, as each line arrives."""
 
-    def __init__(self, ctx: RelayContext) -> None:
-        super().__init__(ctx)
-        self.id = ""
-        self.created = int(time.time())
-
-    def _chunk(self, delta: dict[str, Any], finish: str | None) -> bytes:
-        return frame(orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.ctx.origin_model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
-
     def feed(self, event: str, data: bytes) -> list[bytes]:
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(obj, dict):
+        obj = self.parse(data)
+        if obj is None:
             return []
         kind = obj.get("event_type")
         if kind == "stream-start":

@@ -17,7 +17,7 @@ from django.conf import settings
 from relay.errors import LocalError, UpstreamError, upstream_error_from_response
 from relay.streaming import DONE, frame
 
-from .base import Adaptor, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest, Usage
+from .base import Adaptor, ChunkWriter, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest, Usage
 from .openai import usage_from
 
 THINK_OPEN = '<details style="color:gray;background-color: #f8f8f8;padding: 8px;border-radius: 4px;" open> <summary> Thinking... </summary>'
@@ -46,23 +46,15 @@ def _answer(text: str) -> str:
     return text.replace(THINK_OPEN, "<think>").replace("</details>", "</think>")
 
 
-class DifyStream(StreamTranslator):
+class DifyStream(ChunkWriter):
     def __init__(self, ctx: RelayContext) -> None:
-        super().__init__(ctx)
-        self.id = f"chatcmpl-{ctx.extra.get('request_id', '')}"
-        self.created = int(time.time())
+        super().__init__(ctx, f"chatcmpl-{ctx.extra.get('request_id', '')}")
         self.debug_chunks = 0
         self.started = False
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return frame(orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.ctx.origin_model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
-
     def feed(self, event: str, data: bytes) -> list[bytes]:
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(obj, dict):
+        obj = self.parse(data)
+        if obj is None:
             return []
         kind = obj.get("event", "")
         out: list[bytes] = []
