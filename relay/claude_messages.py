@@ -19,8 +19,7 @@ from .adaptors import adaptor_for
 from .adaptors.base import RelayContext, StreamTranslator
 from .adaptors.openai import OpenAIAdaptor
 from .claude_convert import OpenAIToClaudeStream, claude_to_openai_request, openai_to_claude_response
-from .errors import LocalError, RelayError, UpstreamError, upstream_error_from_response
-from .streaming import SSE_HEADERS
+from .errors import LocalError, RelayError, UpstreamError
 from .wire import ClientRequest, Response, StreamingResponse
 
 log = logging.getLogger("newapi.relay")
@@ -83,24 +82,10 @@ async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Respon
         raise LocalError(
             f"/v1/messages is not supported by channel type {ctx.channel.type}", status=400, type="invalid_request_error", code="invalid_api_type"
         )
-    client = http.client()
-    request = client.build_request(upstream.method, upstream.url, headers=upstream.headers, content=upstream.body)
-    try:
-        resp = await client.send(request, stream=True)
-    except httpx.HTTPError as exc:
-        raise http.network_error(exc) from None
-    if resp.status_code // 100 != 2:
-        try:
-            body = await resp.aread()
-        except httpx.HTTPError:
-            body = b""
-        finally:
-            await resp.aclose()
-        raise upstream_error_from_response(resp.status_code, body)
+    resp = await pipeline.open_upstream(upstream)
     if job.is_stream and adaptor.is_stream_response(resp.headers.get("content-type", "")):
         translator = adaptor.native_stream_translator(ctx) if native else OpenAIToClaudeStream(ctx, job.count_prompt())
-        chunks = pipeline.stream_body(job, ctx, _Translators(translator, adaptor), resp, tried)
-        return StreamingResponse(200, chunks, list(SSE_HEADERS))
+        return pipeline.streaming_response(job, ctx, _Translators(translator, adaptor), resp, tried)
     try:
         raw = await resp.aread()
     except httpx.HTTPError as exc:

@@ -301,11 +301,8 @@ async def report_channel_failure(channel: ChannelInfo, err: UpstreamError) -> No
     await channel_health.on_upstream_error(channel, err)
 
 
-async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | StreamingResponse:
-    adaptor = adaptor_for(ctx.channel.type)
-    if adaptor.needs_setup:
-        await adaptor.setup(ctx)
-    upstream = adaptor.build_request(ctx)
+async def open_upstream(upstream) -> httpx.Response:
+    """Send one upstream request; a non-2xx answer becomes an UpstreamError (body read, closed)."""
     resp = await http.send(upstream.method, upstream.url, upstream.headers, upstream.body)
     if resp.status_code // 100 != 2:
         try:
@@ -315,13 +312,27 @@ async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | Stre
         finally:
             await resp.aclose()
         raise upstream_error_from_response(resp.status_code, body)
+    return resp
+
+
+def streaming_response(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response, tried: list[int]) -> StreamingResponse:
+    """The SSE answer; its on_close refunds the hold if the stream never got to settle."""
+
+    async def on_close() -> None:
+        await resp.aclose()
+        await job.hold.refund()  # no-op when the stream already settled
+
+    return StreamingResponse(200, stream_body(job, ctx, adaptor, resp, tried), list(SSE_HEADERS), on_close)
+
+
+async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | StreamingResponse:
+    adaptor = adaptor_for(ctx.channel.type)
+    if adaptor.needs_setup:
+        await adaptor.setup(ctx)
+    resp = await open_upstream(adaptor.build_request(ctx))
     content_type = resp.headers.get("content-type", "")
     if ctx.is_stream and adaptor.is_stream_response(content_type):
-        async def on_close() -> None:
-            await resp.aclose()
-            await job.hold.refund()  # no-op when the stream already settled
-
-        return StreamingResponse(200, stream_body(job, ctx, adaptor, resp, tried), list(SSE_HEADERS), on_close)
+        return streaming_response(job, ctx, adaptor, resp, tried)
     try:
         raw = await resp.aread()
     except httpx.HTTPError as exc:
