@@ -46,7 +46,7 @@ class Settlement:
 def apply_settlements(batch: list[Settlement]) -> None:
     from accounts.models import Token, User
     from accounts.options import options
-    from billing.models import LOG_CONSUME, Log, QuotaData
+    from billing.models import LOG_CONSUME, QuotaData
     from relay.models import Channel
 
     if not batch:
@@ -55,7 +55,7 @@ def apply_settlements(batch: list[Settlement]) -> None:
     tokens: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # remain, used
     chans: dict[int, int] = defaultdict(int)
     rollups: dict[tuple[int, str, str, int], list[int]] = defaultdict(lambda: [0, 0, 0])
-    logs: list[Log] = []
+    logs: list[dict[str, Any]] = []
     log_enabled = options.get_bool("LogConsumeEnabled")
     export_enabled = log_enabled and options.get_bool("DataExportEnabled")
     now = int(time.time())
@@ -72,7 +72,8 @@ def apply_settlements(batch: list[Settlement]) -> None:
             t[0] += s.token_delta
             t[1] -= s.token_delta
         if s.log is not None and log_enabled:
-            logs.append(Log(type=LOG_CONSUME, **s.log))
+            s.log["type"] = LOG_CONSUME
+            logs.append(s.log)
         if export_enabled and s.counted:
             r = rollups[(s.user_id, s.username, s.model_name, s.created_at - s.created_at % 3600)]
             r[0] += s.tokens_used
@@ -92,7 +93,7 @@ def apply_settlements(batch: list[Settlement]) -> None:
             if used:
                 Channel.objects.filter(pk=cid).update(used_quota=F("used_quota") + used)
         if logs:
-            Log.objects.bulk_create(logs, batch_size=500)
+            insert_logs(logs)
         for (uid, username, model, hour), (tokens_used, count, quota) in rollups.items():
             updated = QuotaData.objects.filter(user_id=uid, username=username, model_name=model, created_at=hour).update(
                 token_used=F("token_used") + tokens_used, count=F("count") + count, quota=F("quota") + quota
@@ -102,3 +103,28 @@ def apply_settlements(batch: list[Settlement]) -> None:
                     user_id=uid, username=username, model_name=model, created_at=hour,
                     token_used=tokens_used, count=count, quota=quota,
                 )
+
+
+def insert_logs(logs: list[dict[str, Any]]) -> None:
+    """Insert log rows given as {column: value}: COPY on PostgreSQL, one executemany elsewhere.
+    Django's bulk_create spent ~0.1 ms per row building model instances and SQL, most of the
+    billing writer's time."""
+    from django.db import connections, router
+
+    from billing.models import Log
+
+    fields = [f for f in Log._meta.concrete_fields if not f.primary_key]
+    names = [f.attname for f in fields]
+    defaults = [f.get_default() for f in fields]
+    rows = [tuple([log.get(name, default) for name, default in zip(names, defaults)]) for log in logs]
+    conn = connections[router.db_for_write(Log)]
+    quote = conn.ops.quote_name
+    table = quote(Log._meta.db_table)
+    columns = ", ".join(quote(f.column) for f in fields)
+    with conn.cursor() as cursor:
+        if conn.vendor == "postgresql":
+            with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})", rows)
