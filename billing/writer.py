@@ -1,7 +1,8 @@
 """Drains queued settlements (RedisLedger) into the database in batches, off the response path.
 
-Each gateway process runs `run_forever` as a background task; `drain_now` is also called at
-process exit (atexit) and by tests. Popping is atomic in Redis, so several processes can drain
+Each gateway process runs `run_forever` as a background task, unless `manage.py serve` drains
+for its workers in the parent (`drain_forever`, BILLING_DRAIN_IN_WORKER=false); `drain_now` is
+also called at process exit (atexit) and by tests. Popping is atomic in Redis, so several processes can drain
 side by side; a batch whose database write fails is pushed back and retried.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import threading
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -82,6 +84,23 @@ async def run_forever() -> None:
             log.exception("billing drain failed")
 
 
+def drain_forever(stop: threading.Event) -> None:
+    """The serve parent's writer thread: drain every BATCH_UPDATE_INTERVAL until `stop`, then once more."""
+    from django.db import close_old_connections, connection
+
+    interval = max(settings.BATCH_UPDATE_INTERVAL, 0.05)
+    while True:
+        stopping = stop.wait(interval)
+        try:
+            close_old_connections()
+            drain_now()
+        except Exception:
+            log.exception("billing drain failed")
+            connection.close()  # a broken connection is reopened on the next round
+        if stopping:
+            return
+
+
 _started = False
 
 
@@ -91,7 +110,8 @@ def start_background_writer() -> None:
     if _started or not r.redis_enabled():
         return
     _started = True
-    asyncio.get_running_loop().create_task(run_forever())
+    if settings.BILLING_DRAIN_IN_WORKER:
+        asyncio.get_running_loop().create_task(run_forever())
     atexit.register(_drain_at_exit)
 
 

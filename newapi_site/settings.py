@@ -127,6 +127,9 @@ GLOBAL_WEB_RATE_LIMIT_DURATION = env_int("GLOBAL_WEB_RATE_LIMIT_DURATION", 180)
 # Billing writes (log rows and counter deltas) are queued and written in batches.
 BATCH_UPDATE_ENABLED = env_bool("BATCH_UPDATE_ENABLED", True)
 BATCH_UPDATE_INTERVAL = env_float("BATCH_UPDATE_INTERVAL", 1.0)
+# Whether a gateway process writes its own queued billing batches. `manage.py serve` turns it off
+# for its web workers and drains in the parent, so the batch writes never hold a worker's GIL.
+BILLING_DRAIN_IN_WORKER = env_bool("BILLING_DRAIN_IN_WORKER", True)
 # Root bootstrap (One API creates root/123456 at first start; so do we).
 INITIAL_ROOT_PASSWORD = env_str("INITIAL_ROOT_PASSWORD", "123456")
 INITIAL_ROOT_TOKEN = env_str("INITIAL_ROOT_TOKEN")

@@ -37,10 +37,9 @@ def alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split()[2] != "Z"
 
 
-@pytest.fixture
-def served(tmp_path: Path):
+def serve(tmp_path: Path, **extra: str):
     port = free_port()
-    env = serve_env(tmp_path, port)
+    env = {**serve_env(tmp_path, port), **extra}
     for cmd in (["migrate", "--noinput"], ["ensure_root"]):
         subprocess.run([sys.executable, "manage.py", *cmd], cwd=ROOT, env=env, check=True, capture_output=True)
     log = open(tmp_path / "serve.log", "wb")
@@ -56,6 +55,23 @@ def served(tmp_path: Path):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture
+def served(tmp_path: Path):
+    yield from serve(tmp_path)
+
+
+@pytest.fixture
+def served_with_redis(tmp_path: Path):
+    import redis
+
+    url = "redis://127.0.0.1:6379/0"
+    for served in serve(tmp_path, REDIS_CONN_STRING=url, BATCH_UPDATE_INTERVAL="0.2"):
+        yield served
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(match=served[2]["REDIS_KEY_PREFIX"] + "*"):
+        client.delete(key)
 
 
 def wait_answering(url: str, timeout: float = 30) -> httpx.Response:
@@ -138,3 +154,52 @@ def test_a_dead_web_worker_is_replaced(served) -> None:
         time.sleep(0.2)
     assert len(now) == 2 and web[0] not in now
     assert proc.poll() is None
+
+
+PROVISION = """
+import django; django.setup()
+from accounts.models import Token, User
+from relay.models import Channel
+Channel.objects.create(name="fake", type=1, key="ok-key", base_url="{base_url}", models="gpt-4o-mini", group="default")
+user = User(username="carol", display_name="carol", quota=1_000_000, group="default")
+user.set_password("carol-password-1"); user.save()
+print(Token.objects.create(user_id=user.pk, name="carol", unlimited_quota=True).key)
+"""
+
+
+def run_in(env: dict[str, str], code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "newapi_site.settings"},
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def listening_sockets(port: int) -> int:
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A")
+
+
+def test_with_redis_the_parent_writes_billing_and_each_worker_has_a_socket(served_with_redis, fake_upstream) -> None:
+    """Web workers queue settlements in Redis and never write them; the serve parent does. Each
+    worker accepts on its own SO_REUSEPORT socket, so the kernel spreads connections."""
+    proc, port, env = served_with_redis
+    base = f"http://127.0.0.1:{port}"
+    wait_answering(f"{base}/api/status")
+    key = run_in(env, PROVISION.format(base_url=fake_upstream.base_url)).splitlines()[-1]
+    assert listening_sockets(port) == 2
+    web = [p for p in children(proc.pid) if b"relay.web_worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    assert all(b"BILLING_DRAIN_IN_WORKER=false" in Path(f"/proc/{p}/environ").read_bytes().split(b"\0") for p in web)
+
+    count_logs = "import django; django.setup(); from billing.models import Log; print(Log.objects.count())"
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    os.kill(proc.pid, signal.SIGSTOP)  # the parent cannot drain: nothing reaches the database
+    try:
+        for _ in range(4):
+            resp = httpx.post(f"{base}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer sk-{key}"}, timeout=10)
+            assert resp.status_code == 200
+        time.sleep(1.0)  # five batch intervals
+        assert run_in(env, count_logs) == "0"
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    deadline = time.time() + 10
+    while run_in(env, count_logs) != "4" and time.time() < deadline:
+        time.sleep(0.2)
+    assert run_in(env, count_logs) == "4"

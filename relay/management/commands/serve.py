@@ -1,9 +1,13 @@
 """`manage.py serve`: the production server behind `make run`.
 
-The parent binds 0.0.0.0:$PORT once and starts WEB_WORKERS Daphne workers that all accept on
-that socket (`--fd`), plus one Celery worker with embedded beat. It forwards SIGINT/SIGTERM,
-waits for the children (so each web worker's atexit hook flushes queued billing), and restarts
-a web worker that dies unexpectedly (a crash loop ends the server with a non-zero status).
+The parent binds 0.0.0.0:$PORT (one SO_REUSEPORT socket per worker, so the kernel spreads the
+connections) and starts WEB_WORKERS Daphne workers, each accepting on its socket (`--fd`), plus one Celery worker with embedded beat. It forwards SIGINT/SIGTERM,
+waits for the children, and restarts a web worker that dies unexpectedly (a crash loop ends the
+server with a non-zero status).
+
+With Redis, the parent also writes the queued billing batches to the database (a thread that
+wakes every BATCH_UPDATE_INTERVAL, plus once after the children exit), so that work never takes
+a web worker's GIL while it is serving requests.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -33,13 +38,26 @@ def _die_with_parent() -> None:
         pass
 
 
-def bind_listener(host: str, port: int) -> socket.socket:
+def bind_listener(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(1024)
     sock.set_inheritable(True)
     return sock
+
+
+def bind_listeners(host: str, port: int, count: int) -> list[socket.socket]:
+    """One listening socket per web worker, all on the port (SO_REUSEPORT), so the kernel spreads
+    new connections over the workers. On one shared socket, whichever worker wakes first accepts
+    a whole burst: a benchmark's 50 keep-alive connections all landed on one of two workers.
+    A plain bind first makes a port another server holds fail loudly instead of being shared."""
+    bind_listener(host, port).close()
+    if count == 1 or not hasattr(socket, "SO_REUSEPORT"):
+        return [bind_listener(host, port)] * count
+    return [bind_listener(host, port, reuse_port=True) for _ in range(count)]
 
 
 def web_command(fd: int) -> list[str]:
@@ -54,32 +72,42 @@ def celery_command() -> list[str]:
 
 
 class Supervisor:
-    def __init__(self, sock: socket.socket, workers: int, with_celery: bool) -> None:
-        self.sock = sock
-        self.workers = workers
+    def __init__(self, socks: list[socket.socket], with_celery: bool) -> None:
+        self.socks = socks  # one per web worker slot; a restarted worker takes over its slot's socket
+        self.workers = len(socks)
         self.with_celery = with_celery
-        self.children: dict[int, tuple[str, subprocess.Popen]] = {}
+        self.children: dict[int, tuple[str, int, subprocess.Popen]] = {}
         self.stopping = False
         self.restarts: list[float] = []
         self.cwd = str(settings.BASE_DIR)
+        self.drain_stop = threading.Event()
+        self.drainer: threading.Thread | None = None
 
-    def spawn(self, kind: str) -> None:
+    def spawn(self, kind: str, slot: int = 0) -> None:
         if kind == "web":
-            fd = self.sock.fileno()
-            proc = subprocess.Popen(web_command(fd), pass_fds=(fd,), cwd=self.cwd, preexec_fn=_die_with_parent)
+            fd = self.socks[slot].fileno()
+            env = {**os.environ, "BILLING_DRAIN_IN_WORKER": "false"} if self.drainer else None
+            proc = subprocess.Popen(web_command(fd), pass_fds=(fd,), cwd=self.cwd, env=env, preexec_fn=_die_with_parent)
         else:
             proc = subprocess.Popen(celery_command(), cwd=self.cwd, preexec_fn=_die_with_parent)
-        self.children[proc.pid] = (kind, proc)
+        self.children[proc.pid] = (kind, slot, proc)
 
     def start(self) -> None:
-        for _ in range(self.workers):
-            self.spawn("web")
+        from billing import writer
+        from newapi_site import redis
+
+        if redis.redis_enabled():
+            self.drainer = threading.Thread(target=writer.drain_forever, args=(self.drain_stop,),
+                                            name="billing-writer", daemon=True)
+            self.drainer.start()
+        for slot in range(self.workers):
+            self.spawn("web", slot)
         if self.with_celery:
             self.spawn("celery")
 
     def stop(self, signum: int = signal.SIGTERM) -> None:
         self.stopping = True
-        for _kind, proc in self.children.values():
+        for _kind, _slot, proc in self.children.values():
             if proc.poll() is None:
                 proc.send_signal(signum)
 
@@ -87,21 +115,24 @@ class Supervisor:
         """Wait for all children after stop(); kill stragglers past the grace period."""
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         worst = 0
-        for _kind, proc in self.children.values():
+        for kind, _slot, proc in self.children.values():
             try:
                 code = proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 code = proc.wait()
             if code not in (0, -signal.SIGTERM, -signal.SIGINT):
-                sys.stderr.write(f"serve: {_kind} worker {proc.pid} exited with {code}\n")
+                sys.stderr.write(f"serve: {kind} worker {proc.pid} exited with {code}\n")
                 worst = 1
+        if self.drainer is not None:  # the children are gone: write what they queued last
+            self.drain_stop.set()
+            self.drainer.join(STOP_GRACE_SECONDS)
         return worst
 
     def watch(self) -> int:
         """Poll children until a stop signal; restart dead workers, give up on a crash loop."""
         while not self.stopping:
-            for pid, (kind, proc) in list(self.children.items()):
+            for pid, (kind, slot, proc) in list(self.children.items()):
                 if proc.poll() is None:
                     continue
                 del self.children[pid]
@@ -113,7 +144,7 @@ class Supervisor:
                     self.stop()
                     self.reap()
                     return 1
-                self.spawn(kind)
+                self.spawn(kind, slot)
             time.sleep(0.2)
         return self.reap()
 
@@ -131,16 +162,17 @@ class Command(BaseCommand):
         port = opts["port"] or settings.PORT
         workers = opts["workers"] or settings.WEB_WORKERS
         try:
-            sock = bind_listener(opts["host"], port)
+            socks = bind_listeners(opts["host"], port, workers)
         except OSError as exc:
             raise CommandError(f"cannot listen on {opts['host']}:{port}: {exc}") from exc
-        sup = Supervisor(sock, workers, with_celery=not opts["no_celery"])
+        sup = Supervisor(socks, with_celery=not opts["no_celery"])
         signal.signal(signal.SIGTERM, lambda signum, frame: sup.stop(signal.SIGTERM))
         signal.signal(signal.SIGINT, lambda signum, frame: sup.stop(signal.SIGINT))
         sup.start()
         self.stdout.write(f"serving on http://{opts['host']}:{port} with {workers} web workers", ending="\n")
         self.stdout.flush()
         code = sup.watch()
-        sock.close()
+        for sock in socks:
+            sock.close()
         if code:
             sys.exit(code)
