@@ -155,8 +155,13 @@ class RelayRouter:
             )
         if isinstance(response, StreamingResponse):
             await _send_stream(send, receive, response, request_id)
-        else:
+            return
+        try:
             await _send_response(send, response, request_id)
+        finally:
+            # No yield between the two: the billing write reaches Redis before the loop flushes
+            # the response, so whatever the client does next sees the request settled.
+            await response.finish()
 
 
 async def _read_body(receive, headers: dict[str, str]) -> bytes:
@@ -216,36 +221,38 @@ async def _send_response(send, response: Response, request_id: str = "") -> None
 
 
 async def _send_stream(send, receive, response: StreamingResponse, request_id: str) -> None:
+    """Relay the chunks from this task; a watcher cancels it when the client goes away, which
+    stops the upstream read and lets the generator's cleanup bill what was produced."""
     headers = [*response.headers, *_common_headers(request_id)]
     chunks = response.chunks
-
-    async def pump() -> None:
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        async for piece in chunks:
-            await send({"type": "http.response.body", "body": piece, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+    task = asyncio.current_task()
+    assert task is not None
+    state = {"left": False, "done": False}
 
     async def watch_disconnect() -> None:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
+                if not state["done"]:
+                    state["left"] = True
+                    task.cancel()
                 return
 
-    pump_task = asyncio.ensure_future(pump())
-    watch_task = asyncio.ensure_future(watch_disconnect())
+    watcher = asyncio.ensure_future(watch_disconnect())
     try:
-        await asyncio.wait({pump_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        async for piece in chunks:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    except asyncio.CancelledError:
+        if not state["left"]:
+            raise
+        task.uncancel()  # the client left: not a cancellation of the server's work
+    except Exception:
+        log.exception("stream relay failed for request %s", request_id)
     finally:
-        if not pump_task.done():
-            pump_task.cancel()  # the client left: stop reading upstream
-        watch_task.cancel()
-        try:
-            await pump_task
-        except (asyncio.CancelledError, Exception):
-            pass
+        state["done"] = True  # from here on, a disconnect must not interrupt the billing below
+        watcher.cancel()
         await chunks.aclose()  # runs the generator's cleanup (billing) if it did not finish
         if response.on_close is not None:
             await response.on_close()
-
-
-

@@ -7,7 +7,6 @@ relay the answer → settle the quota to the actual usage, or refund it, exactly
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,7 +28,7 @@ from .adaptors import adaptor_for
 from .adaptors.base import ParsedResponse, RelayContext, Usage
 from .errors import LocalError, RelayError, UpstreamError, invalid_request, upstream_error_from_response
 from .state import ChannelInfo
-from .streaming import SSE_HEADERS, iter_events
+from .streaming import SSE_HEADERS, IdleDeadline, iter_events
 from .wire import ClientRequest, Response, StreamingResponse
 
 log = logging.getLogger("newapi.relay")
@@ -343,8 +342,21 @@ async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | Stre
     if parsed.usage is None:
         await job.count_prompt_media()
     usage = parsed.usage or fallback_usage(job, parsed)
-    await settle(job, ctx, usage, tried, frt_ms=-1000)
-    return Response(parsed.status, parsed.body, parsed.content_type.encode() or b"application/json")
+    return Response(parsed.status, parsed.body, parsed.content_type.encode() or b"application/json",
+                    after=settle_after(job, ctx, usage, tried))
+
+
+def settle_after(job: Job, ctx: RelayContext, usage: Usage, tried: list[int]) -> Callable[[], Awaitable[None]]:
+    """settle() deferred until the response is handed over; refunds the hold if it fails."""
+
+    async def after() -> None:
+        try:
+            await settle(job, ctx, usage, tried, frt_ms=-1000)
+        except BaseException:
+            await job.hold.refund()
+            raise
+
+    return after
 
 
 def fallback_usage(job: Job, parsed: ParsedResponse) -> Usage:
@@ -354,7 +366,7 @@ def fallback_usage(job: Job, parsed: ParsedResponse) -> Usage:
 
 async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response, tried: list[int]) -> AsyncIterator[bytes]:
     translator = adaptor.stream_translator(ctx)
-    idle = _streaming_timeout(ctx.upstream_model)
+    deadline = IdleDeadline(_streaming_timeout(ctx.upstream_model))
     first_output_at: float | None = None
     finished = False
     try:
@@ -362,11 +374,11 @@ async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response
         events = (source(resp.aiter_bytes()) if source else iter_events(resp.aiter_bytes())).__aiter__()
         while True:
             try:
-                event, data = await asyncio.wait_for(events.__anext__(), idle)
+                event, data = await deadline.next(events)
             except StopAsyncIteration:
                 break
-            except asyncio.TimeoutError:
-                log.warning("stream idle for %.0fs, closing (request %s)", idle, job.req.request_id)
+            except TimeoutError:
+                log.warning("stream idle for %.0fs, closing (request %s)", deadline.seconds, job.req.request_id)
                 break
             out = translator.feed(event, data)
             if first_output_at is None and translator.first_output:
@@ -377,6 +389,7 @@ async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response
     except (httpx.HTTPError, ValueError) as exc:
         log.warning("upstream stream broke for request %s: %s", job.req.request_id, exc)
     finally:
+        deadline.close()
         await resp.aclose()
         if translator.usage is None and translator.text:
             await job.count_prompt_media()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import TypeVar
+
+T = TypeVar("T")
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
@@ -68,3 +72,54 @@ async def iter_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, b
     tail = buffer.strip()
     if tail:
         yield "", tail
+
+
+class IdleDeadline:
+    """Awaits the next item of an async iterator, raising TimeoutError once `seconds` pass with
+    nothing new (STREAMING_TIMEOUT). Unlike `asyncio.wait_for` per chunk, it creates no task per
+    chunk: one timer, re-armed only when it fires before the deadline of the current wait."""
+
+    __slots__ = ("seconds", "_loop", "_task", "_handle", "_since", "_waiting", "_expired", "_cancelling")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._handle: asyncio.TimerHandle | None = None
+        self._since = 0.0
+        self._waiting = False
+        self._expired = False
+        self._cancelling = 0
+
+    async def next(self, items: AsyncIterator[T]) -> T:
+        self._since = self._loop.time()
+        self._waiting = True
+        self._cancelling = self._task.cancelling()
+        if self._handle is None:
+            self._handle = self._loop.call_at(self._since + self.seconds, self._fire)
+        try:
+            return await items.__anext__()
+        except asyncio.CancelledError:
+            # Ours only if nobody else asked for a cancel meanwhile (asyncio.timeout's rule).
+            if self._expired and self._task.uncancel() <= self._cancelling:
+                raise TimeoutError from None
+            raise
+        finally:
+            self._waiting = False
+            self._expired = False
+
+    def _fire(self) -> None:
+        self._handle = None
+        if not self._waiting:
+            return  # between items: next() re-arms
+        due = self._since + self.seconds
+        if self._loop.time() < due:
+            self._handle = self._loop.call_at(due, self._fire)
+            return
+        self._expired = True
+        self._task.cancel()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None

@@ -6,7 +6,8 @@ Behaviour is chosen by the channel key the gateway forwards (`Authorization: Bea
 - `nousage`: no usage anywhere (the gateway must count tokens itself);
 - `slow`: stream 40 chunks 50 ms apart (for disconnect tests); `finished_streams` counts full ones;
 - `cut`: stream 3 content chunks, then drop the connection;
-- `empty`: a stream with no content at all.
+- `empty`: a stream with no content at all;
+- `stall`: stream 2 content chunks, then go silent (for the idle timeout) until the reader leaves.
 Every request is recorded in `requests` (path, headers, JSON body, key).
 """
 
@@ -141,6 +142,10 @@ class FakeOpenAI(ThreadedServer):
                 await asyncio.sleep(0.05)
             if key == "cut" and i == 3:
                 request.transport.close()
+                return response
+            if key == "stall" and i == 2:
+                while request.transport is not None and not request.transport.is_closing():
+                    await asyncio.sleep(0.1)
                 return response
             await emit({**base, "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]})
         await emit({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})

@@ -225,3 +225,31 @@ def test_empty_stream_costs_nothing(gateway, fake_upstream):
     user.refresh_from_db()
     assert user.quota == 1_000_000
     assert not Log.objects.filter(user_id=user.pk).exists()
+
+
+def test_a_stalled_stream_ends_after_the_idle_timeout(fake_upstream):
+    """STREAMING_TIMEOUT=1: the upstream sends two words then goes silent; the gateway ends the
+    stream about a second later and bills the words that arrived."""
+    import time
+
+    from tests.conftest import start_gateway
+
+    quick = start_gateway({"STREAMING_TIMEOUT": "1"})
+    try:
+        make_channel(fake_upstream.base_url, key="stall")
+        user = make_user("ivan", quota=1_000_000)
+        token = make_token(user)
+        client = openai.OpenAI(base_url=quick.v1, api_key=f"sk-{token.key}", max_retries=0)
+        started = time.monotonic()
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True)
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+        elapsed = time.monotonic() - started
+    finally:
+        quick.stop()
+    assert text == "Hello from"
+    assert 0.9 <= elapsed < 4
+    settle()
+    log = Log.objects.get(user_id=user.pk)
+    assert log.completion_tokens > 0 and log.quota > 0
+    user.refresh_from_db()
+    assert user.quota == 1_000_000 - log.quota
