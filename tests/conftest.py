@@ -74,12 +74,20 @@ class Gateway:
     def v1(self) -> str:
         return f"{self.url}/v1"
 
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
 
 def start_gateway(extra_env: dict[str, str] | None = None) -> Gateway:
     port = free_port()
     log = open(Path(settings.DATA_DIR) / f"gateway-{port}.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "newapi_site.asgi:application"],
+        # The production web worker (Daphne plus its uvloop, socket and write-path settings).
+        [sys.executable, "-m", "relay.web_worker", "-b", "127.0.0.1", "-p", str(port), "newapi_site.asgi:application"],
         cwd=ROOT,
         env=gateway_env(extra_env),
         stdout=log,
@@ -98,11 +106,7 @@ def fake_upstream() -> FakeOpenAI:
 def gateway(django_db_setup, django_db_blocker) -> Gateway:
     gw = start_gateway()
     yield gw
-    gw.proc.terminate()
-    try:
-        gw.proc.wait(10)
-    except subprocess.TimeoutExpired:
-        gw.proc.kill()
+    gw.stop()
 
 
 # -- personas ----------------------------------------------------------------------------

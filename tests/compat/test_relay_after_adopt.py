@@ -92,5 +92,4 @@ def test_one_api_keys_relay_with_their_limits_and_billing(scratch_factory, tmp_p
         )
         assert _chat(gateway, TOKENS["bob-gpt4o-only"]).status_code == 200
     finally:
-        gateway.proc.terminate()
-        gateway.proc.wait(10)
+        gateway.stop()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import struct
-import subprocess
 import threading
 import zlib
 
@@ -142,11 +141,7 @@ async def test_fetches_when_allowed(images, settings):
 def open_gateway(django_db_setup, django_db_blocker):
     gw = start_gateway({"MEDIA_FETCH_ALLOW_PRIVATE": "true"})
     yield gw
-    gw.proc.terminate()
-    try:
-        gw.proc.wait(10)
-    except subprocess.TimeoutExpired:
-        gw.proc.kill()
+    gw.stop()
 
 
 def chat(gw, key: str, body: dict) -> httpx.Response:

@@ -78,5 +78,4 @@ def test_exact_across_two_gateways(gateway, fake_upstream, limits):
         codes = asyncio.run(run())
         assert codes.count(200) == 5 and codes.count(429) == 11
     finally:
-        second.proc.terminate()
-        second.proc.wait(10)
+        second.stop()
