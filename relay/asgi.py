@@ -156,12 +156,7 @@ class RelayRouter:
         if isinstance(response, StreamingResponse):
             await _send_stream(send, receive, response, request_id)
             return
-        try:
-            await _send_response(send, response, request_id)
-        finally:
-            # No yield between the two: the billing write reaches Redis before the loop flushes
-            # the response, so whatever the client does next sees the request settled.
-            await response.finish()
+        await _send_response(send, response, request_id)
 
 
 async def _read_body(receive, headers: dict[str, str]) -> bytes:

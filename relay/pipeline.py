@@ -342,21 +342,11 @@ async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | Stre
     if parsed.usage is None:
         await job.count_prompt_media()
     usage = parsed.usage or fallback_usage(job, parsed)
-    return Response(parsed.status, parsed.body, parsed.content_type.encode() or b"application/json",
-                    after=settle_after(job, ctx, usage, tried))
-
-
-def settle_after(job: Job, ctx: RelayContext, usage: Usage, tried: list[int]) -> Callable[[], Awaitable[None]]:
-    """settle() deferred until the response is handed over; refunds the hold if it fails."""
-
-    async def after() -> None:
-        try:
-            await settle(job, ctx, usage, tried, frt_ms=-1000)
-        except BaseException:
-            await job.hold.refund()
-            raise
-
-    return after
+    # Settled before the answer leaves: a client that reads its balance or sends its next request
+    # right after this one must see it charged (redis-py yields before it writes, so billing
+    # "after the send" would reach Redis after the client already has its answer).
+    await settle(job, ctx, usage, tried, frt_ms=-1000)
+    return Response(parsed.status, parsed.body, parsed.content_type.encode() or b"application/json")
 
 
 def fallback_usage(job: Job, parsed: ParsedResponse) -> Usage:

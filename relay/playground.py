@@ -120,7 +120,6 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         for name, value in response.headers:
             out[name.decode("latin-1")] = value.decode("latin-1")
         return out
-    await response.finish()  # the dashboard is not latency-bound: settle before Django sends
     return _http(response)
 
 

@@ -30,14 +30,6 @@ class Response:
     body: bytes
     content_type: bytes = b"application/json"
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    # Work that must run once the body is handed to the server (the request's billing), so the
-    # client does not wait for it. Whoever sends the response calls `finish()`, also on failure.
-    after: Callable[[], Awaitable[None]] | None = None
-
-    async def finish(self) -> None:
-        after, self.after = self.after, None
-        if after is not None:
-            await after()
 
 
 @dataclass(slots=True)
