@@ -150,7 +150,7 @@ class Supervisor:
 
 
 class Command(BaseCommand):
-    help = "Serve the gateway: WEB_WORKERS Daphne workers on one socket plus a Celery worker with beat."
+    help = "Serve the gateway: WEB_WORKERS Daphne workers on one port plus a Celery worker with beat."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default="0.0.0.0")
