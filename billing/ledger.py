@@ -95,15 +95,16 @@ return nil
 """
 
 async def _run(script: str, numkeys: int, *args: object):
-    """EVALSHA (the script is sent once per Redis server, not with every request), EVAL on a miss."""
-    client = r.async_redis()
+    """EVALSHA (the script is sent once per Redis server, not with every request), EVAL on a miss,
+    on the loop's pipelined connection (see newapi_site/redis_pipe.py)."""
+    client = r.pipelined()
     sha = _SHAS.get(script)
     if sha is None:
         sha = _SHAS[script] = hashlib.sha1(script.encode()).hexdigest()
     try:
-        return await client.evalsha(sha, numkeys, *args)
+        return await client.execute("EVALSHA", sha, numkeys, *args)
     except NoScriptError:
-        return await client.eval(script, numkeys, *args)
+        return await client.execute("EVAL", script, numkeys, *args)
 
 
 _SHAS: dict[str, str] = {}

@@ -44,3 +44,10 @@ def async_redis() -> aredis.Redis:
         client = aredis.Redis(connection_pool=pool, decode_responses=False)
         _async_clients[loop] = client
     return client
+
+
+def pipelined():
+    """The loop's pipelined connection for the relay's per-request ledger scripts."""
+    from .redis_pipe import pipelined as get
+
+    return get(settings.REDIS_CONN_STRING)

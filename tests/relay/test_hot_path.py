@@ -19,6 +19,7 @@ from django.db import connections
 from django.db.backends.signals import connection_created
 
 from newapi_site import redis as r
+from newapi_site import redis_pipe
 from relay import http as relay_http
 from tests.conftest import live, make_channel, make_token, make_user
 
@@ -45,6 +46,7 @@ class RedisCalls:
 
     def __init__(self) -> None:
         self.commands: list[str] = []
+        self.writes = 0
 
     def install(self, stack: ExitStack, monkeypatch: pytest.MonkeyPatch) -> None:
         command = aredis_client.Redis.execute_command
@@ -62,6 +64,23 @@ class RedisCalls:
 
         monkeypatch.setattr(aredis_client.Redis, "execute_command", execute_command)
         monkeypatch.setattr(aredis_client.Pipeline, "execute", execute)
+
+        # The ledger's scripts go through the pipelined connection: a command per call, and a
+        # round trip per write (at one request at a time, one per command).
+        piped = redis_pipe.PipelinedRedis.execute
+        flush = redis_pipe.PipelinedRedis._flush
+
+        async def piped_execute(client, *args):
+            calls.commands.append(str(args[0]).upper())
+            return await piped(client, *args)
+
+        def counted_flush(client):
+            if client.out:
+                calls.writes += 1
+            return flush(client)
+
+        monkeypatch.setattr(redis_pipe.PipelinedRedis, "execute", piped_execute)
+        monkeypatch.setattr(redis_pipe.PipelinedRedis, "_flush", counted_flush)
 
 
 async def _run(app, key: str, n: int, on_warm) -> list[int]:
@@ -90,6 +109,7 @@ async def _close_loop_resources() -> None:
     redis_client = r._async_clients.pop(loop, None)
     if redis_client is not None:
         await redis_client.aclose()
+    redis_pipe.close_for_loop(loop)
     await sync_to_async(connections.close_all)()
 
 
@@ -118,6 +138,7 @@ def test_warm_requests_touch_no_database_and_two_redis_round_trips(fake_upstream
             cold.extend(queries.sql)
             queries.sql.clear()
             redis_calls.commands.clear()
+            redis_calls.writes = 0
 
         statuses = asyncio.run(_run(application, token.key, WARM_REQUESTS, on_warm))
         for conn in connections.all(initialized_only=True):
@@ -131,6 +152,7 @@ def test_warm_requests_touch_no_database_and_two_redis_round_trips(fake_upstream
         # skipped under the trusted rule while the balance seen < 2 s ago covers 100× the estimate.
         assert queries.sql == []
         assert redis_calls.commands == ["EVALSHA"] * WARM_REQUESTS
+        assert redis_calls.writes == WARM_REQUESTS
     else:
         # Database ledger: balance updates and the log row are writes; never a lookup.
         selects = [q for q in queries.sql if q.lstrip().upper().startswith("SELECT")]
