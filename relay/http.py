@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import AsyncIterator
 
 import httpx
 from django.conf import settings
 from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
 from .errors import UpstreamError
 
@@ -81,3 +83,21 @@ def network_error(exc: Exception) -> UpstreamError:
         type="new_api_error",
         code="do_request_failed",
     )
+
+
+async def body_chunks(resp: httpx.Response) -> AsyncIterator[bytes]:
+    """The streamed body as it arrives. Without a content-encoding to undo, read aiohttp's buffer
+    directly: httpx's byte-stream layers (raw, decoded, re-chunked) cost a few generator hops per
+    SSE event on the stream path. Errors still come out as httpx errors."""
+    stream = resp.stream
+    if resp.headers.get("content-encoding") or not isinstance(stream, AiohttpResponseStream):
+        async for chunk in resp.aiter_bytes():
+            yield chunk
+        return
+    content = stream._aiohttp_response.content
+    with map_aiohttp_exceptions():
+        while True:
+            chunk = await content.readany()
+            if not chunk:
+                return
+            yield chunk

@@ -361,7 +361,8 @@ async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response
     finished = False
     try:
         source = getattr(adaptor, "event_source", None)
-        events = (source(resp.aiter_bytes()) if source else iter_events(resp.aiter_bytes())).__aiter__()
+        body = http.body_chunks(resp)
+        events = (source(body) if source else iter_events(body)).__aiter__()
         while True:
             try:
                 event, data = await deadline.next(events)

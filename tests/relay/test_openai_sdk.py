@@ -253,3 +253,20 @@ def test_a_stalled_stream_ends_after_the_idle_timeout(fake_upstream):
     assert log.completion_tokens > 0 and log.quota > 0
     user.refresh_from_db()
     assert user.quota == 1_000_000 - log.quota
+
+
+def test_an_upstream_that_drops_mid_stream_bills_what_arrived(gateway, fake_upstream):
+    """The fake sends three words, then closes the connection without ending the chunked body:
+    the client gets those words and a closed stream, and pays for them alone."""
+    make_channel(fake_upstream.base_url, key="cut")
+    user = make_user("judy", quota=1_000_000)
+    token = make_token(user)
+    client = openai.OpenAI(base_url=gateway.v1, api_key=f"sk-{token.key}", max_retries=0)
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == "Hello from the"
+    settle()
+    log = Log.objects.get(user_id=user.pk)
+    assert 0 < log.completion_tokens < 6 and log.quota > 0
+    user.refresh_from_db()
+    assert user.quota == 1_000_000 - log.quota
