@@ -2,8 +2,8 @@
 
 Each gateway process runs `run_forever` as a background task, unless `manage.py serve` drains
 for its workers in the parent (`drain_forever`, BILLING_DRAIN_IN_WORKER=false); `drain_now` is
-also called at process exit (atexit) and by tests. Popping is atomic in Redis, so several processes can drain
-side by side; a batch whose database write fails is pushed back and retried.
+also called at process exit (atexit) and by tests. Popping is atomic in Redis, so several
+processes can drain side by side; a batch whose database write fails is pushed back and retried.
 """
 
 from __future__ import annotations

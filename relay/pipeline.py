@@ -7,6 +7,7 @@ relay the answer → settle the quota to the actual usage, or refund it, exactly
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -381,19 +382,26 @@ async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response
         log.warning("upstream stream broke for request %s: %s", job.req.request_id, exc)
     finally:
         deadline.close()
-        await resp.aclose()
-        if translator.usage is None and translator.text:
-            await job.count_prompt_media()
-        usage = stream_usage(job, translator)
-        if usage.completion_tokens == 0 and translator.usage is None:
-            await job.hold.refund()  # a failed or empty reply costs nothing
-        else:
-            frt = int(((first_output_at or time.time()) - job.req.started) * 1000)
-            await settle(job, ctx, usage, tried, frt_ms=frt)
-        ctx.extra["final_usage"] = usage
+        # A client leaving now cancels this task (relay/asgi.py): the bill for what arrived is
+        # shielded so that it is written to the end all the same, never cut off halfway.
+        await asyncio.shield(_bill_stream(job, ctx, resp, translator, tried, first_output_at))
     if finished:
         for piece in translator.finish():
             yield piece
+
+
+async def _bill_stream(job: Job, ctx: RelayContext, resp: httpx.Response, translator, tried: list[int],
+                       first_output_at: float | None) -> None:
+    await resp.aclose()
+    if translator.usage is None and translator.text:
+        await job.count_prompt_media()
+    usage = stream_usage(job, translator)
+    if usage.completion_tokens == 0 and translator.usage is None:
+        await job.hold.refund()  # a failed or empty reply costs nothing
+    else:
+        frt = int(((first_output_at or time.time()) - job.req.started) * 1000)
+        await settle(job, ctx, usage, tried, frt_ms=frt)
+    ctx.extra["final_usage"] = usage
 
 
 def _streaming_timeout(model: str) -> float:

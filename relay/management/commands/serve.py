@@ -1,9 +1,9 @@
 """`manage.py serve`: the production server behind `make run`.
 
 The parent binds 0.0.0.0:$PORT (one SO_REUSEPORT socket per worker, so the kernel spreads the
-connections) and starts WEB_WORKERS Daphne workers, each accepting on its socket (`--fd`), plus one Celery worker with embedded beat. It forwards SIGINT/SIGTERM,
-waits for the children, and restarts a web worker that dies unexpectedly (a crash loop ends the
-server with a non-zero status).
+connections) and starts WEB_WORKERS Daphne workers, each accepting on its socket (`--fd`), plus
+one Celery worker with embedded beat. It forwards SIGINT/SIGTERM, waits for the children, and
+restarts a web worker that dies unexpectedly (a crash loop ends the server with a non-zero status).
 
 With Redis, the parent also writes the queued billing batches to the database (a thread that
 wakes every BATCH_UPDATE_INTERVAL, plus once after the children exit), so that work never takes
