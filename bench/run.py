@@ -160,18 +160,33 @@ def main(argv: list[str]) -> int:
             procs.append(litellm)
             wait_http(f"http://127.0.0.1:{LITELLM_PORT}/health/liveliness", litellm, timeout=600)
             harness += ["--gateway", "litellm", f"http://127.0.0.1:{LITELLM_PORT}/v1", "sk-bench-master-key"]
+        out = next((argv[i + 1] for i, a in enumerate(argv) if a == "--out" and i + 1 < len(argv)), None)
+        if out is None:
+            out = str(HERE / "results" / time.strftime("bench-%Y-%m-%dT%H%M%SZ.json", time.gmtime()))
+            argv = [*argv, "--out", out]
         code = subprocess.run(harness + argv).returncode
+        held = 0
         if os.environ.get("BENCH_HOLD_STREAMS", "1000") != "0":
             from hold_streams import hold
 
             streams = int(os.environ.get("BENCH_HOLD_STREAMS", "1000"))
             report = hold(port, key, gateway.pid, streams)
+            held = report["completed"]
             log(f"held {report['completed']}/{streams} streams; worker RSS MB start {report['rss_mb_start']} "
                 f"peak {report['rss_mb_peak']}")
-            out = next((argv[i + 1] for i, a in enumerate(argv) if a == "--out" and i + 1 < len(argv)), None)
-            if out:
-                Path(out).with_suffix(".streams.json").write_text(json.dumps(report, indent=2))
+            Path(out).with_suffix(".streams.json").write_text(json.dumps(report, indent=2))
             if report["completed"] != streams:
+                code = code or 1
+        stop(gateway)  # shutdown must flush every batched log row and counter before the audit
+        if code == 0 or Path(out).exists():
+            from billing_audit import answered_requests, audit
+
+            books = audit(env["SQL_DSN"], answered_requests(Path(out), held))
+            Path(out).with_suffix(".billing.json").write_text(json.dumps(books, indent=2))
+            log(f"billing audit: {books['consume_logs']} log rows for >= {books['answered_at_least']} answered "
+                f"requests, {books['logged_quota']} quota logged = user used {books['user_used_quota']} = "
+                f"token used {books['token_used_quota']}: {'ok' if books['ok'] else '; '.join(books['problems'])}")
+            if not books["ok"]:
                 code = code or 1
         return code
     finally:
