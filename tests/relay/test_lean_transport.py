@@ -154,6 +154,32 @@ async def test_a_pooled_connection_the_server_dropped_is_replaced(transport):
         assert srv.connections == 2
 
 
+async def test_a_request_a_pooled_connection_dropped_unanswered_is_resent_when_safe(transport):
+    async def handler(reader, writer, server):
+        if server.connections == 1:
+            await server.read_request(reader)
+            writer.write(ok(b"first"))
+            await writer.drain()
+            await server.read_request(reader)  # the second request: taken, then the line goes dead
+            return
+        await keep_answering(reader, writer, server)
+
+    async with Server(handler) as srv, httpx.AsyncClient(transport=transport) as client:
+        assert (await client.post(srv.url, content=b"1")).content == b"first"
+        assert (await client.post(srv.url, content=b"2")).content == b"hello"  # resent on a new connection
+        assert srv.connections == 2
+        assert [body for _, _, body in srv.requests] == [b"1", b"2", b"2"]
+
+    async def body_stream():
+        yield b"streamed body"
+
+    async with Server(handler) as srv, httpx.AsyncClient(transport=transport) as client:
+        assert (await client.post(srv.url, content=b"1")).content == b"first"
+        with pytest.raises(httpx.RemoteProtocolError):  # a streamed body is gone: never sent twice
+            await client.post(srv.url, content=body_stream())
+        assert srv.connections == 1
+
+
 async def test_read_timeout_and_connect_error(transport):
     async def silent(reader, writer, server):
         await server.read_request(reader)
