@@ -317,12 +317,20 @@ async def open_upstream(upstream) -> httpx.Response:
 
 def streaming_response(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response, tried: list[int]) -> StreamingResponse:
     """The SSE answer; its on_close refunds the hold if the stream never got to settle."""
+    billing: list[asyncio.Future] = []  # the stream's bill, once stream_body has started it
 
     async def on_close() -> None:
         await resp.aclose()
+        if billing:
+            # A client that left while the bill was being worked out (an image prompt being
+            # fetched, say) must not get a refund that beats the charge: the bill decides.
+            try:
+                await asyncio.shield(billing[0])
+            except Exception:
+                log.exception("billing stream request %s failed", job.req.request_id)
         await job.hold.refund()  # no-op when the stream already settled
 
-    return StreamingResponse(200, stream_body(job, ctx, adaptor, resp, tried), list(SSE_HEADERS), on_close)
+    return StreamingResponse(200, stream_body(job, ctx, adaptor, resp, tried, billing), list(SSE_HEADERS), on_close)
 
 
 async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | StreamingResponse:
@@ -355,7 +363,8 @@ def fallback_usage(job: Job, parsed: ParsedResponse) -> Usage:
     return Usage(job.count_prompt(), completion)
 
 
-async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response, tried: list[int]) -> AsyncIterator[bytes]:
+async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response, tried: list[int],
+                      billing: list[asyncio.Future]) -> AsyncIterator[bytes]:
     translator = adaptor.stream_translator(ctx)
     deadline = IdleDeadline(_streaming_timeout(ctx.upstream_model))
     first_output_at: float | None = None
@@ -384,7 +393,8 @@ async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response
         deadline.close()
         # A client leaving now cancels this task (relay/asgi.py): the bill for what arrived is
         # shielded so that it is written to the end all the same, never cut off halfway.
-        await asyncio.shield(_bill_stream(job, ctx, resp, translator, tried, first_output_at))
+        billing.append(asyncio.ensure_future(_bill_stream(job, ctx, resp, translator, tried, first_output_at)))
+        await asyncio.shield(billing[0])
     if finished:
         for piece in translator.finish():
             yield piece

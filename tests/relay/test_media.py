@@ -8,6 +8,7 @@ import asyncio
 import base64
 import struct
 import threading
+import time
 import zlib
 
 import httpx
@@ -37,7 +38,8 @@ def data_uri(raw: bytes, mime: str = "image/png") -> str:
 
 
 class ImageServer:
-    """Serves /big.png (1024×1024, 3 MB), /small.png (512×512), /redirect → /big.png, /text, /huge."""
+    """Serves /big.png (1024×1024, 3 MB), /small.png (512×512), /slow.png (512×512 after 1.5 s),
+    /redirect → /big.png, /text, /huge."""
 
     def __init__(self) -> None:
         self.hits: list[str] = []
@@ -54,6 +56,8 @@ class ImageServer:
                 return web.Response(text="not an image")
             if request.path == "/huge":
                 return web.Response(body=b"\0" * (2 * 1024 * 1024 + 10), content_type="image/png")
+            if request.path == "/slow.png":
+                await asyncio.sleep(1.5)
             size = 1024 if request.path == "/big.png" else 512
             return web.Response(body=png(size, size, pad=3 * 1024 * 1024), content_type="image/png")
 
@@ -164,6 +168,32 @@ def test_gateway_bills_real_image_size_when_usage_is_missing(open_gateway, fake_
     text_only = lambda msgs, p: tokenizer.count_messages(msgs, "gpt-4o") - tokenizer.image_tokens(p["image_url"], "gpt-4o")  # noqa: E731
     prompts = list(Log.objects.filter(user_id=user.pk).order_by("id").values_list("prompt_tokens", flat=True))
     assert prompts == [text_only(messages, part) + 765, text_only(messages2, small) + 255]
+
+
+@pytest.mark.relay
+@live
+def test_a_client_leaving_while_its_stream_is_billed_is_still_charged(open_gateway, fake_upstream, images):
+    """The upstream gives no usage, so the bill waits for the image prompt to be counted (1.5 s);
+    the client has every content chunk and leaves before [DONE]. The charge must still land."""
+    make_channel(fake_upstream.base_url, key="nousage", models="gpt-4o")
+    user = make_user("img-leave", quota=10_000_000)
+    key = make_token(user).key
+    part = {"type": "image_url", "image_url": {"url": f"{images.url}/slow.png"}}
+    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, part]}]}
+    with httpx.stream("POST", f"{open_gateway.v1}/chat/completions", headers={"Authorization": f"Bearer sk-{key}"},
+                      json=body, timeout=30) as resp:
+        assert resp.status_code == 200
+        for line in resp.iter_lines():
+            if '"finish_reason":"stop"' in line.replace(" ", ""):
+                break  # everything but [DONE] is here: hang up while the bill is being worked out
+    time.sleep(2.5)  # the image fetch ends, the bill is written
+    settle()
+    logs = list(Log.objects.filter(user_id=user.pk).values_list("prompt_tokens", "completion_tokens", "quota"))
+    assert len(logs) == 1
+    prompt, completion, quota = logs[0]
+    assert prompt > 255 and completion > 0 and quota > 0  # the image counted at its real size
+    user.refresh_from_db()
+    assert user.quota == 10_000_000 - quota and user.used_quota == quota
 
 
 @pytest.mark.relay
