@@ -1,6 +1,6 @@
-"""Issue #5: point the gateway at an existing One API / New API database and run `manage.py migrate`.
+"""Point the gateway at an existing One API / New API database and run `manage.py migrate`.
 
-Each test copies a fixture (/work/shared/fixtures) into a scratch database on SQLite, PostgreSQL or
+Each test copies a fixture (tests/fixtures) into a scratch database on SQLite, PostgreSQL or
 MariaDB, runs `manage.py migrate` as a subprocess exactly as an operator would, then reads the result
 through our models (probe.py, also a subprocess) and checks it against the fixture manifest.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .scratch import FIXTURES, Scratch, execute, make_scratch
+from .scratch_db import FIXTURES, Scratch, execute, make_scratch
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())

@@ -11,7 +11,7 @@ import httpx
 
 from tests.conftest import start_gateway
 
-from .scratch import execute
+from .scratch_db import execute
 from .test_adopt import MANIFEST, _migrate_ok, scratch_factory  # noqa: F401  (fixture)
 
 TOKENS = {t["name"]: t["key"] for t in MANIFEST["tokens"]}

@@ -9,7 +9,6 @@ on MySQL when indexed or defaulted, datetime->timestamptz/datetime(3)) and its r
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import sqlite3
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from django.utils.dateparse import parse_datetime
 
-FIXTURES = Path(os.environ.get("NEWAPI_FIXTURES", "/work/shared/fixtures"))
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"  # copied from the shared fixture set, README included
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 MY = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 
