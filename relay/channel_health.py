@@ -4,7 +4,8 @@ Called by pipeline.report_channel_failure after each failed attempt. When the op
 AutomaticDisableChannelEnabled is on and the channel allows it (auto_ban), an error that says the
 channel's credentials or account are dead disables it: status 3 with the reason in other_info,
 its abilities off, and every process told at once (bus "channels"); this process stops choosing
-it before the database write even starts.
+it before the database write even starts. A keyword in the error message counts only at an
+auth/billing status (401, 402, 403, a quota-typed 429): providers echo user input in their 400s.
 """
 
 from __future__ import annotations
@@ -33,15 +34,31 @@ def disable_keywords() -> list[str]:
     return [k.strip().lower() for k in raw.splitlines() if k.strip()]
 
 
+# Statuses at which an upstream speaks about the channel's own credentials or account. A message
+# at any other status (a 400 above all) may be the user's input echoed back: never trusted.
+AUTH_STATUSES = {401, 402, 403}
+QUOTA_MARKERS = ("quota", "billing", "credit", "balance")
+
+
+def _quota_typed(err: RelayError) -> bool:
+    kind = f"{err.type or ''} {err.code or ''}".lower()
+    return any(m in kind for m in QUOTA_MARKERS)
+
+
 def is_fatal(channel_type: int, err: RelayError) -> bool:
-    if err.status == 401:
+    status = err.status
+    if status == 400:
+        return False
+    if status == 401:
         return True
-    if err.status == 403 and channel_type == 24:
+    if status == 403 and channel_type == 24:
         return True
     if str(err.code or "") in FATAL_CODES or err.type in FATAL_TYPES:
         return True
-    message = err.message.lower()
-    return any(k in message for k in disable_keywords())
+    if status in AUTH_STATUSES or (status == 429 and _quota_typed(err)):
+        message = err.message.lower()
+        return any(k in message for k in disable_keywords())
+    return False
 
 
 def should_disable(channel: ChannelInfo, err: RelayError) -> bool:

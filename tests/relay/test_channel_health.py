@@ -48,8 +48,8 @@ def test_401_disables_channel_everywhere(gateway, fake_upstream, auto_disable):
 
 
 def test_keyword_match_and_auto_ban_off(gateway, fake_upstream, auto_disable):
-    update_option("AutomaticDisableKeywords", "Credit balance\nFAKE UPSTREAM SAYS 502")
-    keep = make_channel(fake_upstream.base_url, key="status-502", auto_ban=0, name="keep")
+    update_option("AutomaticDisableKeywords", "Credit balance\nFAKE UPSTREAM SAYS 403")
+    keep = make_channel(fake_upstream.base_url, key="status-403", auto_ban=0, name="keep")
     propagated()
     token = make_token(make_user("hy"))
     with pytest.raises(openai.APIStatusError):
@@ -57,11 +57,22 @@ def test_keyword_match_and_auto_ban_off(gateway, fake_upstream, auto_disable):
     keep.refresh_from_db()
     assert keep.status == 1  # auto_ban off: never disabled
     Channel.objects.filter(pk=keep.pk).delete()
-    hit = make_channel(fake_upstream.base_url, key="status-502", name="hit")
+    hit = make_channel(fake_upstream.base_url, key="status-403", name="hit")
     with pytest.raises(openai.APIStatusError):
         chat(gateway, token)
     hit.refresh_from_db()
     assert hit.status == 3
+
+
+def test_keyword_at_a_non_auth_status_disables_nothing(gateway, fake_upstream, auto_disable):
+    """Only an auth/billing status lets a message keyword speak for the channel."""
+    update_option("AutomaticDisableKeywords", "FAKE UPSTREAM SAYS 502")
+    channel = make_channel(fake_upstream.base_url, key="status-502", name="five-oh-two")
+    propagated()
+    with pytest.raises(openai.APIStatusError):
+        chat(gateway, make_token(make_user("hw")))
+    channel.refresh_from_db()
+    assert channel.status == 1
 
 
 def test_nothing_happens_when_option_off(gateway, fake_upstream):
