@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from redis.exceptions import NoScriptError
 
+from newapi_site import bus
 from newapi_site import redis as r
 
 from .settlement import Settlement, apply_settlements
@@ -135,6 +136,20 @@ class RedisLedger:
     def __init__(self) -> None:
         # (user_id, token_id) -> (user balance, token balance or -1, monotonic time seen)
         self._seen: dict[tuple[int, int], tuple[int, int, float]] = {}
+        # An edited balance (admin, token edit, redeem) must be checked again at the next request.
+        bus.subscribe("balance:", self._forget_seen)
+
+    def _forget_seen(self, event: str) -> None:
+        if event == "all":
+            self._seen.clear()
+            return
+        try:
+            user_id = int(event.removeprefix("balance:"))
+        except ValueError:
+            return
+        for pair in list(self._seen):  # a snapshot: the event loop keeps adding entries
+            if pair[0] == user_id:
+                self._seen.pop(pair, None)
 
     def _trusted(self, acct: Account, amount: int) -> bool:
         seen = self._seen.get((acct.user_id, acct.token_id))
