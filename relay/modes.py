@@ -17,7 +17,7 @@ import orjson
 
 from billing.pricing import quota_per_unit
 
-from . import http, pipeline, tokenizer
+from . import audio_length, http, pipeline, tokenizer
 from .adaptors import adaptor_for
 from .adaptors.base import RelayContext, Usage
 from .adaptors.openai import OpenAIAdaptor
@@ -220,23 +220,18 @@ def _passthrough(resp: httpx.Response) -> Response:
 
 # -- speech to text -------------------------------------------------------------------------------
 def audio_seconds(data: bytes, response: bytes) -> float:
-    """WAV from its header; otherwise the duration the upstream reports (verbose_json); otherwise
-    an estimate from the size at 128 kbit/s."""
-    import io
-    import wave
-
+    """The upload's own length (relay/audio_length.py); otherwise the duration the upstream
+    reports (verbose_json); otherwise an estimate from the size, never zero."""
+    measured = audio_length.measured_seconds(data)
+    if measured:
+        return measured
     try:
-        with wave.open(io.BytesIO(data)) as w:
-            return w.getnframes() / float(w.getframerate() or 1)
-    except (wave.Error, EOFError):
-        pass
-    try:
-        reported = orjson.loads(response).get("duration")
-        if reported:
-            return float(reported)
+        reported = float(orjson.loads(response).get("duration") or 0)
+        if reported > 0:
+            return reported
     except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
         pass
-    return len(data) / 16000.0
+    return audio_length.fallback_seconds(data)
 
 
 async def transcription(req: ClientRequest, **_params: str) -> Response:
