@@ -1,6 +1,6 @@
 """The relay's ASGI front: routes /v1 relay paths to the relay services, everything else to Django.
 
-It reads the body (413 past MAX_REQUEST_BODY_MB), turns RelayErrors into OpenAI error bodies,
+It reads the body (413 past MAX_REQUEST_BODY_MB, before or after gzip decoding), turns RelayErrors into OpenAI error bodies,
 and streams SSE with disconnect detection: when the client goes away, the upstream read is
 cancelled and the generator's cleanup bills what was produced.
 """
@@ -15,10 +15,11 @@ from collections.abc import Awaitable, Callable
 from django.conf import settings
 
 from billing import writer
-from newapi_site import bus
+from newapi_site import bus, client_ip
 
 from . import claude_messages, models_api, modes, pipeline
 from .errors import LocalError, RelayError
+from .request_body import gunzip, max_body_bytes, too_large
 from .wire import ClientRequest, Response, StreamingResponse, error_response
 
 log = logging.getLogger("newapi.relay")
@@ -160,10 +161,10 @@ class RelayRouter:
 
 
 async def _read_body(receive, headers: dict[str, str]) -> bytes:
-    limit = (settings.MAX_REQUEST_BODY_MB or 32) * 1024 * 1024
+    limit = max_body_bytes()
     declared = headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise LocalError(f"request body larger than {limit // (1024 * 1024)} MB", status=413, type="invalid_request_error", code="request_too_large")
+        raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -173,27 +174,19 @@ async def _read_body(receive, headers: dict[str, str]) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise LocalError(f"request body larger than {limit // (1024 * 1024)} MB", status=413, type="invalid_request_error", code="request_too_large")
+            raise too_large(limit)
         chunks.append(chunk)
         if not message.get("more_body"):
             break
     body = b"".join(chunks)
-    encoding = headers.get("content-encoding", "")
-    if encoding == "gzip":
-        import gzip
-
-        try:
-            body = gzip.decompress(body)
-        except OSError:
-            raise LocalError("bad gzip body", status=400, type="invalid_request_error") from None
+    encoding = headers.get("content-encoding")
+    if encoding and encoding.strip().lower() in ("gzip", "x-gzip"):
+        body = gunzip(body, limit)
     return body
 
 
 def _client_ip(headers: dict[str, str], peer: str) -> str:
-    forwarded = headers.get("x-forwarded-for")
-    if forwarded:
-        return forwarded.split(",")[0].strip()
-    return headers.get("x-real-ip") or peer
+    return client_ip.from_headers(headers, peer)
 
 
 def _common_headers(request_id: str) -> list[tuple[bytes, bytes]]:

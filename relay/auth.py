@@ -99,6 +99,8 @@ def check_ip(token: TokenInfo, client_ip: str) -> None:
         ip = ipaddress.ip_address(client_ip)
     except ValueError:
         raise _auth_error("您的 IP 不在令牌允许访问的列表中 (IP not allowed)", 403) from None
+    if ip.version == 6 and ip.ipv4_mapped is not None:  # a dual-stack listener's view of an IPv4 client
+        ip = ip.ipv4_mapped
     if not any(ip in net for net in token.allow_ips):
         raise _auth_error("您的 IP 不在令牌允许访问的列表中 (IP not allowed)", 403)
 

@@ -41,7 +41,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.options import options
-from newapi_site import bus
+from newapi_site import bus, client_ip
 from billing import ledger, writer
 from billing.ledger import Account, Hold, QuotaError
 from billing.pricing import PriceNotSet, pre_consume_estimate, price_for
@@ -181,6 +181,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def _open(self, headers: dict[str, str], query: dict[str, list[str]]) -> None:
         await state.ensure_options_loaded()
         self.caller = await auth.authenticate(headers, self.scope["path"])
+        auth.check_ip(self.caller.token, client_ip.from_scope(self.scope))
         if self.caller.pinned_channel_id is None:
             auth.check_model_allowed(self.caller.token, self.model)
         try:

@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.models import USER_ENABLED, User
 from billing import writer
-from newapi_site import bus
+from newapi_site import bus, client_ip
 
 from . import pipeline, state
 from .auth import Caller
@@ -79,8 +79,7 @@ def playground_caller(user: User, group: str) -> Caller:
 
 
 def _client_ip(request: HttpRequest) -> str:
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    return forwarded.split(",")[0].strip() if forwarded else request.META.get("REMOTE_ADDR", "")
+    return client_ip.from_request(request)
 
 
 async def run(request: HttpRequest) -> Response | StreamingResponse:

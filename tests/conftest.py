@@ -160,6 +160,22 @@ def propagated() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_login_limit():
+    """The per-IP login limit is always on (20 per 20 minutes): every test starts with a fresh budget."""
+    from accounts.api import ratelimit
+
+    ratelimit.reset_memory()
+    if settings.REDIS_CONN_STRING:
+        from newapi_site import redis as r
+
+        client = r.sync_redis()
+        keys = list(client.scan_iter(match=r.key("rateLimit", "CT*"), count=1000))
+        if keys:
+            client.delete(*keys)
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _fresh_options():
     """Every test starts from the options table as it is now (in-process copy dropped)."""
     from accounts.options import options

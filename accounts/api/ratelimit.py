@@ -13,6 +13,7 @@ from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
 from newapi_site import redis as r
+from newapi_site.client_ip import from_request as client_ip_of
 
 # Atomic check-and-record: drop stamps older than the window, then admit if under the limit.
 _SLIDING_WINDOW = """
@@ -53,7 +54,7 @@ def reset_memory() -> None:
 
 
 def client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    return client_ip_of(request) or "unknown"
 
 
 class GlobalApiThrottle(BaseThrottle):
@@ -65,10 +66,20 @@ class GlobalApiThrottle(BaseThrottle):
         )
 
 
+CRITICAL_LIMIT, CRITICAL_DURATION = 20, 20 * 60
+
+
+def allow_critical(request) -> bool:
+    """One bucket per IP shared by every password-guessing door (/api login and the admin login)."""
+    return allow_request("CT", client_ip(request), CRITICAL_LIMIT, CRITICAL_DURATION)
+
+
 class CriticalThrottle(BaseThrottle):
-    """20 requests / 20 minutes per IP on login, register, verification, reset and OAuth (not tunable)."""
+    """20 requests / 20 minutes per IP on login, register, verification, reset and OAuth.
+
+    Not tunable and not switched off by GLOBAL_API_RATE_LIMIT_ENABLE: it is what stands between
+    the open internet and password guessing.
+    """
 
     def allow_request(self, request, view) -> bool:
-        if not settings.GLOBAL_API_RATE_LIMIT_ENABLE:
-            return True
-        return allow_request("CT", client_ip(request), 20, 20 * 60)
+        return allow_critical(request)
