@@ -258,7 +258,12 @@ _ledger: RedisLedger | DbLedger | None = None
 def ledger() -> RedisLedger | DbLedger:
     global _ledger
     if _ledger is None:
-        _ledger = RedisLedger() if r.redis_enabled() else DbLedger()
+        if r.redis_enabled():
+            _ledger = RedisLedger()
+        else:  # balances with one owner process, journaled write-behind (billing/local_ledger.py)
+            from .local_ledger import LocalLedger
+
+            _ledger = LocalLedger()
     return _ledger
 
 
@@ -309,8 +314,16 @@ def credit_token(token_id: int, delta: int) -> None:
 def mirror_user_delta(user_id: int, delta: int) -> None:
     if delta and r.redis_enabled():
         r.sync_redis().eval(_INCR_IF_EXISTS, 1, user_key(user_id), delta)
+    elif delta:
+        from .local_ledger import credit
+
+        credit(b"U", user_id, delta)
 
 
 def mirror_token_delta(token_id: int, delta: int) -> None:
     if delta and r.redis_enabled():
         r.sync_redis().eval(_INCR_IF_EXISTS, 1, token_key(token_id), delta)
+    elif delta:
+        from .local_ledger import credit
+
+        credit(b"T", token_id, delta)

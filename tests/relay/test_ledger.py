@@ -75,8 +75,6 @@ def test_new_row_with_a_reused_id_does_not_inherit_a_balance():
 
 def test_trusted_rule_skips_the_hold_but_never_the_charge():
     """Over 100× the estimate (seen < 2 s ago) nothing is pre-held, as in New API; the charge stays exact."""
-    from newapi_site import redis as r
-
     user = make_user("olga", quota=1_000_000)
     token = make_token(user, unlimited_quota=False, remain_quota=500_000)
     acct = Account(user.pk, token.pk, True)
@@ -90,10 +88,7 @@ def test_trusted_rule_skips_the_hold_but_never_the_charge():
         return held
 
     held = async_to_sync(run)()
-    if r.redis_enabled():
-        assert held == [100, 0, 0]  # the first call saw the balance; the next two trust it
-    else:
-        assert held == [100, 100, 100]  # the database ledger always holds
+    assert held == [100, 0, 0]  # the first call saw the balance; the next two trust it
     settle()
     user.refresh_from_db()
     token.refresh_from_db()

@@ -7,7 +7,8 @@ restarts a web worker that dies unexpectedly (a crash loop ends the server with 
 
 With Redis, the parent also writes the queued billing batches to the database (a thread that
 wakes every BATCH_UPDATE_INTERVAL, plus once after the children exit), so that work never takes
-a web worker's GIL while it is serving requests.
+a web worker's GIL while it is serving requests. Without Redis, the parent owns the embedded
+ledger (billing/ledger_owner.py): every balance, and the journal it writes to the database.
 """
 
 from __future__ import annotations
@@ -94,12 +95,18 @@ class Supervisor:
 
     def start(self) -> None:
         from billing import writer
-        from newapi_site import redis
+        from newapi_site import bus, redis
+
+        bus.ensure_listener()  # this process caches options and rows too (the billing writer)
 
         if redis.redis_enabled():
             self.drainer = threading.Thread(target=writer.drain_forever, args=(self.drain_stop,),
                                             name="billing-writer", daemon=True)
             self.drainer.start()
+        else:  # the embedded ledger: this process owns the balances and writes the journal out
+            from billing import local_ledger
+
+            local_ledger.start_owner()
         for slot in range(self.workers):
             self.spawn("web", slot)
         if self.with_celery:
@@ -127,6 +134,9 @@ class Supervisor:
         if self.drainer is not None:  # the children are gone: write what they queued last
             self.drain_stop.set()
             self.drainer.join(STOP_GRACE_SECONDS)
+        from billing import local_ledger
+
+        local_ledger.stop_owner()
         return worst
 
     def watch(self) -> int:
@@ -170,6 +180,10 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, lambda signum, frame: sup.stop(signal.SIGINT))
         sup.start()
         self.stdout.write(f"serving on http://{opts['host']}:{port} with {workers} web workers", ending="\n")
+        from accounts.admin_login import default_password_warning
+
+        if warning := default_password_warning():
+            self.stderr.write(self.style.WARNING(warning))
         self.stdout.flush()
         code = sup.watch()
         for sock in socks:
