@@ -149,6 +149,58 @@ def prompt_reaping() -> None:
     Server.protocol_disconnected = disconnected
 
 
+def limit_request_bodies() -> None:
+    """Refuse a body over MAX_REQUEST_BODY_MB as soon as that is known, on every path.
+
+    Twisted spools a whole request body (to a temp file past 100 kB) before Daphne hands it to the
+    application, so a limit there would come only after the upload filled the disk. Here a
+    Content-Length over the limit is answered before a byte of the body is read, and a chunked
+    body as soon as its running size passes the limit: a 413 with an OpenAI-style error, then the
+    connection is closed and the rest never read. Cost on the hot path: one comparison per request
+    and one addition per body chunk.
+    """
+    from daphne.http_protocol import WebRequest
+    from twisted.web import http
+
+    from relay.request_body import max_body_bytes, too_large_http_response
+
+    limit = max_body_bytes()
+    refusal = too_large_http_response(limit)
+    all_headers_received = http.HTTPChannel.allHeadersReceived
+    handle_content_chunk = WebRequest.handleContentChunk
+
+    def ignore(data: bytes) -> None:
+        pass
+
+    def refuse(channel) -> None:
+        decoder = channel._transferDecoder
+        if decoder is not None:  # the rest of this read must reach neither the request nor the app
+            decoder.dataCallback = decoder.finishCallback = ignore
+        channel.dataReceived = ignore
+        channel.transport.write(refusal)
+        channel.loseConnection()
+
+    def allHeadersReceived(self) -> None:
+        length = self.length  # None when chunked, 0 without a body
+        if length is not None and length > limit:
+            refuse(self)  # before the request makes its content file or sends "100 Continue"
+            return
+        all_headers_received(self)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        seen = self._body_seen + len(data)
+        if seen > limit:
+            if self.channel is not None:
+                refuse(self.channel)
+            return
+        self._body_seen = seen
+        handle_content_chunk(self, data)
+
+    http.HTTPChannel.allHeadersReceived = allHeadersReceived
+    WebRequest._body_seen = 0
+    WebRequest.handleContentChunk = handleContentChunk
+
+
 def settle_memory() -> None:
     """Load the application now, then move everything it allocated out of the collector's way.
 
@@ -163,6 +215,13 @@ def settle_memory() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+
+
+def listen_for_invalidations() -> None:
+    """Subscribe before any request caches anything, so no announced change is missed."""
+    from newapi_site import bus
+
+    bus.ensure_listener()
 
 
 def main() -> None:
@@ -180,6 +239,8 @@ def main() -> None:
     no_twisted_access_log()
     prompt_reaping()
     settle_memory()
+    listen_for_invalidations()
+    limit_request_bodies()  # reads the limit from the settings settle_memory loaded
     sys.argv[0] = "daphne"
     CommandLineInterface.entrypoint()
 
