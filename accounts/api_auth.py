@@ -1,6 +1,7 @@
 """Authentication for New API's `/api/*`: session cookie or access token, plus `New-Api-User`.
 
-Role and status are read from the database on every request (New API froze them at login).
+Role and status are read from the database on every request (New API froze them at login), and a
+session ends once the password it was started under has changed (accounts/sessions.py).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
+from . import sessions
 from .models import User
 
 
@@ -32,6 +34,9 @@ class NewApiAuthentication(BaseAuthentication):
                 return None
             user = User.live.filter(pk=session_user_id).first()
             if user is None:
+                return None
+            if not sessions.is_current(django_request.session, user):
+                django_request.session.flush()  # logged out by a password change or reset elsewhere
                 return None
         header_id = django_request.headers.get("New-Api-User", "").strip()
         if not header_id:

@@ -5,6 +5,7 @@ Environment names and defaults follow New API (see shared/spec/management.md §6
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -25,8 +26,15 @@ if not SESSION_SECRET:
     # New API uses a random per-process secret; we persist one in the data dir so that
     # several worker processes (and restarts) share sessions.
     secret_file = DATA_DIR / ".session_secret"
-    if not secret_file.exists():
-        secret_file.write_text(secrets.token_urlsafe(48))
+    try:  # created owner-only and never world-readable, even for an instant
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    if secret_file.stat().st_mode & 0o077:
+        secret_file.chmod(0o600)
     SESSION_SECRET = secret_file.read_text().strip()
 SECRET_KEY = SESSION_SECRET
 CRYPTO_SECRET = env_str("CRYPTO_SECRET") or SESSION_SECRET
@@ -118,6 +126,15 @@ CHANNEL_UPDATE_FREQUENCY = env_int("CHANNEL_UPDATE_FREQUENCY", None)  # minutes
 POLLING_INTERVAL = env_float("POLLING_INTERVAL", 0)
 # Cloudflare Turnstile verification endpoint (management.md §3.1); tests point it at a local fake.
 TURNSTILE_VERIFY_URL = env_str("TURNSTILE_VERIFY_URL", "https://challenges.cloudflare.com/turnstile/v0/siteverify")
+# Addresses (IPs or CIDRs, comma-separated) of reverse proxies whose X-Forwarded-For / X-Real-IP /
+# X-Forwarded-Proto are believed; from anyone else those headers are ignored.
+TRUSTED_PROXIES = [p.strip() for p in env_str("TRUSTED_PROXIES", "").split(",") if p.strip()]
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ConfigError(f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or CIDR") from None
+# Only the global /api limit; the per-IP login/registration limit always applies.
 GLOBAL_API_RATE_LIMIT_ENABLE = env_bool("GLOBAL_API_RATE_LIMIT_ENABLE", True)
 GLOBAL_API_RATE_LIMIT = env_int("GLOBAL_API_RATE_LIMIT", 180)
 GLOBAL_API_RATE_LIMIT_DURATION = env_int("GLOBAL_API_RATE_LIMIT_DURATION", 180)
@@ -158,6 +175,7 @@ AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["accounts.backends.UsernameOrEmailBackend"]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "newapi_site.secure_cookies.SecureCookiesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -180,7 +198,10 @@ TEMPLATES = [
         },
     }
 ]
-SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+# Server-side sessions, so a logout really ends one (a signed cookie stays valid until it expires).
+# With Redis the cache is shared by every process; without it each process has its own memory
+# cache, so sessions live in the database alone.
+SESSION_ENGINE = "django.contrib.sessions.backends." + ("cached_db" if REDIS_CONN_STRING else "db")
 SESSION_COOKIE_NAME = "session"
 SESSION_COOKIE_AGE = 30 * 24 * 3600
 SESSION_COOKIE_HTTPONLY = True

@@ -3,8 +3,11 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from accounts import admin_login
 from billing.api import dashboard
 from relay import playground
+
+admin_login.install(admin.site)  # login limit and default-password warning, before the URLs are built
 
 urlpatterns = [
     path("admin/", admin.site.urls),

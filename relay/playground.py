@@ -15,6 +15,7 @@ import orjson
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from accounts import sessions
 from accounts.models import USER_ENABLED, User
 from billing import writer
 from newapi_site import bus, client_ip
@@ -42,7 +43,7 @@ async def session_user(request: HttpRequest) -> User:
     if user_id is None:
         raise _refuse("无权进行此操作，未登录 (not logged in)", 401)
     user = await User.live.filter(pk=user_id).afirst()
-    if user is None:
+    if user is None or not sessions.is_current(request.session, user):
         raise _refuse("无权进行此操作，未登录 (not logged in)", 401)
     if not header_id:
         raise _refuse("无权进行此操作，未提供 New-Api-User", 401)

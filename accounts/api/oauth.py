@@ -6,10 +6,10 @@ from django.http import HttpResponseRedirect
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts import sessions
 from accounts.models import USER_ENABLED, User
 from accounts.serializers import render_login
 from accounts.services import oauth
-from accounts.services.users import start_session
 
 from .base import PUBLIC, ApiError, ok
 from .users import CriticalView
@@ -17,7 +17,8 @@ from .users import CriticalView
 
 def _session_user(request: Request) -> User | None:
     user_id = request.session.get("id")
-    return User.live.filter(pk=user_id, status=USER_ENABLED).first() if user_id else None
+    user = User.live.filter(pk=user_id, status=USER_ENABLED).first() if user_id else None
+    return user if user is not None and sessions.is_current(request.session, user) else None
 
 
 def _finish(request: Request, identity: oauth.Identity, *, allow_register: bool = True) -> Response:
@@ -26,7 +27,7 @@ def _finish(request: Request, identity: oauth.Identity, *, allow_register: bool 
         oauth.bind_identity(current, identity)
         return ok(message="bind")
     user = oauth.login_or_register(identity, request.session.get("aff", ""), allow_register=allow_register)
-    start_session(request.session, user)
+    sessions.start(request.session, user)
     return ok(render_login(user))
 
 
@@ -79,7 +80,7 @@ class TelegramLoginView(OAuthView):
     def get(self, request: Request) -> Response:
         identity = oauth.telegram_identity(_widget_params(request))
         user = oauth.login_or_register(identity, allow_register=False)
-        start_session(request.session, user)
+        sessions.start(request.session, user)
         return ok(render_login(user))
 
 

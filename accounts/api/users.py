@@ -6,6 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import serializers as s
+from accounts import sessions
 from accounts.services import groups, users
 from accounts.services.email import bind_email, reset_password, send_password_reset, send_verification_code
 
@@ -32,7 +33,7 @@ class LoginView(TurnstileMixin, CriticalView):
     def post(self, request: Request) -> Response:
         data = s.validated(s.LoginBody, body(request))
         user = users.authenticate_user(data["username"].strip(), data["password"])
-        users.start_session(request.session, user)
+        sessions.start(request.session, user)
         return ok(s.render_login(user))
 
 
@@ -50,6 +51,7 @@ class SelfView(ApiView):
 
     def put(self, request: Request) -> Response:
         user = users.update_self(request.user, s.validated(s.SelfUpdateBody, body(request)))
+        sessions.keep_after_password_change(request.session, user)
         return ok(s.render_user(user, with_secrets=True))
 
     def delete(self, request: Request) -> Response:
@@ -152,6 +154,7 @@ class UserListView(ApiView):
 
     def put(self, request: Request) -> Response:
         user = users.update_user_by_admin(request.user, s.validated(s.AdminUpdateUserBody, body(request)))
+        sessions.keep_after_password_change(request.session, user)
         return ok(s.render_user(user))
 
 

@@ -120,7 +120,9 @@ def reset_password(email: str, token: str) -> str:
         raise ApiError("该邮箱地址未注册")
     password = uuid.uuid4().hex[:12]
     user.set_password(password)
-    user.save(update_fields=["password"])
+    # Whoever made the reset necessary may hold a session or the access token: both stop working.
+    user.access_token = uuid.uuid4().hex
+    user.save(update_fields=["password", "access_token"])
     return password
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from accounts.admin_login import default_password_warning
 from accounts.models import ROLE_ROOT, Setup, Token, User
 
 
@@ -12,6 +13,12 @@ class Command(BaseCommand):
     help = "Create the root user (root/123456) if the database has none."
 
     def handle(self, *args, **options) -> None:
+        self._create_root()
+        warning = default_password_warning()
+        if warning:
+            self.stderr.write(self.style.WARNING(warning))
+
+    def _create_root(self) -> None:
         if User.objects.filter(role__gte=ROLE_ROOT).exists():
             if not Setup.objects.exists():
                 Setup.objects.create(version="newapi-django")
