@@ -1,32 +1,46 @@
-"""The console's account pages (users, tokens, options) and the helpers every app's admin shares.
+"""The console's account pages (users, tokens, options).
 
-New API's tables link rows by plain integer ids (`tokens.user_id`, `logs.channel_id`), not foreign
-keys, so user columns are rendered from an annotated username and user pickers use a raw-id widget
-built on an unattached ForeignKey relation.
+The console follows the rules of /api: an admin acts only on users of a lower role (and on their
+own tokens), root on everyone; a token's full key is shown to its owner alone, and tokens are
+issued from here only to the signed-in user. Shared helpers live in accounts/admin_common.py.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Iterable
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
-from django.contrib.admin.widgets import ForeignKeyRawIdWidget
+from django.contrib import admin
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.models import Group as AuthGroup
-from django.db import models
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from billing.models import LOG_MANAGE
 from billing.services.logs import record_log
 
+from .admin_common import (  # noqa: F401 - re-exported for the other apps' console modules
+    DeletedFilter,
+    ReadOnlyAdmin,
+    choices_filter,
+    compare_with_seen,
+    format_ts,
+    label_of,
+    may_act_on,
+    owner_role,
+    quota_in_usd,
+    save_changed_fields,
+    save_each,
+    time_range_filter,
+    user_link,
+    value_seen,
+    with_owner_role,
+    with_username,
+)
 from .models import (
     ROLE_ADMIN,
     ROLE_COMMON,
@@ -40,9 +54,7 @@ from .models import (
     Option,
     Token,
     User,
-    now_ts,
 )
-from .options import options
 
 # Django's auth groups mean nothing here: access is the users.role column (see User.has_perm).
 if admin.site.is_registered(AuthGroup):
@@ -61,163 +73,6 @@ TOKEN_STATUS_CHOICES = [
     (TOKEN_EXHAUSTED, "exhausted"),
 ]
 _SECRET_OPTION_SUFFIXES = ("Token", "Secret", "Key")
-
-
-# -- shared helpers (also used by relay, billing and tasks admin modules) --------------------
-def format_ts(ts: int | None, millis: bool = False) -> str:
-    """Unix seconds (or milliseconds, for Midjourney) as a local datetime; 0/None as a dash."""
-    if not ts:
-        return "-"
-    seconds = ts / 1000 if millis else ts
-    try:
-        moment = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
-    except (OverflowError, OSError, ValueError):
-        return str(ts)
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def quota_in_usd(quota: int | None) -> str:
-    per_unit = options.get_float("QuotaPerUnit", 500000.0) or 500000.0
-    return f"${(quota or 0) / per_unit:,.2f}"
-
-
-def label_of(choices: Iterable[tuple[Any, str]], value: Any) -> str:
-    return dict(choices).get(value, f"unknown ({value})")
-
-
-def with_username(queryset: QuerySet, field: str = "user_id") -> QuerySet:
-    """Annotate `username_` from users by a plain id column: one query, sortable."""
-    names = User.objects.filter(pk=OuterRef(field)).values("username")[:1]
-    return queryset.annotate(username_=Subquery(names))
-
-
-def user_link(user_id: int | None, username: str | None) -> str:
-    if not user_id:
-        return "-"
-    url = reverse("admin:accounts_user_change", args=[user_id])
-    return format_html('<a href="{}">{}</a>', url, username or f"#{user_id} (missing)")
-
-
-def user_id_widget() -> ForeignKeyRawIdWidget:
-    """A raw-id picker (with the changelist popup) for a plain `user_id` column."""
-    rel = models.ForeignKey(User, on_delete=models.DO_NOTHING).remote_field
-    return ForeignKeyRawIdWidget(rel, admin.site)
-
-
-def choices_filter(field: str, title: str, choices: list[tuple[Any, str]]) -> type[admin.SimpleListFilter]:
-    """A list filter that shows labels for an integer code column without model choices."""
-
-    class ChoicesFilter(admin.SimpleListFilter):
-        parameter_name = field
-
-        def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-            return [(str(value), label) for value, label in choices]
-
-        def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-            value = self.value()
-            if value is None:
-                return queryset
-            try:
-                return queryset.filter(**{field: int(value)})
-            except ValueError:
-                return queryset.none()
-
-    ChoicesFilter.title = title
-    ChoicesFilter.__name__ = f"{field.title()}Filter"
-    return ChoicesFilter
-
-
-_TIME_RANGES = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
-
-
-def time_range_filter(field: str, title: str = "time", millis: bool = False) -> type[admin.SimpleListFilter]:
-    """date_hierarchy needs a date column; New API stores Unix integers, so filter by recent windows."""
-
-    class TimeRangeFilter(admin.SimpleListFilter):
-        parameter_name = f"{field}_range"
-
-        def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-            return [
-                ("1h", "Last hour"),
-                ("24h", "Last 24 hours"),
-                ("7d", "Last 7 days"),
-                ("30d", "Last 30 days"),
-                ("older", "Older than 30 days"),
-            ]
-
-        def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-            value = self.value()
-            scale = 1000 if millis else 1
-            if value in _TIME_RANGES:
-                return queryset.filter(**{f"{field}__gte": (now_ts() - _TIME_RANGES[value]) * scale})
-            if value == "older":
-                return queryset.filter(**{f"{field}__lt": (now_ts() - _TIME_RANGES["30d"]) * scale})
-            return queryset
-
-    TimeRangeFilter.title = title
-    return TimeRangeFilter
-
-
-class DeletedFilter(admin.SimpleListFilter):
-    """Soft-deleted rows (deleted_at set) are kept by New API; show them on request."""
-
-    title = "deleted"
-    parameter_name = "deleted"
-
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [("no", "No"), ("yes", "Yes")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() in ("no", "yes"):
-            return queryset.filter(deleted_at__isnull=self.value() == "no")
-        return queryset
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written by the gateway itself (logs, usage, tasks): browse and search, never edit."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-def save_changed_fields(obj: models.Model, form: forms.ModelForm, skip: Iterable[str] = ()) -> None:
-    """Write only the columns the form changed.
-
-    The gateway keeps updating counters (used_quota, request_count, balances, response_time) while
-    a form is open; a full-row save would write the stale values back. Model.save() still runs,
-    so post_save signals (cache invalidation, abilities) fire.
-    """
-    columns = {f.name for f in obj._meta.concrete_fields}
-    names = [n for n in form.changed_data if n in columns and n not in set(skip)]
-    if names:
-        obj.save(update_fields=names)
-
-
-def value_seen(form: forms.ModelForm, name: str) -> int:
-    """The value the admin saw when the form was rendered (a field with show_hidden_initial)."""
-    raw = form.data.get(form.add_initial_prefix(name))
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        return int(form.initial.get(name) or 0)
-
-
-def save_each(request: HttpRequest, modeladmin: admin.ModelAdmin, queryset: QuerySet, **changes: Any) -> int:
-    """Bulk actions save row by row so post_save signals (cache invalidation, abilities) fire."""
-    count = 0
-    for obj in queryset:
-        for name, value in changes.items():
-            setattr(obj, name, value)
-        obj.save(update_fields=list(changes))
-        count += 1
-    modeladmin.message_user(request, f"Updated {count} row(s).", messages.SUCCESS)
-    return count
 
 
 # -- users -----------------------------------------------------------------------------------
@@ -239,9 +94,9 @@ class UserAdminForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.initial["password"] = ""  # never echo the hash
-        # Remember the balance the admin saw, so the save applies their change as a delta.
-        if "quota" in self.fields:  # absent on a view-only page
-            self.fields["quota"].show_hidden_initial = True
+        # Remember what the admin saw: only their changes are written (a ban or charge made
+        # meanwhile is kept), and the balance moves by the delta they typed.
+        compare_with_seen(self, skip=["password"])
         self._new_password: str | None = None
         if self.instance.pk is None:
             self.fields["password"].required = True
@@ -343,15 +198,34 @@ class UserAdmin(admin.ModelAdmin):
     def deleted(self, obj: User) -> bool:
         return obj.deleted_at is not None
 
-    # Admins manage users below their own role (New API's rule); root manages everyone.
-    def _outranks(self, request: HttpRequest, obj: User | None) -> bool:
-        return obj is None or request.user.is_superuser or obj.role < request.user.role
+    # Admins manage users below their own role (New API's rule) and see themselves; root manages
+    # everyone. Nobody deletes a root account (/api refuses it too).
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(Q(role__lt=request.user.role) | Q(pk=request.user.pk))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = obj is None or may_act_on(request.user, obj.role, obj.pk)
+        return super().has_view_permission(request, obj) and allowed
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_change_permission(request, obj) and self._outranks(request, obj)
+        allowed = obj is None or may_act_on(request.user, obj.role)
+        return super().has_change_permission(request, obj) and allowed
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_delete_permission(request, obj) and self._outranks(request, obj)
+        allowed = obj is None or (obj.role < ROLE_ROOT and may_act_on(request.user, obj.role))
+        return super().has_delete_permission(request, obj) and allowed
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        # As DELETE /api/user/:id: the user's tokens go with it (post_delete drops their caches).
+        Token.objects.filter(user_id=obj.pk).delete()
+        obj.delete()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for user in self._manageable(request, queryset).exclude(role__gte=ROLE_ROOT):
+            self.delete_model(request, user)
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -378,7 +252,8 @@ class UserAdmin(admin.ModelAdmin):
 
     @admin.action(description="Disable selected users")
     def disable_users(self, request: HttpRequest, queryset: QuerySet) -> None:
-        save_each(request, self, self._manageable(request, queryset), status=USER_DISABLED)
+        root = self._manageable(request, queryset).exclude(role__gte=ROLE_ROOT)  # as /api: never root
+        save_each(request, self, root, status=USER_DISABLED)
 
     def _manageable(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if request.user.is_superuser:
@@ -402,7 +277,6 @@ def change_user_quota(user: User, seen: int, wanted: int) -> None:
 
 # -- tokens ----------------------------------------------------------------------------------
 class TokenAdminForm(forms.ModelForm):
-    user_id = forms.IntegerField(label="User", widget=user_id_widget())
     status = forms.TypedChoiceField(choices=TOKEN_STATUS_CHOICES, coerce=int, initial=TOKEN_ENABLED)
     expired_time = forms.DateTimeField(
         label="Expires", required=False, help_text="Empty = never expires. Format: YYYY-MM-DD HH:MM:SS"
@@ -411,7 +285,6 @@ class TokenAdminForm(forms.ModelForm):
     class Meta:
         model = Token
         fields = [
-            "user_id",
             "name",
             "status",
             "remain_quota",
@@ -425,21 +298,13 @@ class TokenAdminForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.instance.pk is not None:
-            del self.fields["user_id"]  # the owner is fixed once issued
-        if "remain_quota" in self.fields:
-            self.fields["remain_quota"].show_hidden_initial = True  # see value_seen()
         expires = self.initial.get("expired_time")
         if isinstance(expires, int):
             self.initial["expired_time"] = (
                 None if expires < 0 else timezone.localtime(dt.datetime.fromtimestamp(expires, tz=dt.UTC))
             )
-
-    def clean_user_id(self) -> int:
-        user_id = self.cleaned_data["user_id"]
-        if not User.live.filter(pk=user_id).exists():
-            raise forms.ValidationError(f"No user with id {user_id}.")
-        return user_id
+        if self.instance.pk is not None:
+            compare_with_seen(self)  # see value_seen(): the balance edit is a delta from what was shown
 
     def clean_expired_time(self) -> int:
         moment = self.cleaned_data.get("expired_time")
@@ -448,6 +313,12 @@ class TokenAdminForm(forms.ModelForm):
 
 @admin.register(Token)
 class TokenAdmin(admin.ModelAdmin):
+    """Tokens of the signed-in user and of users below their role (all of them for root).
+
+    A key is shown in full to its owner only; everyone else sees the mask. A token is issued here
+    only to the signed-in user (as POST /api/token/): nobody mints a key in someone else's name.
+    """
+
     form = TokenAdminForm
     list_display = [
         "name",
@@ -461,7 +332,8 @@ class TokenAdmin(admin.ModelAdmin):
         "group",
     ]
     list_display_links = ["name"]
-    search_fields = ["name", "key"]
+    search_fields = ["name"]  # and an exact key: see get_search_results
+    search_help_text = "Token name, or a whole key (sk-…)."
     list_filter = [choices_filter("status", "status", TOKEN_STATUS_CHOICES), "unlimited_quota", DeletedFilter]
     ordering = ["-id"]
     actions = ["enable_tokens", "disable_tokens"]
@@ -469,27 +341,51 @@ class TokenAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         quota = ("Quota", {"fields": ["remain_quota", "unlimited_quota", "used_quota"]})
         limits = ("Limits", {"fields": ["model_limits_enabled", "model_limits", "allow_ips"]})
-        if obj is None:  # add form: the key is generated on save
-            return [(None, {"fields": ["user_id", "name", "status", "expired_time", "group"]}), quota, limits]
+        if obj is None:  # add form: the key is generated on save, for the signed-in user
+            return [(None, {"fields": ["name", "status", "expired_time", "group"]}), quota, limits]
         # A token stays with the user it was issued to: the owner is shown, not edited.
-        main = ["full_key", "user_column", "name", "status", "expired_time", "group"]
+        main = [self._key_field(request, obj), "user_column", "name", "status", "expired_time", "group"]
         history = ("History", {"fields": ["created", "accessed", "deleted_at"]})
         return [(None, {"fields": main}), quota, limits, history]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = ["used_quota", "created", "accessed", "deleted_at"]
-        return fields + ["full_key", "user_column"] if obj is not None else fields
+        return fields + [self._key_field(request, obj), "user_column"] if obj is not None else fields
+
+    @staticmethod
+    def _key_field(request: HttpRequest, obj: Token) -> str:
+        return "full_key" if obj.user_id == request.user.pk else "masked_key"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return with_username(super().get_queryset(request))
+        qs = with_owner_role(with_username(super().get_queryset(request)))
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(Q(user_id=request.user.pk) | Q(owner_role__lt=request.user.role))
+
+    def _may_act(self, request: HttpRequest, obj: Token | None) -> bool:
+        return obj is None or may_act_on(request.user, owner_role(obj), obj.user_id)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) and self._may_act(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and self._may_act(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and self._may_act(request, obj)
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
-        # People paste keys with the sk- prefix; the column stores them without it.
-        term = search_term.strip().removeprefix("sk-")
-        return super().get_search_results(request, queryset, term)
+        # Names match in part, keys only whole: a partial key match would let anyone who may
+        # list a token guess its key a few characters at a time.
+        results, duplicates = super().get_search_results(request, queryset, search_term)
+        key = search_term.strip().removeprefix("sk-")
+        if key:
+            results = results | queryset.filter(key=key)
+        return results, duplicates
 
     def save_model(self, request: HttpRequest, obj: Token, form: forms.ModelForm, change: bool) -> None:
         if not change:
+            obj.user_id = request.user.pk
             obj.save()
             return
         save_changed_fields(obj, form, skip=["remain_quota"])
@@ -497,7 +393,8 @@ class TokenAdmin(admin.ModelAdmin):
             # Through the ledger as a delta: the Redis mirror of a limited token stays in step.
             from billing.services.credit import credit_token
 
-            credit_token(obj.pk, obj.key, obj.remain_quota - value_seen(form, "remain_quota"))
+            delta = obj.remain_quota - value_seen(form, "remain_quota")
+            credit_token(obj.pk, obj.key, delta, user_id=obj.user_id)
             obj.refresh_from_db(fields=["remain_quota"])
 
     @admin.display(description="user", ordering="username_")

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
-from accounts.admin import (
+from accounts.admin_common import (
     DeletedFilter,
     ReadOnlyAdmin,
     choices_filter,
@@ -58,6 +58,8 @@ REDEMPTION_STATUS_CHOICES = [
 
 @admin.register(Log)
 class LogAdmin(ReadOnlyAdmin):
+    """Every admin reads the logs (as GET /api/log/); only root erases them (as DELETE /api/log/)."""
+
     list_display = [
         "created",
         "type_label",
@@ -101,6 +103,9 @@ class LogAdmin(ReadOnlyAdmin):
         "content",
         "other",
     ]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
 
     @admin.display(description="time", ordering="created_at")
     def created(self, obj: Log) -> str:

@@ -1,8 +1,9 @@
 """The console's channel pages.
 
 Keys are secrets: lists show a mask, the change form has a write-only key field (empty = keep).
-Every change goes through Channel.save() so relay/signals.py rebuilds abilities and tells the
-gateway processes to reload their routing.
+Sending a stored key somewhere else (a new type, base URL or Vertex region) is root's alone; an
+admin may do it only with a new key of their own (as PUT /api/channel/). Every change goes through
+Channel.save() so relay/signals.py rebuilds abilities and tells the gateway processes to reload.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from accounts.admin import choices_filter, format_ts, quota_in_usd, save_changed_fields, save_each
+from accounts.admin_common import choices_filter, compare_with_seen, format_ts, quota_in_usd, save_each
+from accounts.api.base import ApiError
 
+from .api.services import check_endpoint_change, endpoint_changes, save_channel_fields
 from .channel_test import test_channel_sync
 from .channel_types import CHANNEL_TYPE_CHOICES, channel_type_name, effective_base_url
 from .models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, Ability, Channel
@@ -99,6 +102,8 @@ class ChannelAdminForm(forms.ModelForm):
             "base_url": "Empty = the type's default base URL.",
         }
 
+    actor: Any = None  # the signed-in user, set by ChannelAdmin.get_form
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.initial["key"] = ""
@@ -106,6 +111,10 @@ class ChannelAdminForm(forms.ModelForm):
         if self._adding:
             self.fields["key"].required = True
             self.fields["key"].help_text = "One upstream API key (Vertex AI: the service-account JSON)."
+        else:
+            # Write what the admin changed, not the row as it was at submit: an auto-disable
+            # while the form was open stays.
+            compare_with_seen(self, skip=["key"])
 
     def clean_models(self) -> str:
         names = [m.strip() for m in (self.cleaned_data.get("models") or "").split(",") if m.strip()]
@@ -129,6 +138,16 @@ class ChannelAdminForm(forms.ModelForm):
             cleaned["key"] = key
         else:
             cleaned.pop("key", None)  # editing with an empty key keeps the stored one
+        if not self._adding and self.actor is not None:
+            # self.instance is still the stored row here: the form's values are put on it later.
+            moved = {n: cleaned[n] for n in ("type", "base_url", "other") if n in cleaned}
+            try:
+                check_endpoint_change(self.actor, endpoint_changes(self.instance, moved), bool(key))
+            except ApiError:
+                raise forms.ValidationError(
+                    "Only root may change the type, base URL or Vertex region of a channel without "
+                    "giving a new key: enter the key to use with the new endpoint."
+                ) from None
         return cleaned
 
 
@@ -307,10 +326,15 @@ class ChannelAdmin(admin.ModelAdmin):
             body,
         )
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"actor": request.user})
+
     def save_model(self, request: HttpRequest, obj: Channel, form: forms.ModelForm, change: bool) -> None:
         # Through Channel.save() either way: the post_save signal rebuilds abilities.
         if change:
-            save_changed_fields(obj, form)
+            columns = {f.name for f in obj._meta.concrete_fields}
+            save_channel_fields(obj, [n for n in form.changed_data if n in columns])
         else:
             obj.save()
 

@@ -104,6 +104,7 @@ def set_token_status(user: User, token_id: int, status: int) -> Token:
 
 def update_token(user: User, token_id: int, data: dict[str, Any]) -> Token:
     token = get_own_token(user, token_id)
+    before = {f.attname: getattr(token, f.attname) for f in token._meta.concrete_fields}
     for field, value in _clean(user, data).items():
         setattr(token, field, value)
     # A token marked expired/exhausted by the relay comes back once the edit fixed the cause.
@@ -114,8 +115,31 @@ def update_token(user: User, token_id: int, data: dict[str, Any]) -> Token:
         token.status = TOKEN_ENABLED
     elif data.get("status") == TOKEN_DISABLED:
         token.status = TOKEN_DISABLED
-    token.save()
+    _save_token_changes(token, before)
     return token
+
+
+def _save_token_changes(token: Token, before: dict[str, Any]) -> None:
+    """Write only what the edit changed; the balance moves through the ledger.
+
+    used_quota, accessed_time and the balance keep changing under billing while the edit runs; a
+    whole-row save would put the values read at the start back. A new remain_quota is applied as a
+    delta to the database and the Redis mirror, so the next request sees it.
+    """
+    from billing.services import credit
+
+    changed = [
+        name for name, value in before.items()
+        if getattr(token, name) != value and name not in ("id", "remain_quota")
+    ]
+    if before["unlimited_quota"] and not token.unlimited_quota:
+        credit.drop_token_mirror(token.pk)  # not kept while unlimited: reload it from the row
+    # The balance first: a token re-enabled by this edit must find its new balance at once.
+    if token.remain_quota != before["remain_quota"]:
+        credit.set_token_quota(token.pk, token.user_id, token.remain_quota)
+    if changed:
+        token.save(update_fields=changed)  # post_save tells every process to reload the token
+    token.refresh_from_db(fields=["remain_quota", "used_quota", "accessed_time"])
 
 
 def delete_token(user: User, token_id: int) -> None:

@@ -5,7 +5,20 @@ from __future__ import annotations
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api.base import ADMIN, PUBLIC, USER, ApiError, ApiView, body, int_param, int_path, ok, page_one_based, paged_envelope
+from accounts.api.base import (
+    ADMIN,
+    PUBLIC,
+    ROOT,
+    USER,
+    ApiError,
+    ApiView,
+    body,
+    int_param,
+    int_path,
+    ok,
+    page_one_based,
+    paged_envelope,
+)
 from billing import redemption
 from billing.services import logs, usage
 
@@ -47,6 +60,8 @@ class RedemptionDetailView(AdminView):
 
 # -- logs ---------------------------------------------------------------------------------------
 class LogListView(AdminView):
+    roles = {"DELETE": ROOT}  # logs are the audit trail of admins too: only root may erase them
+
     def get(self, request: Request) -> Response:
         page, size = page_one_based(request)
         qs = logs.all_logs(logs.LogFilter.from_query(request.query_params))

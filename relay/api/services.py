@@ -10,7 +10,8 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from accounts.api.base import ApiError
-from relay.abilities import fix_abilities
+from accounts.models import ROLE_ROOT, User
+from relay.abilities import fix_abilities, rebuild_abilities
 from relay.channel_types import effective_base_url
 from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, Channel
 
@@ -63,7 +64,8 @@ def list_channels(page: int, size: int, id_sort: bool, tag_mode: bool) -> list[C
 def search_channels(keyword: str, group: str, model: str, id_sort: bool) -> list[Channel]:
     qs = Channel.objects.all()
     if keyword:
-        cond = Q(name__contains=keyword) | Q(key=keyword) | Q(tag=keyword)
+        # Never the key: a match would tell an admin, who may not read keys, that a guess is right.
+        cond = Q(name__contains=keyword) | Q(tag=keyword)
         if keyword.isdigit():
             cond |= Q(pk=int(keyword))
         qs = qs.filter(cond)
@@ -145,21 +147,55 @@ def create_channels(data: dict[str, Any]) -> list[Channel]:
         return [Channel.objects.create(key=key, **fields) for key in keys]
 
 
-def update_channel(data: dict[str, Any]) -> Channel:
+def endpoint_changes(channel: Channel, fields: dict[str, Any]) -> list[str]:
+    """The fields of this edit that change where the channel's key is sent."""
+    names = [n for n in ("type", "base_url") if n in fields and (fields[n] or "") != (getattr(channel, n) or "")]
+    # Vertex AI builds its host from the region in `other`.
+    if VERTEX_AI in (channel.type, fields.get("type")) and "other" in fields and (fields["other"] or "") != (channel.other or ""):
+        names.append("other")
+    return names
+
+
+def check_endpoint_change(actor: User, changes: list[str], new_key: bool) -> None:
+    """Only root may send an existing key somewhere else; an admin may with a key of their own."""
+    if changes and not new_key and actor.role < ROLE_ROOT:
+        raise ApiError("只有超级管理员可以在不更换密钥的情况下修改渠道类型或 Base URL，请同时填写新的密钥")
+
+
+def update_channel(actor: User, data: dict[str, Any]) -> Channel:
     """Partial update: fields present in the body change; an empty or absent key keeps the old one."""
     try:
         channel = get_channel(int(data.get("id")))
     except (TypeError, ValueError):
         raise ApiError("无效的参数: id") from None
     fields = _clean_fields(data, partial=True)
-    for name, value in fields.items():
-        setattr(channel, name, value)
     key = str(data.get("key") or "").strip()
-    if key:
+    check_endpoint_change(actor, endpoint_changes(channel, fields), bool(key))
+    changed = [name for name, value in fields.items() if getattr(channel, name) != value]
+    for name in changed:
+        setattr(channel, name, fields[name])
+    if key and key != channel.key:
         channel.key = key
+        changed.append("key")
     _check_vertex(channel.type, channel.other)
-    channel.save()  # the post_save signal rebuilds abilities and publishes "channels"
+    save_channel_fields(channel, changed)
     return channel
+
+
+def save_channel_fields(channel: Channel, names: list[str]) -> None:
+    """Write only `names`, so a concurrent auto-disable (or balance, response time) is kept.
+
+    Channel.save() runs, so the post_save signal rebuilds abilities and publishes "channels"; the
+    abilities are built from this instance, so a status changed meanwhile is read back after.
+    """
+    if not names:
+        return
+    channel.save(update_fields=names)
+    if "status" not in names:
+        status = Channel.objects.filter(pk=channel.pk).values_list("status", flat=True).first()
+        if status is not None and status != channel.status:
+            channel.status = status
+            rebuild_abilities(channel)
 
 
 def delete_channel(channel_id: int) -> None:
@@ -187,7 +223,7 @@ def _save_each(qs: QuerySet[Channel], **changes: Any) -> int:
         for channel in qs:
             for name, value in changes.items():
                 setattr(channel, name, value)
-            channel.save()
+            save_channel_fields(channel, list(changes))
             count += 1
     return count
 

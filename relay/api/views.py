@@ -40,7 +40,7 @@ class ChannelListView(AdminView):
         return ok()
 
     def put(self, request: Request) -> Response:
-        return ok(services.render_channel(services.update_channel(body(request))))
+        return ok(services.render_channel(services.update_channel(request.user, body(request))))
 
 
 class ChannelSearchView(AdminView):
