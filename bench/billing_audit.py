@@ -1,6 +1,6 @@
 """After a bench run: was every answered request billed, once, and do the books agree?
 
-Read from PostgreSQL after the gateway has shut down (which must flush its batched log rows and
+Read from the database (PostgreSQL, or the embedded SQLite file) after the gateway has shut down (which must flush its batched log rows and
 counters), so this also checks that nothing queued is lost on shutdown. A fast gateway that
 skipped billing would show up here as fewer log rows than answered requests.
 """
@@ -24,16 +24,27 @@ def answered_requests(results_json: Path, held_streams: int) -> int:
     return total
 
 
-def audit(dsn: str, answered: int) -> dict:
+def _connect(dsn: str):
+    """PostgreSQL by DSN, or the embedded set-up's SQLite file as sqlite:<path>."""
+    if dsn.startswith("sqlite:"):
+        import sqlite3
+
+        return sqlite3.connect(dsn.removeprefix("sqlite:")), "?"
     import psycopg
 
-    with psycopg.connect(dsn) as conn:
+    return psycopg.connect(dsn), "%s"
+
+
+def audit(dsn: str, answered: int) -> dict:
+    conn, mark = _connect(dsn)
+    with conn:
         uid, quota, used, requests = conn.execute(
             "SELECT id, quota, used_quota, request_count FROM users WHERE username = 'bencher'").fetchone()
         logs, logged_quota = conn.execute(
-            "SELECT count(*), coalesce(sum(quota), 0) FROM logs WHERE type = 2 AND user_id = %s", (uid,)).fetchone()
+            f"SELECT count(*), coalesce(sum(quota), 0) FROM logs WHERE type = 2 AND user_id = {mark}", (uid,)).fetchone()
         token_used = conn.execute(
-            "SELECT coalesce(sum(used_quota), 0) FROM tokens WHERE user_id = %s", (uid,)).fetchone()[0]
+            f"SELECT coalesce(sum(used_quota), 0) FROM tokens WHERE user_id = {mark}", (uid,)).fetchone()[0]
+    conn.close()
     report = {
         "answered_at_least": answered,
         "consume_logs": logs,

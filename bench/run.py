@@ -1,4 +1,5 @@
 """`make bench`: the gateway as a user runs it (PostgreSQL + Redis, `manage.py serve`) against a fake upstream.
+`BENCH_DB=embedded make bench`: the same on what `make run` gives (SQLite in DATA_DIR, no Redis).
 
 Steps: install wrk if missing, start the fake upstream (bench/mock_upstream.py) on 127.0.0.1:18080,
 create a fresh PostgreSQL database and flush Redis db 8, `migrate` + `ensure_root` + `serve` on a
@@ -76,12 +77,24 @@ def flush_redis() -> None:
     redis.Redis.from_url(REDIS).flushdb()
 
 
+EMBEDDED = os.environ.get("BENCH_DB", "postgres") == "embedded"
+
+
 def gateway_env(db: str, port: int, data_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(SQL_DSN=f"{PG}/{db}", REDIS_CONN_STRING=REDIS, PORT=str(port), DATA_DIR=str(data_dir),
-               SESSION_SECRET="bench-session-secret", GLOBAL_API_RATE_LIMIT_ENABLE="false")
+    env.update(PORT=str(port), DATA_DIR=str(data_dir), SESSION_SECRET="bench-session-secret",
+               GLOBAL_API_RATE_LIMIT_ENABLE="false")
     env.pop("SQLITE_PATH", None)
+    if EMBEDDED:  # `make run`'s defaults: SQLite at DATA_DIR/one-api.db, no Redis
+        env.pop("SQL_DSN", None)
+        env.pop("REDIS_CONN_STRING", None)
+    else:
+        env.update(SQL_DSN=f"{PG}/{db}", REDIS_CONN_STRING=REDIS)
     return env
+
+
+def audit_dsn(env: dict[str, str], data_dir: Path) -> str:
+    return f"sqlite:{data_dir / 'one-api.db'}" if EMBEDDED else env["SQL_DSN"]
 
 
 def api(client: httpx.Client, method: str, path: str, user_id: int | None = None, **kw) -> dict:
@@ -141,8 +154,9 @@ def main(argv: list[str]) -> int:
                                 stdout=subprocess.DEVNULL)
         procs.append(mock)
         wait_http(f"http://127.0.0.1:{MOCK_PORT}/health", mock)
-        psql(f'CREATE DATABASE "{db}"')
-        flush_redis()
+        if not EMBEDDED:
+            psql(f'CREATE DATABASE "{db}"')
+            flush_redis()
         for cmd in (["migrate", "--noinput"], ["ensure_root"]):
             subprocess.run([py, "manage.py", *cmd], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
         serve_log = open(data_dir / "serve.log", "wb")
@@ -152,7 +166,8 @@ def main(argv: list[str]) -> int:
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/api/status", gateway)
         key = provision(base)
-        log(f"gateway on {base} (pid {gateway.pid}), user token {key[:10]}...")
+        log(f"gateway on {base} (pid {gateway.pid}, {'embedded: SQLite, no Redis' if EMBEDDED else 'PostgreSQL + Redis'}), "
+            f"user token {key[:10]}...")
         harness = [py, str(HERE / "run_bench.py"), "--gateway", "ours", f"{base}/v1", key]
         if "litellm" in os.environ.get("BENCH_PEERS", ""):
             litellm = subprocess.Popen(["bash", str(HERE / "peers/litellm/run_litellm.sh")],
@@ -181,7 +196,7 @@ def main(argv: list[str]) -> int:
         if code == 0 or Path(out).exists():
             from billing_audit import answered_requests, audit
 
-            books = audit(env["SQL_DSN"], answered_requests(Path(out), held))
+            books = audit(audit_dsn(env, data_dir), answered_requests(Path(out), held))
             Path(out).with_suffix(".billing.json").write_text(json.dumps(books, indent=2))
             log(f"billing audit: {books['consume_logs']} log rows for >= {books['answered_at_least']} answered "
                 f"requests, {books['logged_quota']} quota logged = user used {books['user_used_quota']} = "
@@ -193,8 +208,9 @@ def main(argv: list[str]) -> int:
         for proc in reversed(procs):
             stop(proc)
         try:
-            psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            flush_redis()
+            if not EMBEDDED:
+                psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+                flush_redis()
         except Exception as exc:  # the run's result matters more than the cleanup
             log(f"could not drop {db}: {exc}")
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -155,10 +155,15 @@ class Owner:
                 elif key.data == "wake":
                     self._flushed()
                 else:
-                    if mask & selectors.EVENT_READ:
-                        self._read(key.data)
-                    if mask & selectors.EVENT_WRITE and key.data.sock.fileno() != -1:
-                        self._send(key.data)
+                    try:
+                        if mask & selectors.EVENT_READ:
+                            self._read(key.data)
+                        if mask & selectors.EVENT_WRITE and key.data.sock.fileno() != -1:
+                            self._send(key.data)
+                    except Exception:  # a bad request (or a failed balance load) ends that connection only
+                        log.exception("ledger owner: request failed; closing the connection")
+                        if key.data.sock.fileno() != -1:
+                            self._close(key.data)
             if self.watched:
                 self._release_orphans()
 
@@ -199,8 +204,16 @@ class Owner:
         if not end:
             return
         journal: list[bytes] = []
+        try:
+            self._handle(conn, buf[:end], journal)
+        finally:
+            if journal:  # on file before any of these commits is answered
+                self.journal.append(journal)
+        self._send(conn)
+
+    def _handle(self, conn: _Conn, lines: bytes, journal: list[bytes]) -> None:
         out = conn.out
-        for line in buf[:end].splitlines():
+        for line in lines.splitlines():
             op = line[:1]
             if op == b"C":
                 out += self._commit(conn, line, journal)
@@ -218,9 +231,6 @@ class Owner:
                 self.apply_now.set()
             else:
                 out += self._admin(line)
-        if journal:  # on file before any of these commits is answered
-            self.journal.append(journal)
-        self._send(conn)
 
     def _reserve(self, conn: _Conn, line: bytes) -> bytes:
         _, uid_s, tid_s, limited_s, amount_s = line.split()

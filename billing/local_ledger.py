@@ -219,6 +219,13 @@ def _client() -> _Client:
     return client
 
 
+def close_for_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Close the loop's connection (a loop that ends before its process, e.g. in tests)."""
+    client = _clients.pop(loop, None)
+    if client is not None:
+        client.drop(ConnectionError("ledger owner connection closed"))
+
+
 class LocalLedger(RedisLedger):
     """RedisLedger's trusted rule and bookkeeping; the balances live with the owner."""
 
