@@ -14,6 +14,11 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from .env import ConfigError
 
+# Django serves each /api and admin request from a thread of its own (ASGI): a connection kept past
+# its request would be left behind by every one of them, so it is closed when the request ends.
+# A long-lived thread (the relay's database thread) keeps its one connection.
+PER_REQUEST = 0
+
 _GO_MYSQL = re.compile(
     r"^(?P<user>[^:@/]*)(?::(?P<password>[^@]*))?@(?:(?P<proto>\w+)\((?P<addr>[^)]*)\))?/(?P<db>[^?]*)(?:\?(?P<query>.*))?$"
 )
@@ -53,7 +58,7 @@ def database_from_dsn(dsn: str, sqlite_path: str, base_dir: Path) -> dict:
             "HOST": url.hostname or "",
             "PORT": str(url.port or ""),
             "OPTIONS": options,
-            "CONN_MAX_AGE": 60,
+            "CONN_MAX_AGE": PER_REQUEST,
             "CONN_HEALTH_CHECKS": True,
         }
     if dsn.startswith("mysql://"):
@@ -78,5 +83,5 @@ def database_from_dsn(dsn: str, sqlite_path: str, base_dir: Path) -> dict:
         "HOST": host or "127.0.0.1",
         "PORT": port or "3306",
         "OPTIONS": {"charset": "utf8mb4"},
-        "CONN_MAX_AGE": 60,
+        "CONN_MAX_AGE": PER_REQUEST,
     }
