@@ -1,4 +1,9 @@
-"""Keep every process's token/user caches honest when rows change."""
+"""Keep every process's token/user/option caches honest when rows change.
+
+Token keys never travel on the bus (its file transport is a log on disk): a digest does.
+`balance:<user id>` tells holders of a user's recently seen balance (its own or one of its
+tokens') to drop it.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,14 @@ from .models import Option, Token, User
 
 @receiver([post_save, post_delete], sender=Token)
 def _token_changed(sender, instance: Token, **kwargs) -> None:
-    bus.publish(f"token:{instance.key}")
+    bus.publish(bus.token_topic(instance.key))
+    bus.publish(f"balance:{instance.user_id}")
 
 
 @receiver([post_save, post_delete], sender=User)
 def _user_changed(sender, instance: User, **kwargs) -> None:
     bus.publish(f"user:{instance.pk}")
+    bus.publish(f"balance:{instance.pk}")
 
 
 @receiver([post_save, post_delete], sender=Option)

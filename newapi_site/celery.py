@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newapi_site.settings")
 
@@ -44,3 +45,12 @@ def _channel_upkeep_schedule() -> dict[str, dict]:
 
 
 app.conf.beat_schedule.update(_channel_upkeep_schedule())
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _listen_for_invalidations(**_kwargs) -> None:
+    """Subscribe before any task caches options or rows (each forked pool child again)."""
+    from newapi_site import bus
+
+    bus.ensure_listener()

@@ -52,6 +52,17 @@ async def authenticate(headers: dict[str, str], path: str) -> Caller:
     if not raw:
         raise _auth_error("未提供令牌 (no API key provided)")
     key, _, pinned = raw.partition("-")
+    try:
+        return await _caller(key, pinned)
+    except LocalError:
+        # Created, enabled or unbanned a moment ago through another process? Look again once
+        # this one has applied every change announced so far (a key that cannot exist never was).
+        if not state.well_formed(key) or not await state.caught_up():
+            raise
+        return await _caller(key, pinned)
+
+
+async def _caller(key: str, pinned: str) -> Caller:
     token = await state.tokens.get(key)
     if token is None:
         raise _auth_error("无效的令牌 (invalid API key)")

@@ -7,20 +7,31 @@ safety net for a missed message. Balances are NOT here: they live in billing.led
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import itertools
 import random
+import re
 import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 
 from newapi_site import bus
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-_NEGATIVE_TTL = 5.0
+_NEGATIVE_TTL = 5.0  # users
+# Unknown token keys remembered (as digests): enough to absorb a client retrying a bad key,
+# small enough (~1 MB) that a flood of invented keys cannot grow a worker.
+NEGATIVE_CACHE_SIZE = 4096
+NEGATIVE_CACHE_SECONDS = 5.0
 
 
 def _ttl() -> float:
@@ -130,54 +141,174 @@ class _Entry:
         self.expires = time.monotonic() + ttl
 
 
+# Keys are 48 characters of [0-9A-Za-z] (New API, later One API) or 32 hex digits (early One
+# API); the column holds 48 at most. Anything else cannot match a row: refused unlooked-up.
+_KEY_SHAPE = re.compile(r"[0-9A-Za-z_]{1,48}")
+
+
+def well_formed(key: str) -> bool:
+    return _KEY_SHAPE.fullmatch(key) is not None
+
+
 class TokenCache:
+    """Tokens by key. Known tokens stay until invalidated (or SYNC_FREQUENCY passes); unknown
+    keys are remembered only as digests, for NEGATIVE_CACHE_SECONDS, at most
+    NEGATIVE_CACHE_SIZE of them (least recently used go first), and looked up in batches on
+    a thread of their own, so a flood of invented keys neither grows memory nor delays the
+    refresh of real tokens."""
+
     def __init__(self) -> None:
         self._by_key: dict[str, _Entry] = {}
+        self._key_by_digest: dict[str, str] = {}
+        self._negative: OrderedDict[str, float] = OrderedDict()
+        self._generation = 0  # bumped by every invalidation: a lookup racing one is not kept
+        self._misses = _BatchLookup(self._load_many)
         bus.subscribe("token:", self._invalidate)
-        bus.subscribe("tokens", lambda _e: self._by_key.clear())
+        bus.subscribe("tokens", self._invalidate)
 
     def _invalidate(self, event: str) -> None:
+        self._generation += 1
         if event.startswith("token:"):
-            self._by_key.pop(event[6:], None)
+            digest = event[6:]
+            self._negative.pop(digest, None)
+            key = self._key_by_digest.get(digest)
+            entry = self._by_key.get(key) if key is not None else None
+            if entry is not None:
+                entry.expires = 0.0  # still a known token: its refresh is not queued with misses
         else:
-            self._by_key.clear()
+            self._negative.clear()
+            for entry in list(self._by_key.values()):
+                entry.expires = 0.0
 
     async def get(self, key: str) -> TokenInfo | None:
         entry = self._by_key.get(key)
         if entry is not None and entry.expires > time.monotonic():
             return entry.value
-        info = await sync_to_async(self._load)(key)
-        self._by_key[key] = _Entry(info, _ttl() if info else _NEGATIVE_TTL)
+        generation = self._generation
+        if entry is not None:
+            info = await sync_to_async(self._load)(key)
+        else:
+            if not well_formed(key):
+                return None
+            digest = bus.key_digest(key)
+            expires = self._negative.get(digest)
+            if expires is not None and expires > time.monotonic():
+                return None
+            info = await self._misses.get(key)
+        if generation == self._generation:
+            self._remember(key, info)
         return info
+
+    def _remember(self, key: str, info: TokenInfo | None) -> None:
+        digest = bus.key_digest(key)
+        if info is not None:
+            self._by_key[key] = _Entry(info, _ttl())
+            self._key_by_digest[digest] = key
+            self._negative.pop(digest, None)
+            return
+        if self._by_key.pop(key, None) is not None:
+            self._key_by_digest.pop(digest, None)
+        self._negative[digest] = time.monotonic() + NEGATIVE_CACHE_SECONDS
+        self._negative.move_to_end(digest)
+        while len(self._negative) > NEGATIVE_CACHE_SIZE:
+            try:
+                self._negative.popitem(last=False)
+            except KeyError:  # emptied by the listener thread meanwhile
+                break
 
     @staticmethod
     def _load(key: str) -> TokenInfo | None:
         from accounts.models import Token
 
         t = Token.live.filter(key=key).first()
-        if t is None:
-            return None
-        return TokenInfo(
-            id=t.pk,
-            user_id=t.user_id,
-            key=t.key,
-            name=t.name or "",
-            status=int(t.status),
-            expired_time=int(t.expired_time if t.expired_time is not None else -1),
-            unlimited_quota=bool(t.unlimited_quota),
-            model_limits_enabled=bool(t.model_limits_enabled),
-            model_limits=frozenset(m.strip() for m in (t.model_limits or "").split(",") if m.strip()),
-            allow_ips=parse_allow_ips(t.allow_ips),
-            group=(t.group or "").strip(),
-        )
+        return token_info(t) if t is not None and t.key == key else None
+
+    @staticmethod
+    def _load_many(keys: list[str]) -> dict[str, TokenInfo]:
+        from accounts.models import Token
+
+        close_old_connections()  # this thread lives as long as the process: drop a broken connection
+        # `t.key` as stored: a case-insensitive collation (MySQL) must not match another case.
+        return {t.key: token_info(t) for t in Token.live.filter(key__in=keys)}
+
+
+def token_info(t: Any) -> TokenInfo:
+    return TokenInfo(
+        id=t.pk,
+        user_id=t.user_id,
+        key=t.key,
+        name=t.name or "",
+        status=int(t.status),
+        expired_time=int(t.expired_time if t.expired_time is not None else -1),
+        unlimited_quota=bool(t.unlimited_quota),
+        model_limits_enabled=bool(t.model_limits_enabled),
+        model_limits=frozenset(m.strip() for m in (t.model_limits or "").split(",") if m.strip()),
+        allow_ips=parse_allow_ips(t.allow_ips),
+        group=(t.group or "").strip(),
+    )
+
+
+class _BatchLookup:
+    """Looks keys up on one thread of its own, many per query, one query per key at a time.
+
+    Keys asked for while a query runs wait for the next one (up to _BATCH keys in a query), so a
+    burst of thousands of keys costs a handful of queries, and concurrent requests with the same
+    key share one lookup."""
+
+    _BATCH = 200
+
+    def __init__(self, load_many: Callable[[list[str]], dict[str, Any]]) -> None:
+        self._load_many = load_many
+        self._waiting: dict[str, asyncio.Future] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining = False
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def get(self, key: str) -> Any:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new loop (tests run several): start over
+            self._loop, self._waiting, self._draining = loop, {}, False
+        future = self._waiting.get(key)
+        if future is None:
+            future = self._waiting[key] = loop.create_future()
+            if not self._draining:
+                self._draining = True
+                loop.create_task(self._drain())
+        # shielded: one caller going away must not cancel the lookup for the others
+        return await asyncio.shield(future)
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="newapi-key-lookup")
+        waiting = self._waiting
+        try:
+            while waiting:
+                batch = list(itertools.islice(waiting, self._BATCH))
+                futures = [waiting.pop(k) for k in batch]
+                try:
+                    found = await loop.run_in_executor(self._executor, self._load_many, batch)
+                except Exception as exc:
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for key, future in zip(batch, futures):
+                    if not future.done():
+                        future.set_result(found.get(key))
+        finally:
+            if waiting is self._waiting:
+                self._draining = False
 
 
 class UserCache:
     def __init__(self) -> None:
         self._by_id: dict[int, _Entry] = {}
+        self._generation = 0  # bumped by every invalidation: a load racing one is not kept
         bus.subscribe("user:", self._invalidate)
 
     def _invalidate(self, event: str) -> None:
+        self._generation += 1
         if event.startswith("user:"):
             try:
                 self._by_id.pop(int(event[5:]), None)
@@ -190,8 +321,10 @@ class UserCache:
         entry = self._by_id.get(user_id)
         if entry is not None and entry.expires > time.monotonic():
             return entry.value
+        generation = self._generation
         info = await sync_to_async(self._load)(user_id)
-        self._by_id[user_id] = _Entry(info, _ttl() if info else _NEGATIVE_TTL)
+        if generation == self._generation:
+            self._by_id[user_id] = _Entry(info, _ttl() if info else _NEGATIVE_TTL)
         return info
 
     @staticmethod
@@ -269,18 +402,22 @@ class ChannelCache:
     def __init__(self) -> None:
         self._index: ChannelIndex | None = None
         self._expires = 0.0
+        self._generation = 0
         bus.subscribe("channels", self._invalidate)
 
     def _invalidate(self, _event: str) -> None:
+        self._generation += 1
         self._index = None
 
     async def index(self) -> ChannelIndex:
         idx = self._index
         if idx is not None and self._expires > time.monotonic():
             return idx
+        generation = self._generation
         idx = await sync_to_async(self._load)()
-        self._index = idx
-        self._expires = time.monotonic() + _ttl()
+        if generation == self._generation:  # else it may predate a change: the next request reloads
+            self._index = idx
+            self._expires = time.monotonic() + _ttl()
         return idx
 
     @staticmethod
@@ -299,6 +436,12 @@ class ChannelCache:
 tokens = TokenCache()
 users = UserCache()
 channels = ChannelCache()
+
+
+async def caught_up() -> bool:
+    """Call only when a request is about to fail for want of a token, user, channel or option:
+    True if changes announced elsewhere were pending here (now applied: look again)."""
+    return await bus.catch_up()
 
 
 async def ensure_options_loaded() -> None:

@@ -153,10 +153,11 @@ def bob(db) -> User:
 
 
 def propagated() -> None:
-    """Give a change time to reach the gateway process: Redis pub/sub arrives within
-    milliseconds on the gateway's listener thread; the embedded default's file bus is polled
-    every 0.25 s."""
-    time.sleep(0.2 if settings.REDIS_CONN_STRING else 0.6)
+    """Wait until every gateway process on this machine has applied the changes announced so far
+    (a marker sent after them on the bus comes back from each: milliseconds on either bus)."""
+    from newapi_site import bus
+
+    bus.wait_for_listeners()
 
 
 @pytest.fixture(autouse=True)

@@ -30,7 +30,7 @@ def credit_user(user_id: int, delta: int) -> None:
 def credit_token(token_id: int, token_key: str, delta: int, *, user_id: int = 0) -> None:
     if delta:
         ledger.credit_token(token_id, delta)
-        bus.publish(f"token:{token_key}")
+        bus.publish(bus.token_topic(token_key))
         if user_id:
             forget_recent_balance(user_id)
 
