@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from accounts import sessions
 from accounts.api.base import ApiError
 from accounts.models import (
     ROLE_ADMIN,
@@ -25,7 +26,7 @@ from accounts.models import (
 )
 from accounts.options import options
 from billing.models import LOG_MANAGE, LOG_SYSTEM
-from billing.services.credit import credit_user
+from billing.services.credit import credit_user, credited_elsewhere, set_user_quota
 from billing.services.logs import record_log
 from newapi_site import bus
 
@@ -120,16 +121,27 @@ def authenticate_user(username: str, password: str) -> User:
 
 
 def start_session(session, user: User) -> None:
-    session.cycle_key()
-    session["id"] = user.pk
-    session["username"] = user.username
-    session["role"] = user.role
-    session["status"] = user.status
-    session["group"] = user.group
+    sessions.start(session, user)
 
 
 # -- self-service ----------------------------------------------------------------------------
+def _columns(user: User) -> dict[str, Any]:
+    return {f.attname: getattr(user, f.attname) for f in user._meta.concrete_fields if not f.primary_key}
+
+
+def _save_changes(user: User, before: dict[str, Any]) -> None:
+    """Write only the columns this edit changed.
+
+    The row was read when the request was authenticated; writing it whole would put back the
+    quota, role or status it held then over a concurrent charge, top-up, ban or aff transfer.
+    """
+    changed = [name for name, value in _columns(user).items() if before[name] != value]
+    if changed:
+        user.save(update_fields=changed)
+
+
 def update_self(user: User, data: dict[str, Any]) -> User:
+    before = _columns(user)
     username = (data.get("username") or "").strip()
     if username and username != user.username:
         if username_taken(username):
@@ -142,7 +154,7 @@ def update_self(user: User, data: dict[str, Any]) -> User:
         if not user.check_password(data.get("original_password") or ""):
             raise ApiError("原密码错误")
         user.set_password(data["password"])
-    user.save()
+    _save_changes(user, before)
     return user
 
 
@@ -170,11 +182,13 @@ def transfer_aff_quota(user: User, amount: int) -> None:
     per_unit = options.get_int("QuotaPerUnit", 500000)
     if amount < per_unit:
         raise ApiError(f"转移额度最小为 ${1:.2f}（{per_unit}）")
-    with transaction.atomic():
-        moved = User.objects.filter(pk=user.pk, aff_quota__gte=amount).update(aff_quota=F("aff_quota") - amount)
-        if not moved:
-            raise ApiError("邀请额度不足")
-        credit_user(user.pk, amount)
+    # One conditional UPDATE moves both columns: nothing can be spent twice or minted in between.
+    moved = User.objects.filter(pk=user.pk, aff_quota__gte=amount).update(
+        aff_quota=F("aff_quota") - amount, quota=F("quota") + amount
+    )
+    if not moved:
+        raise ApiError("邀请额度不足")
+    credited_elsewhere(user.pk, amount)
 
 
 # -- admin ------------------------------------------------------------------------------------
@@ -226,6 +240,7 @@ def create_user_by_admin(actor: User, data: dict[str, Any]) -> User:
 
 def update_user_by_admin(actor: User, data: dict[str, Any]) -> User:
     user = _target(actor, data["id"])
+    before = _columns(user)
     if data.get("username") and data["username"] != user.username:
         if username_taken(data["username"]):
             raise ApiError("用户名已存在，或已注销")
@@ -238,12 +253,12 @@ def update_user_by_admin(actor: User, data: dict[str, Any]) -> User:
         user.email = data["email"]
     if data.get("password"):
         user.set_password(data["password"])
-    user.save(update_fields=["username", "display_name", "group", "email", "password"])
+    _save_changes(user, before)
     new_quota = data.get("quota")
     if new_quota is not None:
-        old_quota = User.objects.filter(pk=user.pk).values_list("quota", flat=True).first() or 0
-        if new_quota != old_quota:
-            credit_user(user.pk, new_quota - old_quota)
+        # "Set to X" becomes a delta against the value replaced, in the DB and the Redis mirror alike.
+        old_quota = set_user_quota(user.pk, new_quota)
+        if old_quota is not None and new_quota != old_quota:
             record_log(user.pk, LOG_MANAGE, f"管理员将用户额度从 {old_quota} 修改为 {new_quota}", user.username)
         user.refresh_from_db()
     return user
@@ -251,6 +266,7 @@ def update_user_by_admin(actor: User, data: dict[str, Any]) -> User:
 
 def manage_user(actor: User, user_id: int, action: str) -> User:
     user = _target(actor, user_id)
+    before = _columns(user)
     if action in ("disable", "delete", "demote") and user.role >= ROLE_ROOT:
         raise ApiError("无法对超级管理员用户执行此操作")
     if action == "disable":
@@ -269,7 +285,7 @@ def manage_user(actor: User, user_id: int, action: str) -> User:
         if user.role == ROLE_COMMON:
             raise ApiError("该用户已经是普通用户")
         user.role = ROLE_COMMON
-    user.save(update_fields=["status", "role", "deleted_at"])
+    _save_changes(user, before)
     return user
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from django.db.models import F
 
-from newapi_site import bus
-
 from billing import ledger
+from newapi_site import bus
 
 _CAS_ATTEMPTS = 20
 
@@ -23,6 +22,14 @@ def forget_recent_balance(user_id: int) -> None:
 def credit_user(user_id: int, delta: int) -> None:
     if delta:
         ledger.credit_user(user_id, delta)
+        bus.publish(f"user:{user_id}")
+        forget_recent_balance(user_id)
+
+
+def credited_elsewhere(user_id: int, delta: int) -> None:
+    """The caller's own UPDATE already added `delta` to users.quota: move the mirror to match."""
+    if delta:
+        ledger.mirror_user_delta(user_id, delta)
         bus.publish(f"user:{user_id}")
         forget_recent_balance(user_id)
 
