@@ -7,15 +7,23 @@ Two implementations behind one interface:
 - DbLedger (embedded default): one conditional `UPDATE … WHERE quota >= n` per balance.
 
 A request holds a `Hold`; `settle` or `refund` on it acts once, whatever happens after.
+
+In Redis a hold is recorded (amount, balance keys, deadline) by the same script that takes it and
+removed by the one that settles or returns it. A hold its process never closed (a killed web
+worker) is refunded by `sweep_holds` after BILLING_HOLD_SECONDS; a request that still settles
+after its hold was swept pays the whole charge then, so nothing is refunded twice.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from redis.exceptions import NoScriptError
@@ -23,7 +31,9 @@ from redis.exceptions import NoScriptError
 from newapi_site import bus
 from newapi_site import redis as r
 
-from .settlement import Settlement, apply_settlements
+from .settlement import Settlement, apply_settlements, new_id
+
+log = logging.getLogger("newapi.billing")
 
 
 class QuotaError(Exception):
@@ -55,6 +65,14 @@ def queue_key() -> str:
     return r.key("billing", "queue")
 
 
+def holds_key() -> str:
+    return r.key("billing", "holds")
+
+
+def hold_deadlines_key() -> str:
+    return r.key("billing", "hold_deadlines")
+
+
 # -- Redis ---------------------------------------------------------------------------------
 _RESERVE = """
 local u = redis.call('GET', KEYS[1])
@@ -75,19 +93,68 @@ if limited and t < amount then return {-6, t} end
 if amount > 0 then
   redis.call('DECRBY', KEYS[1], amount)
   if limited then redis.call('DECRBY', KEYS[2], amount) end
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[1] .. '\t' .. KEYS[1] .. '\t' .. (limited and KEYS[2] or ''))
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
 end
 if limited then return {1, u - amount, t - amount} end
 return {1, u - amount, -1}
 """
 
-# Apply the final difference (charge - reserved) and queue the DB write in one atomic step.
+# Close the hold records ARGV[5..] (one already swept was refunded: its amount is charged again
+# here), apply the final difference (charge - still held) and queue the DB write, in one step.
 _COMMIT = """
-local diff = tonumber(ARGV[1])
+local held = tonumber(ARGV[4])
+for i = 5, #ARGV do
+  local h = redis.call('HGET', KEYS[4], ARGV[i])
+  if h then
+    held = held + tonumber(string.match(h, '^[^\t]*'))
+    redis.call('HDEL', KEYS[4], ARGV[i])
+    redis.call('ZREM', KEYS[5], ARGV[i])
+  end
+end
+local diff = tonumber(ARGV[1]) - held
 local u, t = -1, -1
 if redis.call('EXISTS', KEYS[1]) == 1 then u = redis.call('DECRBY', KEYS[1], diff) end
 if ARGV[2] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then t = redis.call('DECRBY', KEYS[2], diff) end
 redis.call('RPUSH', KEYS[3], ARGV[3])
 return {u, t}
+"""
+
+# Return what is still held: records ARGV[3..] (a swept one was refunded already) plus ARGV[2]
+# held without a record.
+_RELEASE = """
+local back = tonumber(ARGV[2])
+for i = 3, #ARGV do
+  local h = redis.call('HGET', KEYS[3], ARGV[i])
+  if h then
+    back = back + tonumber(string.match(h, '^[^\t]*'))
+    redis.call('HDEL', KEYS[3], ARGV[i])
+    redis.call('ZREM', KEYS[4], ARGV[i])
+  end
+end
+if back > 0 then
+  if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCRBY', KEYS[1], back) end
+  if ARGV[1] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('INCRBY', KEYS[2], back) end
+end
+return back
+"""
+
+# Refund up to ARGV[2] holds whose deadline (ARGV[1]) has passed.
+_SWEEP = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local n = 0
+for _, id in ipairs(ids) do
+  local h = redis.call('HGET', KEYS[1], id)
+  if h then
+    local amount, ukey, tkey = string.match(h, '^([^\t]*)\t([^\t]*)\t([^\t]*)$')
+    if redis.call('EXISTS', ukey) == 1 then redis.call('INCRBY', ukey, amount) end
+    if tkey ~= '' and redis.call('EXISTS', tkey) == 1 then redis.call('INCRBY', tkey, amount) end
+    redis.call('HDEL', KEYS[1], id)
+    n = n + 1
+  end
+  redis.call('ZREM', KEYS[2], id)
+end
+return n
 """
 
 _INCR_IF_EXISTS = """
@@ -161,14 +228,19 @@ class RedisLedger:
     def _remember(self, acct: Account, user_balance: int, token_balance: int) -> None:
         self._seen[(acct.user_id, acct.token_id)] = (int(user_balance), int(token_balance), time.monotonic())
 
-    async def reserve(self, acct: Account, amount: int) -> int:
-        """Hold `amount` and return what was held (0 under the trusted rule)."""
+    async def reserve(self, acct: Account, amount: int, hold_id: str = "") -> int:
+        """Hold `amount` and return what was held (0 under the trusted rule); a hold is recorded
+        under `hold_id` until commit or release (or the sweeper) closes it."""
         if self._trusted(acct, amount):
             return 0
         client = r.async_redis()
-        keys = [user_key(acct.user_id), token_key(acct.token_id)]
+        keys = [user_key(acct.user_id), token_key(acct.token_id), holds_key(), hold_deadlines_key()]
+        hold_id = hold_id or new_id()
+        deadline = int(time.time()) + settings.BILLING_HOLD_SECONDS
         for _attempt in range(3):
-            code, balance, *rest = await _run(_RESERVE, 2, *keys, amount, "1" if acct.token_limited else "0")
+            code, balance, *rest = await _run(
+                _RESERVE, 4, *keys, amount, "1" if acct.token_limited else "0", hold_id, deadline
+            )
             if code == 1:
                 self._remember(acct, balance, rest[0])
                 return amount
@@ -184,22 +256,23 @@ class RedisLedger:
             raise QuotaError(_ERRORS[code], int(balance), amount)
         raise RuntimeError("quota balance could not be loaded")
 
-    async def release(self, acct: Account, amount: int) -> None:
+    async def release(self, acct: Account, amount: int, ids: Sequence[str] = (), recorded: int = 0) -> None:
+        """Return `amount`: `recorded` of it under the hold records `ids`, the rest unrecorded."""
         if amount <= 0:
             return
-        client = r.async_redis()
-        async with client.pipeline(transaction=True) as pipe:
-            pipe.eval(_INCR_IF_EXISTS, 1, user_key(acct.user_id), amount)
-            if acct.token_limited:
-                pipe.eval(_INCR_IF_EXISTS, 1, token_key(acct.token_id), amount)
-            await pipe.execute()
+        await _run(
+            _RELEASE, 4, user_key(acct.user_id), token_key(acct.token_id), holds_key(), hold_deadlines_key(),
+            "1" if acct.token_limited else "0", amount - recorded, *ids,
+        )
 
-    async def commit(self, acct: Account, reserved: int, s: Settlement) -> None:
+    async def commit(self, acct: Account, reserved: int, s: Settlement, ids: Sequence[str] = (), recorded: int = 0) -> None:
         # The DB never saw the reservation: it must receive the whole charge.
         s.user_delta = s.token_delta = -s.quota
+        if not s.id:
+            s.id = new_id()  # the writer records it with the charge: a re-applied batch skips it
         user_balance, token_balance = await _run(
-            _COMMIT, 3, user_key(acct.user_id), token_key(acct.token_id), queue_key(),
-            s.quota - reserved, "1" if acct.token_limited else "0", s.to_json(),
+            _COMMIT, 5, user_key(acct.user_id), token_key(acct.token_id), queue_key(), holds_key(),
+            hold_deadlines_key(), s.quota, "1" if acct.token_limited else "0", s.to_json(), reserved - recorded, *ids,
         )
         if user_balance >= 0:
             self._remember(acct, user_balance, token_balance)
@@ -236,16 +309,16 @@ def _db_release(acct: Account, amount: int) -> None:
 
 
 class DbLedger:
-    async def reserve(self, acct: Account, amount: int) -> int:
+    async def reserve(self, acct: Account, amount: int, hold_id: str = "") -> int:
         # Runs even at zero cost: New API requires a positive balance for free models too.
         await sync_to_async(_db_reserve)(acct, amount)
         return amount
 
-    async def release(self, acct: Account, amount: int) -> None:
+    async def release(self, acct: Account, amount: int, ids: Sequence[str] = (), recorded: int = 0) -> None:
         if amount > 0:
             await sync_to_async(_db_release)(acct, amount)
 
-    async def commit(self, acct: Account, reserved: int, s: Settlement) -> None:
+    async def commit(self, acct: Account, reserved: int, s: Settlement, ids: Sequence[str] = (), recorded: int = 0) -> None:
         # The reservation already wrote -reserved to the user (and to a limited token's row).
         s.user_delta = -(s.quota - reserved)
         s.token_delta = s.user_delta if acct.token_limited else -s.quota
@@ -268,31 +341,59 @@ def ledger() -> RedisLedger | DbLedger:
 
 
 class Hold:
-    """Quota reserved for one request. settle() or refund() takes effect once; later calls do nothing."""
+    """Quota reserved for one request. settle() or refund() takes effect once; later calls do nothing.
 
-    __slots__ = ("acct", "amount", "done")
+    `ids` name the ledger's records of what is held (Redis), `recorded` is their total; the rest
+    of `amount` has no record (a Hold built by hand)."""
 
-    def __init__(self, acct: Account, amount: int) -> None:
+    __slots__ = ("acct", "amount", "done", "ids", "recorded")
+
+    def __init__(self, acct: Account, amount: int, ids: list[str] | None = None, recorded: int = 0) -> None:
         self.acct = acct
         self.amount = amount
         self.done = False
+        self.ids = ids or []
+        self.recorded = recorded
+
+    def absorb(self, other: Hold) -> None:
+        """Take over another hold of the same account, to settle or refund both at once."""
+        if other.done:
+            return
+        other.done = True
+        self.amount += other.amount
+        self.ids += other.ids
+        self.recorded += other.recorded
 
     async def settle(self, s: Settlement) -> None:
         if self.done:
             return
         self.done = True
-        await ledger().commit(self.acct, self.amount, s)
+        await ledger().commit(self.acct, self.amount, s, self.ids, self.recorded)
 
     async def refund(self) -> None:
         if self.done:
             return
         self.done = True
-        await ledger().release(self.acct, self.amount)
+        await ledger().release(self.acct, self.amount, self.ids, self.recorded)
 
 
 async def reserve(acct: Account, amount: int) -> Hold:
-    held = await ledger().reserve(acct, amount)
-    return Hold(acct, held)
+    book = ledger()
+    if isinstance(book, RedisLedger):
+        hold_id = new_id()
+        held = await book.reserve(acct, amount, hold_id)
+        return Hold(acct, held, [hold_id], held) if held > 0 else Hold(acct, 0)
+    return Hold(acct, await book.reserve(acct, amount))
+
+
+def sweep_holds(limit: int = 1000) -> int:
+    """Refund holds past their deadline (their request's process is gone); returns how many."""
+    if not r.redis_enabled():
+        return 0
+    swept = int(r.sync_redis().eval(_SWEEP, 2, holds_key(), hold_deadlines_key(), int(time.time()), limit))
+    if swept:
+        log.warning("billing: %d holds past their deadline refunded", swept)
+    return swept
 
 
 # -- credits from outside the relay (redeem, top-up, admin edits, task refunds) -------------

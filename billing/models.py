@@ -80,3 +80,14 @@ class TopUp(models.Model):
 
     class Meta:
         db_table = "top_ups"
+
+
+class AppliedSettlement(models.Model):
+    """Ids of settlements already written to the database (our table, not New API's): a batch
+    re-applied after a crash skips them. Kept only as long as a batch may wait in processing."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    created_at = models.BigIntegerField(db_index=True)
+
+    class Meta:
+        db_table = "billing_applied_settlements"

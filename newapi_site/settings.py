@@ -147,6 +147,9 @@ BATCH_UPDATE_INTERVAL = env_float("BATCH_UPDATE_INTERVAL", 1.0)
 # Whether a gateway process writes its own queued billing batches. `manage.py serve` turns it off
 # for its web workers and drains in the parent, so the batch writes never hold a worker's GIL.
 BILLING_DRAIN_IN_WORKER = env_bool("BILLING_DRAIN_IN_WORKER", True)
+# Seconds after which a quota hold nobody settled (its worker was killed) is refunded by the billing
+# writer. Generous: a request still running past it is charged in full when it settles.
+BILLING_HOLD_SECONDS = env_int("BILLING_HOLD_SECONDS", 900)
 # Root bootstrap (One API creates root/123456 at first start; so do we).
 INITIAL_ROOT_PASSWORD = env_str("INITIAL_ROOT_PASSWORD", "123456")
 INITIAL_ROOT_TOKEN = env_str("INITIAL_ROOT_TOKEN")

@@ -156,6 +156,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.settled = False
         self.charge_lock = asyncio.Lock()
         self.reserved = 0  # taken from the balances so far
+        self.hold: Hold | None = None  # every reservation of the session, settled once at the end
         self.charged = 0  # the session's charge so far (what the final settlement bills)
         self.totals = Tally()  # every token that arrived, reported or estimated (for the log)
         self.local = Tally()  # estimated since the last charge
@@ -197,12 +198,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
             raise quota_error(exc) from None
         self.reserved = hold.amount  # what was really held (0 under the ledger's trusted rule)
+        self.hold = hold
         if self.price.use_price:  # fixed-price models pay once, at connect
             self.charged = pre
         try:
             self.upstream = await self._dial_any(headers, query)
         except BaseException:
-            await Hold(self.acct, self.reserved).refund()
+            await hold.refund()
             raise
 
     async def _dial_any(self, headers: dict[str, str], query: dict[str, list[str]]):
@@ -352,6 +354,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await self.send(text_data=error_event(self.request_id, quota_error(exc)))
                 return False
             self.reserved += hold.amount
+            self.hold.absorb(hold)
         return True
 
     # -- the end ------------------------------------------------------------------------
@@ -399,7 +402,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             }
             # One hold for everything reserved in this session: the ledger applies charged − reserved
             # to the balances and queues the counters and the log row for the batched writer.
-            await Hold(self.acct, self.reserved).settle(Settlement(
+            await (self.hold or Hold(self.acct, 0)).settle(Settlement(
                 user_id=self.caller.user.id, token_id=self.caller.token.id, channel_id=self.channel.id,
                 user_delta=0, token_delta=0, quota=self.charged,
                 counted=self.price.use_price or not t.empty(), log=log_row, username=self.caller.user.username,

@@ -7,8 +7,10 @@ restarts a web worker that dies unexpectedly (a crash loop ends the server with 
 
 With Redis, the parent also writes the queued billing batches to the database (a thread that
 wakes every BATCH_UPDATE_INTERVAL, plus once after the children exit), so that work never takes
-a web worker's GIL while it is serving requests. Without Redis, the parent owns the embedded
-ledger (billing/ledger_owner.py): every balance, and the journal it writes to the database.
+a web worker's GIL while it is serving requests. Its first round writes whatever a crash left in
+processing; every round refunds quota holds past their deadline (billing/writer.py). Without
+Redis, the parent owns the embedded ledger (billing/ledger_owner.py): every balance, and the
+journal it writes to the database.
 """
 
 from __future__ import annotations
