@@ -36,7 +36,7 @@ class SchemaView(SpectacularAPIView):
     @extend_schema(exclude=True)
     def get(self, request, *args, **kwargs) -> HttpResponse:
         renderer = request.accepted_renderer
-        body, etag = self._rendered(request, renderer)
+        body, etag = self._cached_body(request, renderer)
         if request.headers.get("If-None-Match") == etag:
             return HttpResponseNotModified(headers={"ETag": etag})
         content_type = renderer.media_type + (f"; charset={renderer.charset}" if renderer.charset else "")
@@ -47,7 +47,7 @@ class SchemaView(SpectacularAPIView):
             headers={"ETag": etag, "Content-Disposition": f'inline; filename="{filename}"'},
         )
 
-    def _rendered(self, request, renderer) -> tuple[bytes, str]:
+    def _cached_body(self, request, renderer) -> tuple[bytes, str]:
         global _schema, _builds
         cached = _rendered.get(type(renderer))
         if cached is not None:
