@@ -16,7 +16,8 @@ from newapi_site import bus
 
 from .option_defaults import DEFAULT_OPTIONS
 
-_SECRET_SUFFIXES = ("Token", "Secret", "Key")
+# Case-insensitive: oidc.client_secret is as secret as GitHubClientSecret.
+_SECRET_SUFFIXES = ("token", "secret", "key")
 
 
 class OptionStore:
@@ -87,9 +88,9 @@ class OptionStore:
         return parsed
 
     def as_public_list(self) -> list[dict[str, str]]:
-        """All options for GET /api/option/: keys ending in Token/Secret/Key are hidden."""
+        """All options for GET /api/option/: keys ending in token/secret/key (any case) are hidden."""
         return [
-            {"key": k, "value": v} for k, v in sorted(self._all().items()) if not k.endswith(_SECRET_SUFFIXES)
+            {"key": k, "value": v} for k, v in sorted(self._all().items()) if not k.lower().endswith(_SECRET_SUFFIXES)
         ]
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from .limits import Int64Field, PasswordBytesMixin
 from .models import Token, User
 
 
@@ -90,9 +91,17 @@ class LenientChar(serializers.CharField):
         super().__init__(**kwargs)
 
 
+class Password(PasswordBytesMixin, serializers.CharField):
+    pass
+
+
+class LenientPassword(PasswordBytesMixin, LenientChar):
+    pass
+
+
 class RegisterBody(serializers.Serializer):
     username = serializers.CharField(max_length=12)
-    password = serializers.CharField(min_length=8, max_length=20, trim_whitespace=False)
+    password = Password(min_length=8, max_length=20, trim_whitespace=False)
     display_name = LenientChar(max_length=20)
     email = LenientChar(max_length=50)
     verification_code = LenientChar()
@@ -107,36 +116,36 @@ class LoginBody(serializers.Serializer):
 class SelfUpdateBody(serializers.Serializer):
     username = LenientChar(max_length=12)
     display_name = LenientChar(max_length=20)
-    password = LenientChar(min_length=8, max_length=20, trim_whitespace=False)
+    password = LenientPassword(min_length=8, max_length=20, trim_whitespace=False)
     original_password = LenientChar(trim_whitespace=False)
 
 
 class AdminCreateUserBody(serializers.Serializer):
     username = serializers.CharField(max_length=12)
-    password = serializers.CharField(min_length=8, max_length=20, trim_whitespace=False)
+    password = Password(min_length=8, max_length=20, trim_whitespace=False)
     display_name = LenientChar(max_length=20)
-    role = serializers.IntegerField(required=False, default=1)
+    role = Int64Field(required=False, default=1)
 
 
 class AdminUpdateUserBody(serializers.Serializer):
-    id = serializers.IntegerField()
+    id = Int64Field()
     username = LenientChar(max_length=12)
     display_name = LenientChar(max_length=20)
     group = LenientChar(max_length=64)
-    quota = serializers.IntegerField(required=False, allow_null=True)
-    password = LenientChar(min_length=8, max_length=20, trim_whitespace=False)
+    quota = Int64Field(required=False, allow_null=True)
+    password = LenientPassword(min_length=8, max_length=20, trim_whitespace=False)
     email = LenientChar(max_length=50)
 
 
 class ManageUserBody(serializers.Serializer):
-    id = serializers.IntegerField()
+    id = Int64Field()
     action = serializers.ChoiceField(choices=["disable", "enable", "delete", "promote", "demote"])
 
 
 class TokenBody(serializers.Serializer):
     name = LenientChar(max_length=30)
-    expired_time = serializers.IntegerField(required=False, default=-1)
-    remain_quota = serializers.IntegerField(required=False, default=0, min_value=0)
+    expired_time = Int64Field(required=False, default=-1)
+    remain_quota = Int64Field(required=False, default=0, min_value=0)
     unlimited_quota = serializers.BooleanField(required=False, default=False)
     model_limits_enabled = serializers.BooleanField(required=False, default=False)
     model_limits = LenientChar(max_length=1024)
@@ -145,12 +154,12 @@ class TokenBody(serializers.Serializer):
 
 
 class TokenUpdateBody(TokenBody):
-    id = serializers.IntegerField()
-    status = serializers.IntegerField(required=False)
+    id = Int64Field()
+    status = Int64Field(required=False)
 
 
 class TokenStatusBody(serializers.Serializer):
-    id = serializers.IntegerField()
+    id = Int64Field()
     status = serializers.ChoiceField(choices=[1, 2])
 
 

@@ -14,6 +14,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.api.base import ApiError
+from accounts.limits import check_int64
 from accounts.models import User, now_ts
 from accounts.options import options
 from billing.models import LOG_TOPUP, REDEMPTION_DISABLED, REDEMPTION_ENABLED, REDEMPTION_USED, Redemption
@@ -75,7 +76,7 @@ def _check_quota(quota: Any) -> int:
         raise ApiError("无效的参数: quota") from None
     if value <= 0:
         raise ApiError("额度必须大于0")
-    return value
+    return check_int64(value, "quota")
 
 
 def create_redemptions(creator: User, data: dict[str, Any]) -> list[str]:

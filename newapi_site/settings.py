@@ -136,6 +136,9 @@ for _proxy in TRUSTED_PROXIES:
         raise ConfigError(f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or CIDR") from None
 # Only the global /api limit; the per-IP login/registration limit always applies.
 GLOBAL_API_RATE_LIMIT_ENABLE = env_bool("GLOBAL_API_RATE_LIMIT_ENABLE", True)
+# GitHub's OAuth and API hosts; tests point them at a local fake.
+GITHUB_OAUTH_URL = env_str("GITHUB_OAUTH_URL", "https://github.com")
+GITHUB_API_URL = env_str("GITHUB_API_URL", "https://api.github.com")
 GLOBAL_API_RATE_LIMIT = env_int("GLOBAL_API_RATE_LIMIT", 180)
 GLOBAL_API_RATE_LIMIT_DURATION = env_int("GLOBAL_API_RATE_LIMIT_DURATION", 180)
 GLOBAL_WEB_RATE_LIMIT_ENABLE = env_bool("GLOBAL_WEB_RATE_LIMIT_ENABLE", True)

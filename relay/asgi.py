@@ -19,6 +19,7 @@ from newapi_site import bus, client_ip
 
 from . import claude_messages, models_api, modes, pipeline
 from .errors import LocalError, RelayError
+from .safe_paths import check_client_path
 from .request_body import gunzip, max_body_bytes, too_large
 from .wire import ClientRequest, Response, StreamingResponse, error_response
 
@@ -131,6 +132,7 @@ class RelayRouter:
             return
         request_id = ""
         try:
+            check_client_path(path)  # parts of it become upstream URLs (/mj, /suno, Gemini model paths)
             body = await _read_body(receive, headers)
             client = scope.get("client") or ("", 0)
             req = ClientRequest(

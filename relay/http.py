@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 import httpx
 from django.conf import settings
 
-from .errors import UpstreamError
-from .lean_transport import Http11Transport, ResponseBody
+from .errors import LocalError, UpstreamError
+from .lean_transport import Http11Transport, ResponseBody, UnsafeHeaderValue
 
 # One client per event loop, forgotten with its loop (an id() key could be reused by a new loop).
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
@@ -61,6 +61,12 @@ async def send(method: str, url: str, headers: dict[str, str], body: bytes) -> h
     request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": _timeout_ext})
     try:
         return await _transport().handle_async_request(request)
+    except UnsafeHeaderValue as exc:
+        # Nothing was sent. Name the header, never its value (it may be a key).
+        raise LocalError(
+            f"refused to send the upstream request: {exc} (check the channel's key and header settings)",
+            status=500, type="new_api_error", code="invalid_upstream_header",
+        ) from None
     except httpx.HTTPError as exc:
         raise network_error(exc) from None
 

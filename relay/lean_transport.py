@@ -420,6 +420,14 @@ class Http11Transport(httpx.AsyncBaseTransport):
             await conn.wait_data()
 
 
+class UnsafeHeaderValue(httpx.LocalProtocolError):
+    """A header value with CR/LF (a channel key, a configured header): it would split the request."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"header {name} contains a line break")
+        self.header = name
+
+
 def _serialise(request: httpx.Request) -> tuple[bytes, bytes, object | None]:
     """The request head, and the body as bytes (or its stream when it is not in memory)."""
     url = request.url
@@ -433,6 +441,8 @@ def _serialise(request: httpx.Request) -> tuple[bytes, bytes, object | None]:
             has_length = True
         elif lname == b"transfer-encoding":
             chunked = b"chunked" in value.lower()
+        if b"\r" in value or b"\n" in value:
+            raise UnsafeHeaderValue(name.decode("latin-1"))
         lines.append(name + b": " + value)
     try:
         body = request.content  # in memory for bytes/JSON/urlencoded bodies

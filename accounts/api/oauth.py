@@ -73,7 +73,8 @@ class WeChatBindView(CriticalView):
 
 
 def _widget_params(request: Request) -> dict[str, str]:
-    return {k: request.query_params.get(k, "") for k in request.query_params}
+    """The widget's signed fields; our own `state` rides along in the URL but is not signed."""
+    return {k: request.query_params.get(k, "") for k in request.query_params if k != "state"}
 
 
 class TelegramLoginView(OAuthView):
@@ -85,11 +86,17 @@ class TelegramLoginView(OAuthView):
 
 
 class TelegramBindView(OAuthView):
-    """Opened by the widget in the browser: session cookie only, then back to the settings page."""
+    """Opened by the widget in the browser, then back to the settings page.
+
+    The widget's fields prove a Telegram account, not that this user asked to bind it: without
+    the session's `state` (from /api/oauth/state) any page could bind its own Telegram account to
+    a logged-in visitor and later log in as them.
+    """
 
     def get(self, request: Request):
         user = _session_user(request)
         if user is None:
             raise ApiError("未登录", status=401)
+        oauth.check_state(request.session, request.query_params.get("state", ""))
         oauth.bind_identity(user, oauth.telegram_identity(_widget_params(request)))
         return HttpResponseRedirect("/setting")

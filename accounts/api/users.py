@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from accounts import serializers as s
 from accounts import sessions
+from accounts.limits import check_int64
 from accounts.services import groups, users
 from accounts.services.email import bind_email, reset_password, send_password_reset, send_verification_code
 
@@ -78,7 +79,7 @@ class AffCodeView(ApiView):
 
 class AffTransferView(ApiView):
     def post(self, request: Request) -> Response:
-        users.transfer_aff_quota(request.user, int_value(body(request).get("quota"), "quota"))
+        users.transfer_aff_quota(request.user, check_int64(int_value(body(request).get("quota"), "quota"), "quota"))
         return ok(message="划转成功")
 
 

@@ -5,7 +5,9 @@ Codes live in Redis when configured (so every node sees them), else in process m
 
 from __future__ import annotations
 
+import hmac
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -19,6 +21,13 @@ from accounts.options import options
 from newapi_site import redis as r
 
 CODE_TTL = 600
+# 40 random bits: a 6-hex-digit code (24 bits) falls to a patient guesser within its 10 minutes.
+CODE_BYTES = 5
+# Compare and delete in one step, so two requests racing with the same code cannot both use it.
+_TAKE_IF_EQUAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 _memory: dict[str, tuple[str, float]] = {}
 _lock = threading.Lock()
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -37,14 +46,13 @@ def check_code(email: str, code: str, purpose: str, *, consume: bool = False) ->
         return False
     if r.redis_enabled():
         key = r.key("verify", purpose, email)
+        if consume:
+            return bool(r.sync_redis().eval(_TAKE_IF_EQUAL, 1, key, code))
         stored = r.sync_redis().get(key)
-        ok = stored is not None and stored.decode() == code
-        if ok and consume:
-            r.sync_redis().delete(key)
-        return ok
+        return stored is not None and hmac.compare_digest(stored, code.encode())
     with _lock:
         stored = _memory.get(purpose + email)
-        ok = stored is not None and stored[1] > time.time() and stored[0] == code
+        ok = stored is not None and stored[1] > time.time() and hmac.compare_digest(stored[0].encode(), code.encode())
         if ok and consume:
             _memory.pop(purpose + email, None)
         return ok
@@ -85,7 +93,7 @@ def send_verification_code(email: str) -> None:
     _check_address(email)
     if User.objects.filter(email=email).exists():
         raise ApiError("邮箱地址已被占用")
-    code = uuid.uuid4().hex[:6]
+    code = secrets.token_hex(CODE_BYTES)
     _store("v", email, code)
     name = options.get("SystemName")
     send_mail(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
@@ -24,8 +25,6 @@ from accounts.options import options
 
 from .users import _after_register, new_aff_code
 
-GITHUB_TOKEN_URL = "https://github.com/login/oauth/access_token"
-GITHUB_USER_URL = "https://api.github.com/user"
 LINUXDO_TOKEN_URL = "https://connect.linux.do/oauth2/token"
 LINUXDO_USER_URL = "https://connect.linux.do/api/user"
 TELEGRAM_MAX_AGE = 24 * 3600  # New API never checked auth_date, so a captured login URL replayed forever
@@ -40,6 +39,8 @@ class Identity:
     display_name: str = ""
     email: str = ""
     username: str = ""
+    # What older bindings stored instead of `value` (GitHub: the login); converted on first use.
+    legacy_value: str = ""
 
 
 def new_state(session, aff: str) -> str:
@@ -74,17 +75,22 @@ def github_identity(code: str) -> Identity:
     if not options.get_bool("GitHubOAuthEnabled"):
         raise ApiError("管理员未开启通过 GitHub 登录以及注册")
     try:
-        token = _json(httpx.post(GITHUB_TOKEN_URL, timeout=_TIMEOUT, headers={"Accept": "application/json"}, json={
+        token_url = settings.GITHUB_OAUTH_URL.rstrip("/") + "/login/oauth/access_token"
+        token = _json(httpx.post(token_url, timeout=_TIMEOUT, headers={"Accept": "application/json"}, json={
             "client_id": options.get("GitHubClientId"), "client_secret": options.get("GitHubClientSecret"), "code": code,
         })).get("access_token")
         if not token:
             raise ApiError("GitHub 授权失败")
-        user = _json(httpx.get(GITHUB_USER_URL, timeout=_TIMEOUT, headers={"Authorization": f"Bearer {token}"}))
+        user_url = settings.GITHUB_API_URL.rstrip("/") + "/user"
+        user = _json(httpx.get(user_url, timeout=_TIMEOUT, headers={"Authorization": f"Bearer {token}"}))
     except httpx.HTTPError as exc:
         raise _http_error(exc) from None
-    if not user.get("login"):
+    github_id = user.get("id")
+    if not user.get("login") or isinstance(github_id, bool) or not isinstance(github_id, int) or github_id <= 0:
         raise ApiError("返回值非法，用户字段为空，请稍后重试！")
-    return Identity("github_id", str(user["login"]), "github", user.get("name") or "GitHub User", user.get("email") or "")
+    # Bound by the numeric id: a login can be renamed, and then registered by someone else.
+    return Identity("github_id", str(github_id), "github", user.get("name") or "GitHub User", user.get("email") or "",
+                    legacy_value=str(user["login"]))
 
 
 def oidc_identity(code: str) -> Identity:
@@ -162,9 +168,13 @@ def telegram_identity(params: dict[str, str]) -> Identity:
 
 
 # -- bind / login / register -----------------------------------------------------------------
+def _bound(identity: Identity):
+    values = [identity.value] + ([identity.legacy_value] if identity.legacy_value else [])
+    return User.objects.filter(**{f"{identity.field}__in": values})
+
+
 def bind_identity(user: User, identity: Identity) -> None:
-    owner = User.objects.filter(**{identity.field: identity.value}).exclude(pk=user.pk).first()
-    if owner is not None:
+    if _bound(identity).exclude(pk=user.pk).exists():
         raise ApiError("该账户已被绑定")
     setattr(user, identity.field, identity.value)
     user.save(update_fields=[identity.field])
@@ -175,6 +185,8 @@ def login_or_register(identity: Identity, aff: str = "", *, allow_register: bool
     if identity.field == "oidc_id":
         qs = qs.filter(deleted_at__isnull=True)
     user = qs.order_by("id").first()
+    if user is None and identity.legacy_value:
+        user = _migrate_legacy(identity)
     if user is not None:
         if user.deleted_at is not None:
             raise ApiError("用户已注销")
@@ -188,6 +200,15 @@ def login_or_register(identity: Identity, aff: str = "", *, allow_register: bool
     inviter = User.live.filter(aff_code=aff).first() if aff else None
     user = _create_oauth_user(identity, inviter)
     _after_register(user, inviter, password_signup=False)
+    return user
+
+
+def _migrate_legacy(identity: Identity) -> User | None:
+    """An account bound the old way (by a value that can change hands) now gets the stable one."""
+    user = User.objects.filter(**{identity.field: identity.legacy_value}).order_by("id").first()
+    if user is not None:
+        setattr(user, identity.field, identity.value)
+        user.save(update_fields=[identity.field])
     return user
 
 

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 
+from ..safe_paths import check_url_segment
 from .base import RelayContext
 from .openai import OpenAIAdaptor
 
@@ -29,7 +30,7 @@ class AzureAdaptor(OpenAIAdaptor):
     supports_stream_options = True
 
     def request_url(self, ctx: RelayContext) -> str:
-        deployment = ctx.upstream_model.replace(".", "")
+        deployment = check_url_segment(ctx.upstream_model).replace(".", "")
         task = ctx.path.split("?", 1)[0]
         for prefix in ("/v1/", "/pg/"):
             if task.startswith(prefix):

@@ -17,6 +17,7 @@ from accounts.options import options
 from relay.errors import LocalError, UpstreamError, upstream_error_from_response
 from relay.streaming import DONE, frame
 
+from ..safe_paths import check_url_segment
 from .base import Adaptor, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest, Usage
 
 CATEGORIES = (
@@ -265,7 +266,7 @@ class GeminiAdaptor(Adaptor):
     supports_stream_options = True
 
     def build_request(self, ctx: RelayContext) -> UpstreamRequest:
-        model = ctx.upstream_model
+        model = check_url_segment(ctx.upstream_model)
         base = f"{self.base_url(ctx.channel)}/{version_for(model)}/models/{model}"
         headers = {"x-goog-api-key": ctx.channel.key, "Content-Type": "application/json"}
         if ctx.mode == "embeddings":

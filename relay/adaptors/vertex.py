@@ -18,6 +18,7 @@ import orjson
 from relay import google_auth
 from relay.errors import LocalError
 
+from ..safe_paths import check_url_segment
 from .base import Adaptor, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest
 from .claude import ClaudeAdaptor, apply_thinking_suffix, default_max_tokens, openai_to_claude
 from .gemini import GeminiAdaptor, openai_to_gemini
@@ -69,6 +70,7 @@ class VertexAdaptor(Adaptor):
         else:
             base = "https://aiplatform.googleapis.com" if region == "global" else f"https://{region}-aiplatform.googleapis.com"
         project = ctx.extra["vertex_sa"].project_id
+        check_url_segment(model)
         return f"{base}/v1/projects/{project}/locations/{region}/publishers/{publisher}/models/{model}:{action}"
 
     def _headers(self, ctx: RelayContext) -> dict[str, str]:

@@ -35,16 +35,16 @@ def api_login(gw, username: str, password: str) -> int:
 
 def test_api_login_limit_applies_with_the_global_limit_switched_off(gateway):
     # tests/_env.py runs every gateway with GLOBAL_API_RATE_LIMIT_ENABLE=false.
-    codes = [api_login(gateway, "nobody", "guess-%d" % i) for i in range(21)]
+    codes = [api_login(gateway, "nobody", f"guess-{i}") for i in range(21)]
     assert codes[:20] == [200] * 20 and codes[20] == 429
 
 
 def test_admin_login_is_limited_per_ip_and_shares_the_api_login_budget(gateway):
     make_user("root", role=ROLE_ROOT)
     client, token = admin_client(gateway)
-    codes = [admin_login(client, token, "root", "guess-%d" % i).status_code for i in range(15)]
+    codes = [admin_login(client, token, "root", f"guess-{i}").status_code for i in range(15)]
     assert 429 not in codes
-    codes += [api_login(gateway, "root", "guess-more-%d" % i) for i in range(5)]
+    codes += [api_login(gateway, "root", f"guess-more-{i}") for i in range(5)]
     assert codes.count(429) == 0
     assert admin_login(client, token, "root", "root-password").status_code == 429  # even the right password
     assert api_login(gateway, "root", "root-password") == 429

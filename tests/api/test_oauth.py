@@ -127,6 +127,7 @@ def test_telegram_bind_redirects(telegram, alice):
 
     client = APIClient()
     client.post("/api/user/login", {"username": "alice", "password": "alice-password"}, format="json")
-    resp = client.get("/api/oauth/telegram/bind", _widget(id=777, auth_date=int(time.time())))
+    state = client.get("/api/oauth/state").json()["data"]
+    resp = client.get("/api/oauth/telegram/bind", {**_widget(id=777, auth_date=int(time.time())), "state": state})
     assert resp.status_code == 302 and resp["Location"] == "/setting"
     assert User.objects.get(pk=alice.pk).telegram_id == "777"
