@@ -290,3 +290,28 @@ class TopUpAdmin(ReadOnlyAdmin):
     @admin.display(description="user", ordering="username_")
     def user_column(self, obj: TopUp) -> str:
         return user_link(obj.user_id, getattr(obj, "username_", None))
+
+
+def _warn_of_dead_letters(site: admin.AdminSite) -> None:
+    """Root sees on the console's index how many settlements the database refused (billing/writer.py)."""
+    from django.contrib import messages
+
+    from .writer import dead_letter_count, dead_letter_key
+
+    index_view = site.index
+
+    def index(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if request.user.is_active and request.user.is_superuser:
+            try:
+                count = dead_letter_count()
+            except Exception:  # noqa: BLE001 - Redis down: the page still opens
+                count = 0
+            if count:
+                messages.warning(request, f"{count} billing settlements were refused by the database and set aside "
+                                          f"in the Redis list {dead_letter_key()} (see the server log).")
+        return index_view(request, extra_context)
+
+    site.index = index
+
+
+_warn_of_dead_letters(admin.site)

@@ -9,8 +9,9 @@ import httpx
 import orjson
 import pytest
 from django.conf import settings
+from django.test import Client
 
-from accounts.models import Option
+from accounts.models import ROLE_ROOT, Option
 from accounts.options import update_option
 from billing.models import LOG_CONSUME, Log, QuotaData
 from billing.settlement import Settlement, new_id
@@ -94,6 +95,11 @@ def test_a_row_the_database_rejects_is_dead_lettered_and_the_rest_of_its_batch_b
     letters = [orjson.loads(x) for x in client.lrange(writer.dead_letter_key(), -2, -1)]
     assert letters[0]["settlement"] == "not a settlement"
     assert orjson.loads(letters[1]["settlement"])["id"] == bad.id and letters[1]["error"]
+    # Root sees the count on the console's index page.
+    root_console = Client()
+    root_console.force_login(make_user("dlroot", role=ROLE_ROOT))
+    page = root_console.get("/admin/", follow=True)
+    assert f"{dead_before + 2} billing settlements were refused by the database" in page.content.decode()
 
     # Written again (a batch recovered after a crash): nothing is billed twice.
     client.rpush(queue_key(), *[s.to_json() for s in good])
