@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import F
 from redis.exceptions import NoScriptError
 
+from accounts.options import options
 from newapi_site import bus
 from newapi_site import redis as r
 
@@ -203,6 +204,7 @@ class RedisLedger:
     def __init__(self) -> None:
         # (user_id, token_id) -> (user balance, token balance or -1, monotonic time seen)
         self._seen: dict[tuple[int, int], tuple[int, int, float]] = {}
+        self._unheld: dict[int, int] = {}  # user_id -> requests running unheld under the trusted rule
         # An edited balance (admin, token edit, redeem) must be checked again at the next request.
         bus.subscribe("balance:", self._forget_seen)
 
@@ -219,11 +221,32 @@ class RedisLedger:
                 self._seen.pop(pair, None)
 
     def _trusted(self, acct: Account, amount: int) -> bool:
+        """The trusted rule; a request it admits counts as unheld until its Hold closes."""
         seen = self._seen.get((acct.user_id, acct.token_id))
         if seen is None or time.monotonic() - seen[2] > TRUST_SECONDS:
             return False
         margin = max(amount, 1) * TRUST_FACTOR
-        return seen[0] > margin and (not acct.token_limited or seen[1] > margin)
+        if seen[0] <= margin or (acct.token_limited and seen[1] <= margin):
+            return False
+        if amount <= 0:
+            return True  # nothing to hold, nothing exposed
+        # Unheld requests are where an overdraft comes from: only so many at once per user.
+        running = self._unheld.get(acct.user_id, 0)
+        if running >= options.get_int("TrustedConcurrencyLimit", 8):
+            return False
+        self._unheld[acct.user_id] = running + 1
+        return True
+
+    def unheld_done(self, acct: Account) -> None:
+        left = self._unheld.get(acct.user_id, 0) - 1
+        if left > 0:
+            self._unheld[acct.user_id] = left
+        else:
+            self._unheld.pop(acct.user_id, None)
+
+    def distrust(self, acct: Account) -> None:
+        """The next reserve for this account is checked against the balance whatever was seen."""
+        self._seen.pop((acct.user_id, acct.token_id), None)
 
     def _remember(self, acct: Account, user_balance: int, token_balance: int) -> None:
         self._seen[(acct.user_id, acct.token_id)] = (int(user_balance), int(token_balance), time.monotonic())
@@ -346,7 +369,7 @@ class Hold:
     `ids` name the ledger's records of what is held (Redis), `recorded` is their total; the rest
     of `amount` has no record (a Hold built by hand)."""
 
-    __slots__ = ("acct", "amount", "done", "ids", "recorded")
+    __slots__ = ("acct", "amount", "done", "ids", "recorded", "unheld")
 
     def __init__(self, acct: Account, amount: int, ids: list[str] | None = None, recorded: int = 0) -> None:
         self.acct = acct
@@ -354,6 +377,7 @@ class Hold:
         self.done = False
         self.ids = ids or []
         self.recorded = recorded
+        self.unheld = False  # admitted by the trusted rule: counted until it closes
 
     def absorb(self, other: Hold) -> None:
         """Take over another hold of the same account, to settle or refund both at once."""
@@ -368,22 +392,44 @@ class Hold:
         if self.done:
             return
         self.done = True
+        self._close_unheld()
         await ledger().commit(self.acct, self.amount, s, self.ids, self.recorded)
 
     async def refund(self) -> None:
         if self.done:
             return
         self.done = True
+        self._close_unheld()
         await ledger().release(self.acct, self.amount, self.ids, self.recorded)
+
+    def _close_unheld(self) -> None:
+        if self.unheld:
+            self.unheld = False
+            ledger().unheld_done(self.acct)
 
 
 async def reserve(acct: Account, amount: int) -> Hold:
+    hold = await _reserve(acct, amount)
+    hold.unheld = amount > 0 and hold.amount == 0  # what the trusted rule counted
+    return hold
+
+
+async def _reserve(acct: Account, amount: int) -> Hold:
     book = ledger()
     if isinstance(book, RedisLedger):
         hold_id = new_id()
         held = await book.reserve(acct, amount, hold_id)
         return Hold(acct, held, [hold_id], held) if held > 0 else Hold(acct, 0)
     return Hold(acct, await book.reserve(acct, amount))
+
+
+async def reserve_more(hold: Hold, amount: int) -> None:
+    """Hold `amount` more for a running request (its cost passed what it holds), checked against
+    the balance: never under the trusted rule. Raises QuotaError when the balance cannot."""
+    book = ledger()
+    if isinstance(book, RedisLedger):
+        book.distrust(hold.acct)
+    hold.absorb(await _reserve(hold.acct, amount))
 
 
 def sweep_holds(limit: int = 1000) -> int:

@@ -111,6 +111,11 @@ GET_MEDIA_TOKEN_NOT_STREAM = env_bool("GET_MEDIA_TOKEN_NOT_STREAM", True)
 MAX_FILE_DOWNLOAD_MB = env_int("MAX_FILE_DOWNLOAD_MB", 20)
 # Image URLs on loopback/private/link-local addresses are never fetched; only tests (fakes on 127.0.0.1) relax it.
 MEDIA_FETCH_ALLOW_PRIVATE = env_bool("MEDIA_FETCH_ALLOW_PRIVATE", False)
+# Per request: image URLs fetched for token counting (more count at the flat estimate), how many at
+# once, and the deadline for all of them together.
+MEDIA_FETCH_MAX_IMAGES = env_int("MEDIA_FETCH_MAX_IMAGES", 16)
+MEDIA_FETCH_CONCURRENCY = env_int("MEDIA_FETCH_CONCURRENCY", 4)
+MEDIA_FETCH_DEADLINE_SECONDS = env_int("MEDIA_FETCH_DEADLINE_SECONDS", 10)
 MAX_REQUEST_BODY_MB = env_int("MAX_REQUEST_BODY_MB", 32)  # ours: a body over this is a 413
 AZURE_DEFAULT_API_VERSION = env_str("AZURE_DEFAULT_API_VERSION", "2024-12-01-preview")
 GEMINI_VISION_MAX_IMAGE_NUM = env_int("GEMINI_VISION_MAX_IMAGE_NUM", 16)

@@ -1,10 +1,13 @@
 """Image input tokens for chat prompts (shared/spec/tasks-special.md §10, relay.md §8.3).
 
 Dimensions come from the image's own header (PNG, GIF, JPEG, WebP: parsed here, no Pillow),
-from a data URI or from a URL fetched progressively until the header is readable, capped at
-MAX_FILE_DOWNLOAD_MB. URLs are fetched only from public addresses: the host is resolved, every
-address must be global, and the connection goes to the checked address itself (no second
-lookup for DNS rebinding to change), redirects re-checked hop by hop.
+from a data URI or from a URL fetched progressively until the header is readable (at most
+HEADER_READ_LIMIT bytes, and never past MAX_FILE_DOWNLOAD_MB). A request's fetches are bounded:
+at most MEDIA_FETCH_MAX_IMAGES URLs (further ones count at the flat estimate), at most
+MEDIA_FETCH_CONCURRENCY at a time, all within MEDIA_FETCH_DEADLINE_SECONDS; the relay fetches
+only after the request's quota is held. URLs are fetched only from public addresses: the host is
+resolved, every address must be global, and the connection goes to the checked address itself (no
+second lookup for DNS rebinding to change), redirects re-checked hop by hop.
 Claude and Gemini models are priced at 3×base without a download (their channels bill images
 their own way), decided by model name because the prompt is counted before a channel is chosen.
 """
@@ -29,6 +32,9 @@ from .errors import LocalError
 
 MAX_REDIRECTS = 3
 HEADER_STEPS = (8 * 1024, 24 * 1024, 64 * 1024)
+# Every supported format has its size within the first few KB; a JPEG's metadata segments (EXIF,
+# ICC profile) can push its frame header further, but never this far in practice.
+HEADER_READ_LIMIT = 1024 * 1024
 
 
 def media_error(message: str) -> LocalError:
@@ -135,7 +141,7 @@ async def resolve_public(host: str, port: int) -> str:
 
 
 async def url_size(url: str) -> tuple[int, int]:
-    cap = settings.MAX_FILE_DOWNLOAD_MB * 1024 * 1024
+    cap = min(settings.MAX_FILE_DOWNLOAD_MB * 1024 * 1024, HEADER_READ_LIMIT)
     async with httpx.AsyncClient(follow_redirects=False, timeout=httpx.Timeout(20.0, connect=5.0), trust_env=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
             parts = urlsplit(url)
@@ -146,7 +152,9 @@ async def url_size(url: str) -> tuple[int, int]:
             netloc = (f"[{ip}]" if ":" in ip else ip) + f":{port}"
             target = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
             host_header = parts.netloc.rsplit("@", 1)[-1]
-            request = client.build_request("GET", target, headers={"Host": host_header}, extensions={"sni_hostname": parts.hostname})
+            # identity: the bytes read are the bytes parsed (no decompression to bound)
+            headers = {"Host": host_header, "Accept-Encoding": "identity"}
+            request = client.build_request("GET", target, headers=headers, extensions={"sni_hostname": parts.hostname})
             try:
                 resp = await client.send(request, stream=True)
             except httpx.HTTPError as exc:
@@ -156,6 +164,8 @@ async def url_size(url: str) -> tuple[int, int]:
                     url = urljoin(url, resp.headers["location"])
                     continue
                 return await _read_size(resp, cap)
+            except httpx.HTTPError as exc:
+                raise media_error(f"image download failed: {type(exc).__name__}") from None
             finally:
                 await resp.aclose()
     raise media_error("too many redirects fetching the image")
@@ -167,28 +177,32 @@ async def _read_size(resp: httpx.Response, cap: int) -> tuple[int, int]:
     ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
     if not (ctype.startswith("image/") or ctype == "application/octet-stream"):
         raise media_error(f"invalid content type for an image: {ctype or 'none'}")
+    if resp.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
+        raise media_error("compressed image responses are not supported")
     # No Content-Length refusal: only the header is read, and the cap bounds what is read.
-    data = b""
+    data = bytearray()
     steps = iter(HEADER_STEPS)
     next_check = next(steps)
-    async for chunk in resp.aiter_bytes():
+    async for chunk in resp.aiter_raw():
         data += chunk
-        if len(data) > cap:
-            raise media_error(f"file size exceeds maximum allowed size: {settings.MAX_FILE_DOWNLOAD_MB}MB")
-        if len(data) >= next_check:
-            size = image_size(data)
+        if len(data) >= next_check or len(data) >= cap:
+            size = image_size(bytes(data[:cap]))
             if size:
                 return size  # the header is enough: stop downloading
+            if len(data) >= cap:
+                if cap < settings.MAX_FILE_DOWNLOAD_MB * 1024 * 1024:
+                    raise media_error(f"unsupported or unreadable image: no size in its first {cap // 1024} KB")
+                raise media_error(f"file size exceeds maximum allowed size: {settings.MAX_FILE_DOWNLOAD_MB}MB")
             next_check = next(steps, next_check * 2)
-    size = image_size(data)
+    size = image_size(bytes(data))
     if not size:
         raise media_error("unsupported or unreadable image")
     return size
 
 
 # -- tokens ----------------------------------------------------------------------------------------
-async def image_part_tokens(image_url: Any, model: str, is_stream: bool) -> int:
-    url = image_url.get("url") if isinstance(image_url, dict) else image_url
+def _rule_tokens(image_url: Any, model: str, is_stream: bool) -> int | None:
+    """Tokens decided without looking at the image, or None when its real size is needed."""
     detail = (image_url.get("detail") if isinstance(image_url, dict) else None) or "high"
     if model.startswith("glm-4v"):
         return 1047
@@ -196,10 +210,22 @@ async def image_part_tokens(image_url: Any, model: str, is_stream: bool) -> int:
         return 85
     if not is_stream and not settings.GET_MEDIA_TOKEN_NOT_STREAM:
         return 255
-    base, tile = (2833, 5667) if model.startswith("gpt-4o-mini") else (85, 170)
+    base = 2833 if model.startswith("gpt-4o-mini") else 85
     if not settings.GET_MEDIA_TOKEN or model.startswith(("claude", "gemini")):
         return 3 * base
-    url = str(url or "")
+    return None
+
+
+def _url_of(image_url: Any) -> str:
+    return str((image_url.get("url") if isinstance(image_url, dict) else image_url) or "")
+
+
+async def image_part_tokens(image_url: Any, model: str, is_stream: bool) -> int:
+    ruled = _rule_tokens(image_url, model, is_stream)
+    if ruled is not None:
+        return ruled
+    base, tile = (2833, 5667) if model.startswith("gpt-4o-mini") else (85, 170)
+    url = _url_of(image_url)
     if url.startswith("http"):
         width, height = await url_size(url)
     else:
@@ -216,9 +242,48 @@ def image_parts(body: dict[str, Any]) -> list[Any]:
     return out
 
 
+def inline_bytes(parts: list[Any]) -> int:
+    """Bytes of data-URI images in a body: not text, so not part of a bytes-per-token estimate."""
+    return sum(len(u) for u in map(_url_of, parts) if not u.startswith("http"))
+
+
+async def _all(coros: list[Any]) -> list[int]:
+    """Like gather, but the first failure cancels the other downloads instead of leaving them running."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(c) for c in coros]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [t.result() for t in tasks]
+
+
 async def count_chat_prompt(body: dict[str, Any], model: str, is_stream: bool) -> int:
-    """tokenizer.count_messages with each image counted from its real size."""
+    """tokenizer.count_messages with each image counted from its real size, URLs fetched within
+    the per-request limits (beyond MEDIA_FETCH_MAX_IMAGES an image counts at the flat estimate)."""
     parts = image_parts(body)
-    real = await asyncio.gather(*(image_part_tokens(p, model, is_stream) for p in parts))
+    gate = asyncio.Semaphore(max(settings.MEDIA_FETCH_CONCURRENCY, 1))
+    fetches = settings.MEDIA_FETCH_MAX_IMAGES
+
+    async def gated(part: Any) -> int:
+        async with gate:
+            return await image_part_tokens(part, model, is_stream)
+
+    counts: list[Any] = []
+    for part in parts:
+        if _rule_tokens(part, model, is_stream) is None and _url_of(part).startswith("http"):
+            if fetches <= 0:
+                counts.append(tokenizer.image_tokens(part, model))
+                continue
+            fetches -= 1
+            counts.append(gated(part))
+        else:
+            counts.append(image_part_tokens(part, model, is_stream))
+    pending = [c for c in counts if not isinstance(c, int)]
+    try:
+        async with asyncio.timeout(settings.MEDIA_FETCH_DEADLINE_SECONDS):
+            done = iter(await _all(pending))
+    except TimeoutError:
+        raise media_error(f"image downloads took longer than {settings.MEDIA_FETCH_DEADLINE_SECONDS}s") from None
+    real = [c if isinstance(c, int) else next(done) for c in counts]
     flat = sum(tokenizer.image_tokens(p, model) for p in parts)
     return tokenizer.count_messages(body.get("messages") or [], model, body.get("tools")) - flat + sum(real)

@@ -20,15 +20,15 @@ import orjson
 from accounts.options import options
 from billing import ledger
 from billing.ledger import Account, Hold, QuotaError
-from billing.pricing import Price, PriceNotSet, normalize_model, price_for, quota_per_unit, text_quota
-from billing.pricing import pre_consume_estimate
-from billing.settlement import Settlement
+from billing.pricing import Price, PriceNotSet, normalize_model, pre_consume_estimate, price_for
 
 from . import auth, http, media, rate_limit, sensitive, state, tokenizer
 from .adaptors import adaptor_for
 from .adaptors.base import ParsedResponse, RelayContext, Usage
+from .charge import quota_error, settle  # pipeline.settle / quota_error for the other relays
 from .errors import LocalError, RelayError, UpstreamError, invalid_request, upstream_error_from_response
 from .state import ChannelInfo
+from .stream_budget import StreamBudget, cut_frames
 from .streaming import SSE_HEADERS, IdleDeadline, iter_events
 from .wire import ClientRequest, Response, StreamingResponse
 
@@ -51,6 +51,7 @@ class Job:
     is_stream: bool
     hold: Hold
     prompt_tokens: int | None = None
+    estimate: int = 0  # the pre-consume estimate (what an unheld request may spend before holding)
 
     def count_prompt(self) -> int:
         if self.prompt_tokens is None:
@@ -107,21 +108,6 @@ def validate(mode: str, body: dict[str, Any], model: str) -> None:
             raise invalid_request(f"{key} must be a non-negative integer", code="invalid_text_request")
 
 
-def quota_error(exc: QuotaError) -> LocalError:
-    qpu = quota_per_unit() or 1
-    if exc.kind == "user_empty":
-        msg, code = "user quota is not enough", "insufficient_user_quota"
-    elif exc.kind == "user_insufficient":
-        msg = f"pre-consumed quota failed, user quota: ${exc.balance / qpu:.6f}, need quota: ${exc.need / qpu:.6f}"
-        code = "insufficient_user_quota"
-    elif exc.kind == "token_exhausted":
-        return LocalError("该令牌额度已用尽 (token quota exhausted)", status=401, code=None)
-    else:
-        msg = f"token quota is not enough, token remain quota: ${exc.balance / qpu:.6f}, need quota: ${exc.need / qpu:.6f}"
-        code = "pre_consume_token_quota_failed"
-    return LocalError(msg, status=403, type="new_api_error", code=code)
-
-
 def should_retry(err: RelayError, channel: ChannelInfo, pinned: bool) -> bool:
     if isinstance(err, LocalError) or pinned:
         return False
@@ -175,23 +161,39 @@ async def prepare_for(caller: auth.Caller, req: ClientRequest, mode: str, model_
     max_tokens = 0
     if mode in ("chat", "completions", "claude"):
         max_tokens = max(int(body.get("max_tokens") or 0), int(body.get("max_completion_tokens") or 0))
-    prompt_tokens = None
     prompt_estimate = 0
+    images = media.image_parts(body) if mode == "chat" and max_tokens and not price.use_price else []
     if max_tokens and not price.use_price:
-        if mode == "chat" and media.image_parts(body):
-            prompt_tokens = await media.count_chat_prompt(body, model, is_stream)
-            prompt_estimate = prompt_tokens
-        else:
-            # The hold only needs an upper-ish bound: ~4 bytes of JSON per token. Exact counting
-            # (and the ~110 MB of vocabularies it loads) waits until an answer lacks usage.
-            prompt_estimate = len(req.body) // 4 + 1
+        # The hold only needs an upper-ish bound: ~4 bytes of JSON per token. Exact counting
+        # (and the ~110 MB of vocabularies it loads) waits until an answer lacks usage.
+        prompt_estimate = (len(req.body) - media.inline_bytes(images)) // 4 + 1
+        prompt_estimate += sum(tokenizer.image_tokens(p, model) for p in images)
     estimate = pre_consume_estimate(price, prompt_estimate, max_tokens)
     acct = Account(caller.user.id, caller.token.id, not caller.token.unlimited_quota)
     try:
         hold = await ledger.reserve(acct, estimate)
     except QuotaError as exc:
         raise quota_error(exc) from None
-    return Job(req, mode, caller, body, model, price, is_stream, hold, prompt_tokens)
+    job = Job(req, mode, caller, body, model, price, is_stream, hold, estimate=estimate)
+    if images:
+        await hold_for_images(job, max_tokens)
+    return job
+
+
+async def hold_for_images(job: Job, max_tokens: int) -> None:
+    """Images are sized (URLs fetched) only once the key has shown it can pay; the hold then grows
+    to the estimate with their real size, or the request is refused and its hold returned."""
+    try:
+        job.prompt_tokens = await media.count_chat_prompt(job.body, job.model, job.is_stream)
+        full = pre_consume_estimate(job.price, job.prompt_tokens, max_tokens)
+        if full > job.estimate:
+            await ledger.reserve_more(job.hold, full - job.estimate)
+            job.estimate = full
+    except BaseException as exc:
+        await job.hold.refund()
+        if isinstance(exc, QuotaError):
+            raise quota_error(exc) from None
+        raise
 
 
 async def choose_channel(job: Job, index: state.ChannelIndex, exclude: set[int]) -> ChannelInfo | None:
@@ -367,8 +369,10 @@ async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response
                       billing: list[asyncio.Future]) -> AsyncIterator[bytes]:
     translator = adaptor.stream_translator(ctx)
     deadline = IdleDeadline(_streaming_timeout(ctx.upstream_model))
+    budget = StreamBudget(job)
     first_output_at: float | None = None
     finished = False
+    refused: LocalError | None = None
     try:
         source = getattr(adaptor, "event_source", None)
         body = http.body_chunks(resp)
@@ -386,23 +390,33 @@ async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response
                 first_output_at = time.time()
             for piece in out:
                 yield piece
-        finished = True
+            if budget.over(translator.text_parts):
+                short = await budget.extend()
+                if short is not None:
+                    refused = quota_error(short)
+                    log.info("stream of request %s cut: its cost passed the balance", job.req.request_id)
+                    break
+        finished = refused is None
     except (httpx.HTTPError, ValueError) as exc:
         log.warning("upstream stream broke for request %s: %s", job.req.request_id, exc)
     finally:
         deadline.close()
         # A client leaving now cancels this task (relay/asgi.py): the bill for what arrived is
         # shielded so that it is written to the end all the same, never cut off halfway.
-        billing.append(asyncio.ensure_future(_bill_stream(job, ctx, resp, translator, tried, first_output_at)))
+        billing.append(asyncio.ensure_future(_bill_stream(job, ctx, resp, translator, tried, first_output_at, budget)))
         await asyncio.shield(billing[0])
     if finished:
         for piece in translator.finish():
             yield piece
+    elif refused is not None:
+        for piece in cut_frames(job.mode, refused):
+            yield piece
 
 
 async def _bill_stream(job: Job, ctx: RelayContext, resp: httpx.Response, translator, tried: list[int],
-                       first_output_at: float | None) -> None:
+                       first_output_at: float | None, budget: StreamBudget) -> None:
     await resp.aclose()
+    await budget.done()
     if translator.usage is None and translator.text:
         await job.count_prompt_media()
     usage = stream_usage(job, translator)
@@ -427,97 +441,3 @@ def stream_usage(job: Job, translator) -> Usage:
     text = translator.text
     completion = tokenizer.count_text(text, job.model) + 7 * translator.tool_calls if text else 0
     return Usage(job.count_prompt() if completion else 0, completion)
-
-
-async def settle(
-    job: Job,
-    ctx: RelayContext,
-    usage: Usage,
-    tried: list[int],
-    frt_ms: int,
-    quota: int | None = None,
-    content: str = "",
-) -> None:
-    """Charge the request: the text formula, or `quota` when the mode prices itself (images per
-    image, audio per character…), with `content` replacing the log line when given."""
-    if quota is None:
-        price = job.price
-        if price.use_price:
-            quota = text_quota(price, usage.prompt_tokens, usage.completion_tokens)
-        else:
-            quota = text_quota(price, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, usage.cache_creation_tokens)
-        counted = usage.total > 0
-        if not counted:
-            quota = 0
-    else:
-        counted = True
-    log = consume_log(job, ctx, usage, quota, tried, frt_ms)
-    if content:
-        log["content"] = content
-    caller = job.caller
-    await job.hold.settle(
-        Settlement(
-            user_id=caller.user.id,
-            token_id=caller.token.id,
-            channel_id=ctx.channel.id,
-            user_delta=0,
-            token_delta=0,
-            quota=quota,
-            counted=counted,
-            log=log,
-            username=caller.user.username,
-            model_name=log["model_name"],
-            tokens_used=usage.total,
-        )
-    )
-    await rate_limit.record_success(caller.user.id)
-
-
-def consume_log(job: Job, ctx: RelayContext, usage: Usage, quota: int, tried: list[int], frt_ms: int) -> dict[str, Any]:
-    price = job.price
-    if price.use_price:
-        content = f"模型价格 {price.model_price:.2f}，分组倍率 {price.group_ratio:.2f}"
-    else:
-        content = f"模型倍率 {price.model_ratio:.2f}，补全倍率 {price.completion_ratio:.2f}，分组倍率 {price.group_ratio:.2f}"
-    if usage.total == 0:
-        content += "（可能是上游超时）"
-    other: dict[str, Any] = {
-        "model_ratio": price.model_ratio,
-        "group_ratio": price.group_ratio,
-        "completion_ratio": price.completion_ratio,
-        "cache_tokens": usage.cached_tokens,
-        "cache_ratio": price.cache_ratio,
-        "model_price": price.model_price,
-        "frt": frt_ms,
-        "admin_info": {"use_channel": tried},
-    }
-    if job.mode == "claude":
-        other["claude"] = True
-    if ctx.extra.get("reasoning_effort"):
-        other["reasoning_effort"] = ctx.extra["reasoning_effort"]
-    if usage.cache_creation_tokens:
-        other["cache_creation_tokens"] = usage.cache_creation_tokens
-        other["cache_creation_ratio"] = price.cache_creation_ratio
-    if ctx.upstream_model != job.model:
-        other["is_model_mapped"] = True
-        other["upstream_model_name"] = ctx.upstream_model
-    if job.model != normalize_model(job.model):
-        content += f"，模型 {job.model}"
-    now = time.time()
-    return {
-        "user_id": job.caller.user.id,
-        "username": job.caller.user.username,
-        "created_at": int(now),
-        "content": content,
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "model_name": normalize_model(job.model),
-        "token_name": job.caller.token.name,
-        "token_id": job.caller.token.id,
-        "quota": quota,
-        "use_time": int(now - job.req.started),
-        "is_stream": job.is_stream,
-        "channel_id": ctx.channel.id,
-        "group": job.caller.group,
-        "other": orjson.dumps(other).decode(),
-    }
