@@ -89,3 +89,7 @@ def drop_token_mirror(token_id: int) -> None:
 
     if r.redis_enabled():
         r.sync_redis().delete(ledger.token_key(token_id))
+    else:
+        from billing.local_ledger import forget
+
+        forget(b"T", token_id)
