@@ -47,13 +47,17 @@ from billing.ledger import Account, Hold, QuotaError
 from billing.pricing import PriceNotSet, pre_consume_estimate, price_for
 from billing.settlement import Settlement
 
-from . import auth, state
+from . import auth, rate_limit, state
+from .charge import quota_error
 from .errors import LocalError, RelayError
 from .tokenizer import count_text
 from .wire import new_request_id
 
 log = logging.getLogger("newapi.relay")
 AUDIO_COMPLETION_RATIO = 2
+# Closing the upstream socket waits at most this long for its close handshake: a hung upstream
+# must not keep a finished session (and its worker's resources) around.
+UPSTREAM_CLOSE_SECONDS = 2.0
 
 
 def audio_ratio(model: str) -> float:
@@ -183,6 +187,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await state.ensure_options_loaded()
         self.caller = await auth.authenticate(headers, self.scope["path"])
         auth.check_ip(self.caller.token, client_ip.from_scope(self.scope))
+        await rate_limit.check(self.caller.user.id)
         if self.caller.pinned_channel_id is None:
             auth.check_model_allowed(self.caller.token, self.model)
         try:
@@ -194,8 +199,6 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         try:
             hold = await ledger.reserve(self.acct, pre)
         except QuotaError as exc:
-            from .pipeline import quota_error
-
             raise quota_error(exc) from None
         self.reserved = hold.amount  # what was really held (0 under the ledger's trusted rule)
         self.hold = hold
@@ -231,7 +234,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 last = exc
                 exclude.add(channel.id)
         if last is not None:
-            raise RelayError(f"do_request_failed: {last}", status=500, type="new_api_error", code="do_request_failed")
+            # What the dial said (addresses, ports, the upstream's answer) is for our log, not the client.
+            raise RelayError("do_request_failed: the upstream could not be reached", status=500, type="new_api_error",
+                             code="do_request_failed")
         raise LocalError(
             f"当前分组 {self.caller.group} 下对于模型 {self.model} 无可用渠道 (no available channel for model {self.model} in group {self.caller.group})",
             status=503, code="model_not_available",
@@ -254,7 +259,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 extra.update({"Authorization": f"Bearer {c.key}", "openai-beta": "realtime=v1"})
             if c.type == 1 and c.organization:
                 extra["OpenAI-Organization"] = c.organization
-        return await websockets.connect(url, additional_headers=extra, subprotocols=subprotocols, open_timeout=10)
+        return await websockets.connect(url, additional_headers=extra, subprotocols=subprotocols, open_timeout=10,
+                                        close_timeout=UPSTREAM_CLOSE_SECONDS)
 
     # -- client → upstream ------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -347,14 +353,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             quota = self._quota(tally)
             self.charged += quota  # it arrived, so it is billed even if the balance is short
             try:
-                hold = await ledger.reserve(self.acct, quota)
+                await ledger.reserve_more(self.hold, quota)  # checked against the balance, never trusted
             except QuotaError as exc:
-                from .pipeline import quota_error
-
                 await self.send(text_data=error_event(self.request_id, quota_error(exc)))
                 return False
-            self.reserved += hold.amount
-            self.hold.absorb(hold)
+            self.reserved = self.hold.amount
         return True
 
     # -- the end ------------------------------------------------------------------------
@@ -367,14 +370,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         self.finished = True
         upstream, self.upstream = self.upstream, None
-        await upstream.close()
-        if self.pump is not None:
-            # Let the pump see the close by itself: cancelling it mid-charge could lose a reservation.
-            try:
-                await asyncio.wait_for(asyncio.shield(self.pump), 10)
-            except (asyncio.TimeoutError, Exception):
-                log.warning("realtime pump of %s did not stop in time", self.request_id)
+        # The bill first: whatever the upstream does next (hang, never answer the close), the
+        # session is charged. A charge under way finishes first (the lock); later ones are refused.
         await self._settle()
+        try:
+            await asyncio.wait_for(upstream.close(), UPSTREAM_CLOSE_SECONDS + 1)
+        except (TimeoutError, OSError, websockets.exceptions.WebSocketException):
+            log.warning("realtime upstream of %s did not close in time", self.request_id)
+        finally:
+            if upstream.transport is not None:
+                upstream.transport.abort()  # no-op once closed; drops a hung one
+        if self.pump is not None and not self.pump.done():
+            self.pump.cancel()  # nothing left for it to bill
 
     async def _settle(self) -> None:
         async with self.charge_lock:
@@ -408,3 +415,4 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 counted=self.price.use_price or not t.empty(), log=log_row, username=self.caller.user.username,
                 model_name=self.model, tokens_used=t.input + t.output,
             ))
+        await rate_limit.record_success(self.caller.user.id)
