@@ -17,7 +17,16 @@ from billing.models import LOG_CONSUME, Log
 from tests.conftest import live, make_channel, propagated, settle
 from tests.fakes.realtime_upstream import FakeRealtime, channel_key
 from tests.fakes.server import ThreadedServer
-from tests.relay.test_realtime import MODEL, PER_RESPONSE, auth_kwargs, persona, refused, session, session_log, ws_url
+from tests.relay.test_realtime import (
+    MODEL,
+    PER_RESPONSE,
+    auth_kwargs,
+    persona,
+    refused,
+    session,
+    session_log,
+    ws_url,
+)
 
 pytestmark = [live]
 
