@@ -70,10 +70,6 @@ def holds_key() -> str:
     return r.key("billing", "holds")
 
 
-def hold_deadlines_key() -> str:
-    return r.key("billing", "hold_deadlines")
-
-
 # -- Redis ---------------------------------------------------------------------------------
 _RESERVE = """
 local u = redis.call('GET', KEYS[1])
@@ -94,8 +90,7 @@ if limited and t < amount then return {-6, t} end
 if amount > 0 then
   redis.call('DECRBY', KEYS[1], amount)
   if limited then redis.call('DECRBY', KEYS[2], amount) end
-  redis.call('HSET', KEYS[3], ARGV[3], ARGV[1] .. '\t' .. KEYS[1] .. '\t' .. (limited and KEYS[2] or ''))
-  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[3])
+  redis.call('HSET', KEYS[3], ARGV[3], ARGV[1] .. '\t' .. ARGV[4] .. '\t' .. KEYS[1] .. '\t' .. (limited and KEYS[2] or ''))
 end
 if limited then return {1, u - amount, t - amount} end
 return {1, u - amount, -1}
@@ -110,7 +105,6 @@ for i = 5, #ARGV do
   if h then
     held = held + tonumber(string.match(h, '^[^\t]*'))
     redis.call('HDEL', KEYS[4], ARGV[i])
-    redis.call('ZREM', KEYS[5], ARGV[i])
   end
 end
 local diff = tonumber(ARGV[1]) - held
@@ -130,7 +124,6 @@ for i = 3, #ARGV do
   if h then
     back = back + tonumber(string.match(h, '^[^\t]*'))
     redis.call('HDEL', KEYS[3], ARGV[i])
-    redis.call('ZREM', KEYS[4], ARGV[i])
   end
 end
 if back > 0 then
@@ -140,20 +133,20 @@ end
 return back
 """
 
-# Refund up to ARGV[2] holds whose deadline (ARGV[1]) has passed.
+# Refund the holds whose deadline has passed (ARGV[1]). Holds live for milliseconds to minutes,
+# so the hash stays small; a sweep every few seconds reads it whole.
 _SWEEP = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local flat = redis.call('HGETALL', KEYS[1])
+local now = tonumber(ARGV[1])
 local n = 0
-for _, id in ipairs(ids) do
-  local h = redis.call('HGET', KEYS[1], id)
-  if h then
-    local amount, ukey, tkey = string.match(h, '^([^\t]*)\t([^\t]*)\t([^\t]*)$')
+for i = 1, #flat, 2 do
+  local amount, deadline, ukey, tkey = string.match(flat[i + 1], '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$')
+  if deadline and tonumber(deadline) < now then
     if redis.call('EXISTS', ukey) == 1 then redis.call('INCRBY', ukey, amount) end
     if tkey ~= '' and redis.call('EXISTS', tkey) == 1 then redis.call('INCRBY', tkey, amount) end
-    redis.call('HDEL', KEYS[1], id)
+    redis.call('HDEL', KEYS[1], flat[i])
     n = n + 1
   end
-  redis.call('ZREM', KEYS[2], id)
 end
 return n
 """
@@ -257,12 +250,12 @@ class RedisLedger:
         if self._trusted(acct, amount):
             return 0
         client = r.async_redis()
-        keys = [user_key(acct.user_id), token_key(acct.token_id), holds_key(), hold_deadlines_key()]
+        keys = [user_key(acct.user_id), token_key(acct.token_id), holds_key()]
         hold_id = hold_id or new_id()
         deadline = int(time.time()) + settings.BILLING_HOLD_SECONDS
         for _attempt in range(3):
             code, balance, *rest = await _run(
-                _RESERVE, 4, *keys, amount, "1" if acct.token_limited else "0", hold_id, deadline
+                _RESERVE, 3, *keys, amount, "1" if acct.token_limited else "0", hold_id, deadline
             )
             if code == 1:
                 self._remember(acct, balance, rest[0])
@@ -284,8 +277,7 @@ class RedisLedger:
         if amount <= 0:
             return
         await _run(
-            _RELEASE, 4, user_key(acct.user_id), token_key(acct.token_id), holds_key(), hold_deadlines_key(),
-            "1" if acct.token_limited else "0", amount - recorded, *ids,
+            _RELEASE, 3, user_key(acct.user_id), token_key(acct.token_id), holds_key(), "1" if acct.token_limited else "0", amount - recorded, *ids,
         )
 
     async def commit(self, acct: Account, reserved: int, s: Settlement, ids: Sequence[str] = (), recorded: int = 0) -> None:
@@ -294,8 +286,7 @@ class RedisLedger:
         if not s.id:
             s.id = new_id()  # the writer records it with the charge: a re-applied batch skips it
         user_balance, token_balance = await _run(
-            _COMMIT, 5, user_key(acct.user_id), token_key(acct.token_id), queue_key(), holds_key(),
-            hold_deadlines_key(), s.quota, "1" if acct.token_limited else "0", s.to_json(), reserved - recorded, *ids,
+            _COMMIT, 4, user_key(acct.user_id), token_key(acct.token_id), queue_key(), holds_key(), s.quota, "1" if acct.token_limited else "0", s.to_json(), reserved - recorded, *ids,
         )
         if user_balance >= 0:
             self._remember(acct, user_balance, token_balance)
@@ -432,11 +423,11 @@ async def reserve_more(hold: Hold, amount: int) -> None:
     hold.absorb(await _reserve(hold.acct, amount))
 
 
-def sweep_holds(limit: int = 1000) -> int:
+def sweep_holds() -> int:
     """Refund holds past their deadline (their request's process is gone); returns how many."""
     if not r.redis_enabled():
         return 0
-    swept = int(r.sync_redis().eval(_SWEEP, 2, holds_key(), hold_deadlines_key(), int(time.time()), limit))
+    swept = int(r.sync_redis().eval(_SWEEP, 1, holds_key(), int(time.time())))
     if swept:
         log.warning("billing: %d holds past their deadline refunded", swept)
     return swept

@@ -36,6 +36,7 @@ BATCH = 500
 STALE_SECONDS = 60.0  # a registered batch this old has lost its writer (a batch takes well under 1 s)
 KEEP_APPLIED_SECONDS = 3600.0  # applied ids kept at least this long (and while a batch may hold them)
 PRUNE_EVERY = 60.0
+SWEEP_EVERY = 2.0  # seconds between looks for expired quota holds
 
 # Move up to ARGV[1] settlements from the queue to this batch's processing list and register it.
 _POP = """
@@ -147,15 +148,17 @@ def drain_now(recover: bool = False) -> int:
         total += _apply_batch(client, batch_id, raw)
 
 
-_last_prune = 0.0
+_last_prune = _last_sweep = 0.0
 
 
 def tick() -> int:
     """One round of a background writer: drain, refund expired holds, forget old applied ids."""
-    global _last_prune
+    global _last_prune, _last_sweep
     total = drain_now()
-    sweep_holds()
     now = time.time()
+    if now - _last_sweep > SWEEP_EVERY:
+        _last_sweep = now
+        sweep_holds()
     if now - _last_prune > PRUNE_EVERY:
         _last_prune = now
         _prune(now)
