@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from newapi_site import bus
 
@@ -296,6 +296,8 @@ class _BatchLookup:
                 for key, future in zip(batch, futures):
                     if not future.done():
                         future.set_result(found.get(key))
+            # Idle again: give the connection back (misses come in bursts, a held one is wasted).
+            await loop.run_in_executor(self._executor, connections.close_all)
         finally:
             if waiting is self._waiting:
                 self._draining = False
