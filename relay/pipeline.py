@@ -148,8 +148,15 @@ async def prepare_for(caller: auth.Caller, req: ClientRequest, mode: str, model_
     auth.check_ip(caller.token, req.client_ip)
     if caller.pinned_channel_id is None:
         auth.check_model_allowed(caller.token, model)
+    accept_unset = bool(caller.user.setting.get("accept_unset_model_ratio_model"))
     try:
-        price = price_for(model, caller.group, bool(caller.user.setting.get("accept_unset_model_ratio_model")))
+        try:
+            price = price_for(model, caller.group, accept_unset)
+        except PriceNotSet:
+            if not await state.caught_up():  # or set a moment ago through another process?
+                raise
+            await state.ensure_options_loaded()
+            price = price_for(model, caller.group, accept_unset)
     except PriceNotSet:
         who = "请设置或开始自用模式 (set it or enable self-use mode)" if caller.user.id == 1 else "请联系管理员设置 (ask an administrator)"
         raise LocalError(
@@ -269,6 +276,9 @@ async def attempt_all(job: Job, sender: Sender) -> Response | StreamingResponse:
     last_error: RelayError | None = None
     for attempt in range(retries + 1):
         channel = await choose_channel(job, index, exclude)
+        if channel is None and not tried and await state.caught_up():  # added a moment ago elsewhere?
+            index = await state.channels.index()
+            channel = await choose_channel(job, index, exclude)
         if channel is None:
             if last_error is not None:
                 break
