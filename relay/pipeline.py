@@ -152,8 +152,9 @@ async def prepare_for(caller: auth.Caller, req: ClientRequest, mode: str, model_
     try:
         try:
             price = price_for(model, caller.group, accept_unset)
-        except PriceNotSet:
-            if not await state.caught_up():  # or set a moment ago through another process?
+        except PriceNotSet:  # or set a moment ago through another process?
+            await state.caught_up()
+            if options.loaded:
                 raise
             await state.ensure_options_loaded()
             price = price_for(model, caller.group, accept_unset)
@@ -276,9 +277,10 @@ async def attempt_all(job: Job, sender: Sender) -> Response | StreamingResponse:
     last_error: RelayError | None = None
     for attempt in range(retries + 1):
         channel = await choose_channel(job, index, exclude)
-        if channel is None and not tried and await state.caught_up():  # added a moment ago elsewhere?
-            index = await state.channels.index()
-            channel = await choose_channel(job, index, exclude)
+        if channel is None and not tried:  # or added a moment ago through another process?
+            await state.caught_up()
+            if (fresh := await state.channels.index()) is not index:
+                index, channel = fresh, await choose_channel(job, fresh, exclude)
         if channel is None:
             if last_error is not None:
                 break
