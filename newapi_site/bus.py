@@ -42,6 +42,7 @@ _lock = threading.Lock()
 _running = False  # a listener runs in this process (reset in a forked child)
 _applied = 0  # Redis: highest version dispatched; file: bytes of the log dispatched
 _file_lock = threading.Lock()
+dispatched = 0  # events applied in this process so far: "has anything changed since?"
 
 # INCR and PUBLISH in one step, so a version number is never seen without its message.
 _PUBLISH_SCRIPT = """
@@ -66,6 +67,8 @@ def subscribe(prefix: str, handler: Handler) -> None:
 
 
 def dispatch(event: str) -> None:
+    global dispatched
+    dispatched += 1
     for prefix, handler in list(_handlers):
         if event == "all" or event.startswith(prefix):
             try:

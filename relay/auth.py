@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from accounts.options import options
+from newapi_site import bus
 
 from . import state
 from .errors import LocalError
@@ -52,12 +53,16 @@ async def authenticate(headers: dict[str, str], path: str) -> Caller:
     if not raw:
         raise _auth_error("未提供令牌 (no API key provided)")
     key, _, pinned = raw.partition("-")
+    seen = bus.dispatched
     try:
         return await _caller(key, pinned)
     except LocalError:
         # Created, enabled or unbanned a moment ago through another process? Look again once
         # this one has applied every change announced so far (a key that cannot exist never was).
-        if not state.well_formed(key) or not await state.caught_up():
+        if not state.well_formed(key):
+            raise
+        await state.caught_up()
+        if bus.dispatched == seen:
             raise
         return await _caller(key, pinned)
 

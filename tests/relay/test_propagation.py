@@ -18,9 +18,13 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from accounts.models import ROLE_ROOT, Token
+from django.conf import settings
+
+from accounts.models import ROLE_ROOT, Option, Token, generate_key
 from accounts.options import update_option
 from billing.models import Log
+from newapi_site import bus
+from relay.models import Channel
 from tests.conftest import ROOT, free_port, gateway_env, live, make_channel, make_token, make_user, wait_port
 
 pytestmark = [live, pytest.mark.relay]
@@ -33,8 +37,6 @@ def two_workers():
     """`manage.py serve` with two web workers on this test's database, Redis and DATA_DIR."""
     port = free_port()
     env = gateway_env({"PORT": str(port), "WEB_WORKERS": "2"})
-    from django.conf import settings
-
     log = open(settings.DATA_DIR / f"serve-{port}.log", "wb")
     proc = subprocess.Popen([sys.executable, "manage.py", "serve", "--no-celery"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
@@ -170,3 +172,37 @@ def _wait_logs(user_id: int, count: int, timeout: float = 20.0) -> list[Log]:
             assert len(logs) == count, [log.quota for log in logs]
             return logs
         time.sleep(0.05)
+
+
+def move_the_stamp_only(*events: str) -> None:
+    """Announce changes as a message still on its way would look: with Redis the version stamp
+    moves and the message never comes; on the file bus the lines are the stamp."""
+    from newapi_site import redis as r
+
+    if r.redis_enabled():
+        r.sync_redis().incr(r.key("invalidate", "version"))
+    else:
+        with open(settings.DATA_DIR / "invalidate.log", "a") as fh:
+            fh.write("".join(f"0 {event}\n" for event in events))
+
+
+def test_a_request_about_to_fail_catches_up_first(gateway, fake_upstream):
+    """Token, channel and price written without any bus message (bulk writes send no signals):
+    the requests that would fail for want of them find the moved stamp and reload."""
+    update_option("ModelRatio", json.dumps({"gpt-4o-mini": 1}))
+    make_channel(fake_upstream.base_url)
+    user = make_user("early-bird")
+    token = make_token(user)
+    key = generate_key()
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+        assert chat(client, key).status_code == 401  # now remembered as unknown
+        assert chat(client, token.key, "late-model").status_code == 500  # no price: options cached
+        Token.objects.bulk_create([Token(user_id=user.pk, key=key, name="late", unlimited_quota=True)])
+        Option.objects.filter(key="ModelRatio").update(value=json.dumps({"gpt-4o-mini": 1, "late-model": 1}))
+        move_the_stamp_only(bus.token_topic(key), "options")
+        assert chat(client, key).status_code == 200
+        assert chat(client, token.key, "late-model").status_code == 503  # priced, but no channel yet
+        Channel.objects.bulk_create([Channel(name="late", type=1, key="late-key", models="late-model",
+                                             group="default", base_url=fake_upstream.base_url)])
+        move_the_stamp_only("channels")
+        assert chat(client, token.key, "late-model").status_code == 200
