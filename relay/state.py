@@ -8,6 +8,7 @@ safety net for a missed message. Balances are NOT here: they live in billing.led
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import itertools
 import random
@@ -283,21 +284,25 @@ class _BatchLookup:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="newapi-key-lookup")
         waiting = self._waiting
         try:
-            while waiting:
-                batch = list(itertools.islice(waiting, self._BATCH))
-                futures = [waiting.pop(k) for k in batch]
-                try:
-                    found = await loop.run_in_executor(self._executor, self._load_many, batch)
-                except Exception as exc:
-                    for future in futures:
+            while True:
+                while waiting:
+                    batch = list(itertools.islice(waiting, self._BATCH))
+                    futures = [waiting.pop(k) for k in batch]
+                    try:
+                        found = await loop.run_in_executor(self._executor, self._load_many, batch)
+                    except Exception as exc:
+                        for future in futures:
+                            if not future.done():
+                                future.set_exception(exc)
+                        continue
+                    for key, future in zip(batch, futures):
                         if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for key, future in zip(batch, futures):
-                    if not future.done():
-                        future.set_result(found.get(key))
-            # Idle again: give the connection back (misses come in bursts, a held one is wasted).
-            await loop.run_in_executor(self._executor, connections.close_all)
+                            future.set_result(found.get(key))
+                # Idle: give the connection back (misses come in bursts, a held one is wasted).
+                with contextlib.suppress(Exception):
+                    await loop.run_in_executor(self._executor, connections.close_all)
+                if not waiting:  # else keys came in meanwhile: nobody else will look them up
+                    break
         finally:
             if waiting is self._waiting:
                 self._draining = False
