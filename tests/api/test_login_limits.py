@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 
 import httpx
 
@@ -96,3 +97,13 @@ def test_ensure_root_warns_while_root_has_the_default_password(gateway):
     root.set_password("changed-it")
     root.save(update_fields=["password"])
     assert "default password" not in ensure_root()
+
+
+def test_serve_start_up_warns_while_root_has_the_default_password(tmp_path):
+    from tests.serve.test_serve import serve
+
+    for _proc, _port, _env in serve(tmp_path, WEB_WORKERS="1"):
+        deadline = time.time() + 20
+        while "default password 123456" not in (tmp_path / "serve.log").read_text() and time.time() < deadline:
+            time.sleep(0.2)
+    assert "default password 123456" in (tmp_path / "serve.log").read_text()
