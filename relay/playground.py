@@ -9,6 +9,7 @@ per-user model request rate limit does not apply. Errors use OpenAI's `{"error":
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import orjson
@@ -116,7 +117,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     except RelayError as err:
         response = error_response(err)
     if isinstance(response, StreamingResponse):
-        out = StreamingHttpResponse(_relay_chunks(response.chunks), status=response.status)
+        started: list[bool] = []
+        out = StreamingHttpResponse(_relay_chunks(response, started), status=response.status)
+        _close_if_never_started(response, started)
         for name, value in response.headers:
             out[name.decode("latin-1")] = value.decode("latin-1")
         return out
@@ -130,9 +133,34 @@ def _http(response: Response) -> HttpResponse:
     return out
 
 
-async def _relay_chunks(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+_closing: set[asyncio.Future] = set()
+
+
+def _close_if_never_started(response: StreamingResponse, started: list[bool]) -> None:
+    """A client that leaves between the headers and the first chunk cancels Django's request task
+    before it iterates the body (Django swallows that cancel): the generator never runs, so its
+    cleanup cannot either. The close hook then runs when that task ends (the view runs in it)."""
+    task = asyncio.current_task()
+    if task is None or response.on_close is None:
+        return
+
+    def done(_ended: asyncio.Future) -> None:
+        if not started:  # Django's request task sends the whole body: it ended without doing so
+            closing = asyncio.ensure_future(response.on_close())
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
+
+    task.add_done_callback(done)
+
+
+async def _relay_chunks(response: StreamingResponse, started: list[bool]) -> AsyncIterator[bytes]:
+    """The relay's chunks, then its close hook, as relay/asgi.py runs them: whether the stream ends,
+    breaks or the client leaves, the upstream is closed and an unsettled hold goes back."""
+    started.append(True)
     try:
-        async for piece in chunks:
+        async for piece in response.chunks:
             yield piece
     finally:
-        await chunks.aclose()  # the generator's cleanup bills what was produced, also on disconnect
+        await response.chunks.aclose()  # the generator's cleanup bills what was produced, also on disconnect
+        if response.on_close is not None:
+            await response.on_close()
