@@ -1,4 +1,4 @@
-"""The client's IP address and scheme, for every part of the gateway (relay, realtime, /api, logs).
+"""The client's IP address, for every part of the gateway (relay, realtime, /api, logs).
 
 Forwarding headers (X-Forwarded-For, X-Real-IP, X-Forwarded-Proto) are written by whoever sends
 the request, so they count only when the TCP peer is one of TRUSTED_PROXIES. Then the client is
@@ -109,14 +109,3 @@ def from_request(request: Any) -> str:
         return peer
     return resolve(peer, meta.get("HTTP_X_FORWARDED_FOR"), meta.get("HTTP_X_REAL_IP"))
 
-
-def request_is_secure(request: Any) -> bool:
-    """HTTPS directly, or a trusted proxy says the client connection was HTTPS."""
-    request = getattr(request, "_request", request)
-    if request.scheme == "https":
-        return True
-    meta = request.META
-    if not is_trusted(meta.get("REMOTE_ADDR", "") or ""):
-        return False
-    proto = meta.get("HTTP_X_FORWARDED_PROTO", "")
-    return proto.split(",")[0].strip().lower() == "https"

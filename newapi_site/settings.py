@@ -105,6 +105,8 @@ REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "newapi")
 # --- relay behaviour ---------------------------------------------------------------
 RELAY_TIMEOUT = env_int("RELAY_TIMEOUT", 0)  # seconds; 0 = no total timeout
 STREAMING_TIMEOUT = env_int("STREAMING_TIMEOUT", 60)  # idle seconds between SSE lines
+# Open connections per upstream host and process; requests past it wait their turn (0 = no cap).
+UPSTREAM_MAX_CONNECTIONS_PER_HOST = env_int("UPSTREAM_MAX_CONNECTIONS_PER_HOST", 256)
 FORCE_STREAM_OPTION = env_bool("FORCE_STREAM_OPTION", True)
 GET_MEDIA_TOKEN = env_bool("GET_MEDIA_TOKEN", True)
 GET_MEDIA_TOKEN_NOT_STREAM = env_bool("GET_MEDIA_TOKEN_NOT_STREAM", True)
@@ -185,8 +187,9 @@ INSTALLED_APPS = [
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["accounts.backends.UsernameOrEmailBackend"]
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
+    # First: it drops X-Forwarded-Proto unless a trusted proxy sent it, before anything asks is_secure().
     "newapi_site.secure_cookies.SecureCookiesMiddleware",
+    "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -213,6 +216,7 @@ TEMPLATES = [
 # With Redis the cache is shared by every process; without it each process has its own memory
 # cache, so sessions live in the database alone.
 SESSION_ENGINE = "django.contrib.sessions.backends." + ("cached_db" if REDIS_CONN_STRING else "db")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # from TRUSTED_PROXIES only, see above
 SESSION_COOKIE_NAME = "session"
 SESSION_COOKIE_AGE = 30 * 24 * 3600
 SESSION_COOKIE_HTTPONLY = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import httpx
@@ -102,3 +103,20 @@ def test_session_cookie_is_secure_only_when_https_is_known(gateway, behind_proxy
     assert "secure" not in _cookie_flags(login(gateway, user, **{"X-Forwarded-Proto": "https"})).lower()
     assert "secure" in _cookie_flags(login(behind_proxy, user, **{"X-Forwarded-Proto": "https"})).lower()
     assert "secure" not in _cookie_flags(login(behind_proxy, user, **{"X-Forwarded-Proto": "http"})).lower()
+
+
+def test_admin_login_over_https_through_a_trusted_proxy(behind_proxy, gateway, root_user):
+    """Django's CSRF origin check needs to know the client used HTTPS; a forged header must not say so."""
+
+    def attempt(gw) -> httpx.Response:
+        page = httpx.get(f"{gw.url}/admin/login/", headers={"X-Forwarded-Proto": "https"})
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        origin = "https://" + gw.url.removeprefix("http://")
+        return httpx.post(f"{gw.url}/admin/login/?next=/admin/", cookies={"csrftoken": page.cookies["csrftoken"]},
+                          data={"csrfmiddlewaretoken": token, "username": "root", "password": "root-password"},
+                          headers={"X-Forwarded-Proto": "https", "Origin": origin, "Referer": origin + "/admin/login/"})
+
+    trusted = attempt(behind_proxy)
+    assert trusted.status_code == 302 and trusted.headers["location"] == "/admin/"
+    assert "secure" in _cookie_flags(trusted).lower()
+    assert attempt(gateway).status_code == 403  # plain HTTP, whatever the header claims: the origin does not match
