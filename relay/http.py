@@ -34,7 +34,7 @@ def _transport() -> Http11Transport:
     loop = asyncio.get_running_loop()
     t = _transports.get(loop)
     if t is None:
-        t = _transports[loop] = Http11Transport()
+        t = _transports[loop] = Http11Transport(max_per_host=settings.UPSTREAM_MAX_CONNECTIONS_PER_HOST)
     return t
 
 

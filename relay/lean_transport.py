@@ -1,13 +1,16 @@
 """A lean HTTP/1.1 client transport for httpx: asyncio protocols, a keep-alive pool, no extra tasks.
 
-Why not aiohttp underneath (issue 7): on a stream, aiohttp took ~1.9 ms (p50 at 10 streams) from
-the call to the upstream's response head, while a plain asyncio protocol on the same loop had it in
+Why not aiohttp underneath: on a stream, aiohttp took ~1.9 ms (p50 at 10 streams) from the call
+to the upstream's response head, while a plain asyncio protocol on the same loop had it in
 ~0.3 ms, and each SSE event passed through aiohttp's StreamReader and httpx's byte-stream layers.
-Here the response head is parsed in data_received, the body is handed out as it arrives, and
-httpx's API stays the one the rest of the code uses (this is an httpx.AsyncBaseTransport).
+Here each read is parsed in data_received (by llhttp, relay/lean_response.py), the body is handed
+out as it arrives, and httpx's API stays the one the rest of the code uses (this is an
+httpx.AsyncBaseTransport).
 
 Scope: HTTP/1.1 (and 1.0 answers) over TCP or TLS, Content-Length / chunked / until-close bodies,
-keep-alive reuse, connect and read timeouts. No proxies, no HTTP/2 (nothing in the relay uses them).
+keep-alive reuse, connect, read and pool timeouts, at most `max_per_host` connections to one
+host (requests past that wait for one in turn). No proxies, no HTTP/2 (nothing in the relay uses
+them).
 """
 
 from __future__ import annotations
@@ -16,28 +19,33 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import Callable
+from functools import partial
 
 import httpx
 
-MAX_HEAD = 64 * 1024
+from .lean_response import MAX_HEAD, ResponseBody, ResponseParse
+
+__all__ = ["MAX_HEAD", "Http11Transport", "ResponseBody", "UnsafeHeaderValue"]
+
 HIGH_WATER = 256 * 1024  # stop reading from the socket when this much body is unread
 KEEPALIVE_EXPIRY = 20.0  # seconds an idle pooled connection is trusted
 MAX_IDLE_PER_HOST = 256
+MAX_PER_HOST = 256  # default cap of open connections to one (scheme, host, port)
 
 _Key = tuple[str, str, int]
-
-# Body framing modes
-_LENGTH, _CHUNKED, _UNTIL_CLOSE, _NONE = range(4)
+_SLOT = object()  # handed to a waiter: a connection slot came free, open a new connection in it
 
 
 class _Connection(asyncio.Protocol):
-    """One upstream connection: buffers what arrives and wakes the single reader waiting on it."""
+    """One upstream connection: parses what arrives and wakes the single reader waiting on it."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
+        self.response: ResponseParse | None = None  # the answer being read; None while pooled
+        self.last_response: ResponseParse | None = None
+        self.stray = False  # bytes came while no answer was expected: never reused
         self.eof = False
         self.error: Exception | None = None
         self.waiter: asyncio.Future | None = None
@@ -49,16 +57,25 @@ class _Connection(asyncio.Protocol):
         self.read_timeout: float | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.received_any = False  # for this request: did any byte come back?
+        self.release_slot: Callable[[], None] | None = None  # frees this connection's pool slot once
 
     # -- asyncio.Protocol --
     def connection_made(self, transport) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        self.buf += data
         self.received_any = True
         self.last_data = self.loop.time()
-        if len(self.buf) > HIGH_WATER and not self.paused and self.transport is not None:
+        response = self.response
+        if response is None:
+            self.stray = True
+            return
+        try:
+            response.feed(data)
+        except httpx.RemoteProtocolError as exc:
+            if self.error is None:
+                self.error = exc
+        if response.unread > HIGH_WATER and not self.paused and self.transport is not None:
             self.paused = True
             self.transport.pause_reading()
         self._wake()
@@ -76,6 +93,7 @@ class _Connection(asyncio.Protocol):
         w = self.write_waiter
         if w is not None and not w.done():
             w.set_exception(httpx.WriteError(str(exc or "connection closed")))
+        self._free_slot()
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -92,9 +110,15 @@ class _Connection(asyncio.Protocol):
         if w is not None and not w.done():
             w.set_result(None)
 
+    def _free_slot(self) -> None:
+        release = self.release_slot
+        if release is not None:
+            self.release_slot = None
+            release()
+
     @property
     def closed(self) -> bool:
-        return self.eof or self.transport is None or self.transport.is_closing()
+        return self.eof or self.stray or self.transport is None or self.transport.is_closing()
 
     async def wait_data(self) -> None:
         """Wait until more bytes (or EOF/error) arrive; raises ReadTimeout after read_timeout idle."""
@@ -122,10 +146,17 @@ class _Connection(asyncio.Protocol):
         else:
             self.timer = self.loop.call_at(due, self._check_idle)
 
-    def start_request(self, read_timeout: float | None) -> None:
+    def start_request(self, read_timeout: float | None, head_only: bool) -> ResponseParse:
         self.read_timeout = read_timeout
         self.last_data = self.loop.time()
         self.received_any = False
+        response = self.last_response
+        if response is not None and response.parser_reusable:
+            response.reset(head_only)  # saves building llhttp's parser and its callbacks again
+        else:
+            response = self.last_response = ResponseParse(head_only)
+        self.response = response
+        return response
 
     async def drain(self) -> None:
         if self.write_paused:
@@ -142,168 +173,31 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
         self.eof = True
+        self._free_slot()
 
     def raise_if_failed(self) -> None:
-        if self.error is not None:
-            raise httpx.ReadError(str(self.error) or type(self.error).__name__)
-
-
-class ResponseBody(httpx.AsyncByteStream):
-    """The response body, framed by Content-Length, chunked encoding or the connection's end."""
-
-    def __init__(self, pool: Http11Transport, key: _Key, conn: _Connection, mode: int, length: int,
-                 keep_alive: bool) -> None:
-        self.pool = pool
-        self.key = key
-        self.conn = conn
-        self.mode = mode
-        self.remaining = length  # bytes left (LENGTH) or of the current chunk (CHUNKED)
-        self.keep_alive = keep_alive
-        self.done = mode == _NONE
-        self.released = False
-        if self.done:
-            self._release()
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        while not self.done:
-            chunk = await self.read()
-            if chunk:
-                yield chunk
-
-    async def read(self) -> bytes:
-        """The next piece of body (b"" once finished)."""
-        conn = self.conn
-        while True:
-            if self.done:
-                return b""
-            piece = self._take()
-            if piece is not None:
-                if self.done:
-                    self._release()
-                return piece
-            if conn.eof:
-                if self.mode == _UNTIL_CLOSE:
-                    self.done = True
-                    self._release()
-                    return b""
-                conn.raise_if_failed()
-                raise httpx.RemoteProtocolError("upstream closed the connection before the body ended")
-            await conn.wait_data()
-
-    def _take(self) -> bytes | None:
-        """Whatever complete body bytes the buffer holds, or None to wait for more."""
-        buf = self.conn.buf
-        if not buf:
-            return None
-        if self.mode == _UNTIL_CLOSE:
-            out = bytes(buf)
-            buf.clear()
-            return out
-        if self.mode == _LENGTH:
-            n = min(self.remaining, len(buf))
-            out = bytes(buf[:n])
-            del buf[:n]
-            self.remaining -= n
-            if self.remaining == 0:
-                self.done = True
-            return out
-        return self._take_chunks(buf)
-
-    def _take_chunks(self, buf: bytearray) -> bytes | None:
-        # All complete chunk data in the buffer, joined: one SSE event is usually one chunk.
-        parts: list[bytes] = []
-        pos = 0
-        end = len(buf)
-        while pos < end:
-            if self.remaining > 0:
-                n = min(self.remaining, end - pos)
-                parts.append(bytes(buf[pos:pos + n]))
-                pos += n
-                self.remaining -= n
-                if self.remaining:
-                    break
-                self.remaining = -2  # the CRLF after the chunk data
-                continue
-            if self.remaining == -2:
-                if end - pos < 2:
-                    break
-                if buf[pos:pos + 2] != b"\r\n":
-                    raise httpx.RemoteProtocolError("malformed chunked body")
-                pos += 2
-                self.remaining = 0
-                continue
-            if self.remaining == -3:  # trailers after the last chunk, up to an empty line
-                nl = buf.find(b"\r\n", pos)
-                if nl < 0:
-                    break
-                line_empty = nl == pos
-                pos = nl + 2
-                if line_empty:
-                    self.done = True
-                    break
-                continue
-            nl = buf.find(b"\r\n", pos)
-            if nl < 0:
-                if end - pos > 1024:
-                    raise httpx.RemoteProtocolError("malformed chunk size line")
-                break
-            size_text = bytes(buf[pos:nl]).split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise httpx.RemoteProtocolError("malformed chunk size line") from None
-            pos = nl + 2
-            if size == 0:
-                self.remaining = -3
-            else:
-                self.remaining = size
-        del buf[:pos]
-        if parts:
-            return parts[0] if len(parts) == 1 else b"".join(parts)
-        return None if not self.done else b""
-
-    def _release(self) -> None:
-        if self.released:
+        error = self.error
+        if error is None:
             return
-        self.released = True
-        if self.keep_alive and not self.conn.buf and not self.conn.closed:
-            self.pool.put_back(self.key, self.conn)
-        else:
-            self.conn.close()
-
-    async def aclose(self) -> None:
-        if not self.released:
-            if not self.done:
-                self.keep_alive = False  # unread body: the connection cannot be reused
-            self._release()
-
-
-def _parse_head(buf: bytearray, end: int) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
-    lines = bytes(buf[:end]).split(b"\r\n")
-    try:
-        version, status_text, *reason = lines[0].split(b" ", 2)
-        status = int(status_text)
-    except ValueError:
-        raise httpx.RemoteProtocolError("malformed status line") from None
-    if not version.startswith(b"HTTP/1."):
-        raise httpx.RemoteProtocolError("not an HTTP/1.x response")
-    headers: list[tuple[bytes, bytes]] = []
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(b":")
-        if not sep:
-            raise httpx.RemoteProtocolError("malformed header line")
-        headers.append((name.strip(), value.strip()))
-    return status, version, reason[0] if reason else b"", headers
+        if isinstance(error, httpx.TransportError):
+            raise error
+        raise httpx.ReadError(str(error) or type(error).__name__)
 
 
 class Http11Transport(httpx.AsyncBaseTransport):
-    """Pooled HTTP/1.1 connections for one event loop."""
+    """Pooled HTTP/1.1 connections for one event loop, at most `max_per_host` open to one host.
 
-    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+    Past the cap a request waits, first come first served, for a connection to come back to the
+    pool (it gets that one) or to close (it opens one in its place); httpx's pool timeout bounds
+    the wait. `max_per_host=0` means no cap.
+    """
+
+    def __init__(self, ssl_context: ssl.SSLContext | None = None, max_per_host: int = MAX_PER_HOST) -> None:
         self._ssl = ssl_context
+        self._max_per_host = max_per_host if max_per_host > 0 else 1 << 62
         self._idle: dict[_Key, deque[_Connection]] = {}
+        self._open: dict[_Key, int] = {}
+        self._waiters: dict[_Key, deque[asyncio.Future]] = {}
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
@@ -311,16 +205,35 @@ class Http11Transport(httpx.AsyncBaseTransport):
             self._ssl = httpx.create_ssl_context()
         return self._ssl
 
+    def open_connections(self, key: _Key) -> int:
+        return self._open.get(key, 0)
+
     def put_back(self, key: _Key, conn: _Connection) -> None:
         if conn.timer is not None:
             conn.timer.cancel()
             conn.timer = None
+        conn.response = None
+        waiters = self._waiters.get(key)
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)  # straight to the request that has waited longest
+                return
         idle = self._idle.setdefault(key, deque())
         if len(idle) >= MAX_IDLE_PER_HOST:
             conn.close()
             return
         conn.idle_since = time.monotonic()
         idle.append(conn)
+
+    def _free_slot(self, key: _Key) -> None:
+        waiters = self._waiters.get(key)
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(_SLOT)  # the slot passes on: the open count stays
+                return
+        self._open[key] -= 1
 
     def _take_idle(self, key: _Key) -> _Connection | None:
         idle = self._idle.get(key)
@@ -332,6 +245,56 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 continue
             return conn
         return None
+
+    async def _acquire(self, key: _Key, timeouts: dict) -> tuple[_Connection, bool]:
+        """A connection to `key` and whether it was reused, within the per-host cap."""
+        while True:
+            conn = self._take_idle(key)
+            if conn is not None:
+                return conn, True
+            if self._open.get(key, 0) < self._max_per_host:
+                self._open[key] = self._open.get(key, 0) + 1
+                break
+            got = await self._wait_turn(key, timeouts.get("pool"))
+            if got is _SLOT:
+                break
+            if not got.closed:
+                return got, True
+            got.release_slot = None  # dead on arrival: open a new connection in its slot
+            got.close()
+            break
+        try:
+            conn = await self._connect(key, timeouts.get("connect"))
+        except BaseException:
+            self._free_slot(key)
+            raise
+        conn.release_slot = partial(self._free_slot, key)
+        if conn.eof:
+            conn.close()  # lost before the slot was attached
+            return await self._acquire(key, timeouts)
+        return conn, False
+
+    async def _wait_turn(self, key: _Key, timeout: float | None):
+        waiter = asyncio.get_running_loop().create_future()
+        waiters = self._waiters.setdefault(key, deque())
+        waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                return await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self._give_back(key, waiter.result())  # handed over just as we gave up
+            else:
+                waiter.cancel()
+            if isinstance(exc, TimeoutError):
+                raise httpx.PoolTimeout(f"no connection to {key[1]}:{key[2]} came free in time") from None
+            raise
+
+    def _give_back(self, key: _Key, got) -> None:
+        if got is _SLOT:
+            self._free_slot(key)
+        else:
+            self.put_back(key, got)
 
     async def _connect(self, key: _Key, timeout: float | None) -> _Connection:
         scheme, host, port = key
@@ -365,7 +328,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
             conn = self._take_idle(key)
             reused = conn is not None
             if conn is None:
-                conn = await self._connect(key, timeouts.get("connect"))
+                conn, reused = await self._acquire(key, timeouts)
             try:
                 return await self._exchange(key, conn, request, head, body, body_stream, timeouts.get("read"))
             except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
@@ -381,7 +344,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
 
     async def _exchange(self, key: _Key, conn: _Connection, request: httpx.Request, head: bytes, body: bytes,
                         body_stream, read_timeout: float | None) -> httpx.Response:
-        conn.start_request(read_timeout)
+        response = conn.start_request(read_timeout, request.method == "HEAD")
         transport = conn.transport
         if conn.closed or transport is None:
             raise httpx.WriteError("connection closed")
@@ -393,31 +356,18 @@ class Http11Transport(httpx.AsyncBaseTransport):
         else:
             transport.write(head)
             await _write_stream(conn, body_stream)
-        status, version, reason, headers = await self._read_head(conn)
-        mode, length, keep_alive = _framing(request.method, status, version, headers)
-        stream = ResponseBody(self, key, conn, mode, length, keep_alive)
-        return httpx.Response(
-            status,
-            headers=headers,
-            stream=stream,
-            extensions={"http_version": version, "reason_phrase": reason},
-        )
-
-    async def _read_head(self, conn: _Connection) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
-        while True:
-            end = conn.buf.find(b"\r\n\r\n")
-            if end >= 0:
-                head = _parse_head(conn.buf, end)
-                del conn.buf[:end + 4]
-                if 100 <= head[0] < 200 and head[0] != 101:
-                    continue  # interim answers (100 Continue) precede the real one
-                return head
-            if len(conn.buf) > MAX_HEAD:
-                raise httpx.RemoteProtocolError("response head too large")
+        while not response.head_done:
+            conn.raise_if_failed()
             if conn.eof:
-                conn.raise_if_failed()
                 raise httpx.RemoteProtocolError("upstream closed the connection without answering")
             await conn.wait_data()
+        stream = ResponseBody(self, key, conn, response)
+        return httpx.Response(
+            response.status,
+            headers=response.headers,
+            stream=stream,
+            extensions={"http_version": b"HTTP/" + response.version.encode(), "reason_phrase": response.reason},
+        )
 
 
 class UnsafeHeaderValue(httpx.LocalProtocolError):
@@ -473,32 +423,3 @@ async def _write_stream(conn: _Connection, body_stream) -> None:
         await conn.drain()
     if chunked:
         transport.write(b"0\r\n\r\n")
-
-
-def _framing(method: str, status: int, version: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[int, int, bool]:
-    """How the body is delimited, its length, and whether the connection can be reused after it."""
-    length = -1
-    chunked = False
-    close = version == b"HTTP/1.0"
-    for name, value in headers:
-        lname = name.lower()
-        if lname == b"content-length":
-            try:
-                length = int(value)
-            except ValueError:
-                raise httpx.RemoteProtocolError("malformed Content-Length") from None
-        elif lname == b"transfer-encoding":
-            chunked = b"chunked" in value.lower()
-        elif lname == b"connection":
-            v = value.lower()
-            if b"close" in v:
-                close = True
-            elif b"keep-alive" in v:
-                close = False
-    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-        return _NONE, 0, not close
-    if chunked:
-        return _CHUNKED, 0, not close
-    if length >= 0:
-        return (_LENGTH, length, not close) if length else (_NONE, 0, not close)
-    return _UNTIL_CLOSE, 0, False

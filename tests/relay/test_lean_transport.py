@@ -324,3 +324,104 @@ async def test_https_with_a_verified_certificate(tmp_path):
             assert (await client.get(srv.url)).content == b"hello"
             assert (await client.get(srv.url)).content == b"hello"
         assert srv.connections == 1  # the untrusted attempt never got past the handshake; one reused
+
+
+@pytest.mark.parametrize("head", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",  # duplicate, even equal
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",  # conflicting
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5, 7\r\n\r\nhello",  # conflicting, in one header
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+])
+async def test_ambiguous_body_framing_is_refused_and_the_connection_dropped(transport, head):
+    async def handler(reader, writer, server):
+        await keep_answering(reader, writer, server, lambda req: head)
+
+    async with Server(handler) as srv, httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="malformed upstream response: .*Content-Length"):
+            await client.get(srv.url)
+        assert not any(transport._idle.values())
+
+
+async def test_a_response_head_past_the_cap_is_refused_without_buffering_the_rest(transport):
+    async def handler(reader, writer, server):
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Big: ")
+        for _ in range(1000):  # up to 8 MB of one header value, never ending
+            writer.write(b"a" * 8192)
+            await writer.drain()
+
+    async with Server(handler) as srv, httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="response head too large"):
+            await client.get(srv.url)
+
+
+async def test_connections_per_host_are_capped_and_requests_past_the_cap_wait_their_turn():
+    transport = Http11Transport(max_per_host=2)
+    busy = 0
+    most = 0
+
+    async def handler(reader, writer, server):
+        nonlocal busy, most
+        while True:
+            await server.read_request(reader)
+            busy += 1
+            most = max(most, busy)
+            await asyncio.sleep(0.05)
+            busy -= 1
+            writer.write(ok(b"hello"))
+            await writer.drain()
+
+    async with Server(handler) as srv, httpx.AsyncClient(transport=transport) as client:
+        answers = await asyncio.gather(*(client.get(srv.url) for _ in range(7)))
+        assert [a.content for a in answers] == [b"hello"] * 7
+        assert srv.connections == 2 and most == 2
+        assert transport.open_connections(("http", "127.0.0.1", srv.port)) == 2
+
+
+async def test_a_closed_connection_hands_its_slot_to_the_next_waiter():
+    transport = Http11Transport(max_per_host=1)
+
+    async def handler(reader, writer, server):
+        await server.read_request(reader)
+        await asyncio.sleep(0.05)
+        writer.write(ok(b"bye", b"Connection: close\r\n"))
+        await writer.drain()
+
+    async with Server(handler) as srv, httpx.AsyncClient(transport=transport) as client:
+        answers = await asyncio.gather(*(client.get(srv.url) for _ in range(3)))
+        assert [a.content for a in answers] == [b"bye"] * 3
+        assert srv.connections == 3
+        assert transport.open_connections(("http", "127.0.0.1", srv.port)) == 0
+
+
+async def test_waiting_past_the_pool_timeout_is_a_pool_timeout():
+    transport = Http11Transport(max_per_host=1)
+
+    async def slow(reader, writer, server):
+        await server.read_request(reader)
+        await asyncio.sleep(1)
+        writer.write(ok(b"late"))
+        await writer.drain()
+
+    timeout = httpx.Timeout(5.0, pool=0.1)
+    async with Server(slow) as srv, httpx.AsyncClient(transport=transport, timeout=timeout) as client:
+        first = asyncio.ensure_future(client.get(srv.url))
+        await asyncio.sleep(0.05)
+        with pytest.raises(httpx.PoolTimeout):
+            await client.get(srv.url)
+        assert (await first).content == b"late"
+
+
+async def test_the_relay_reports_an_ambiguous_answer_as_an_upstream_failure():
+    from relay import http
+    from relay.errors import UpstreamError
+
+    async def handler(reader, writer, server):
+        await keep_answering(reader, writer, server,
+                             lambda req: b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc")
+
+    async with Server(handler) as srv:
+        with pytest.raises(UpstreamError) as caught:
+            await http.send("POST", srv.url + "/v1/chat/completions", {"Content-Type": "application/json"}, b"{}")
+        assert caught.value.code == "do_request_failed"
