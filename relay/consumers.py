@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, urlencode
 
 import orjson
 import websockets
+import websockets.exceptions  # a submodule: the lazy package does not expose it by itself
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -50,6 +51,7 @@ from billing.settlement import Settlement
 from . import auth, rate_limit, state
 from .charge import quota_error
 from .errors import LocalError, RelayError
+from .safe_paths import check_header_values
 from .tokenizer import count_text
 from .wire import new_request_id
 
@@ -259,6 +261,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 extra.update({"Authorization": f"Bearer {c.key}", "openai-beta": "realtime=v1"})
             if c.type == 1 and c.organization:
                 extra["OpenAI-Organization"] = c.organization
+        check_header_values([*extra.items(), *(("Sec-WebSocket-Protocol", p) for p in subprotocols or ())])
         return await websockets.connect(url, additional_headers=extra, subprotocols=subprotocols, open_timeout=10,
                                         close_timeout=UPSTREAM_CLOSE_SECONDS)
 

@@ -306,3 +306,19 @@ def test_a_mapped_model_name_cannot_rewrite_the_upstream_url(gateway, gemini):
                       timeout=20)
     assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_model", resp.text
     assert gemini.requests == []
+
+
+@live
+def test_a_realtime_channel_key_with_a_line_break_is_refused_before_dialing(gateway):
+    from tests.fakes.realtime_upstream import FakeRealtime
+    from tests.relay.test_realtime import MODEL, auth_kwargs, refused, ws_url
+
+    upstream = FakeRealtime().start()
+    make_channel(upstream.base_url, key="rt-key\r\nX-Injected: yes", models=MODEL)
+    token = make_token(make_user("rt-crlf", quota=1_000_000))
+    propagated()
+    for via_subprotocol in (True, False):
+        event, code = asyncio.run(refused(ws_url(gateway), **auth_kwargs(token.key, via_subprotocol)))
+        assert (event["error"]["code"], code) == ("invalid_upstream_header", 4500), event
+        assert "X-Injected" not in event["error"]["message"]
+    assert upstream.connections == []
