@@ -58,6 +58,9 @@ def test_a_password_change_ends_every_other_session(gateway):
     resp = httpx.put(f"{gateway.url}/api/user/self", cookies={"session": here}, headers={"New-Api-User": str(user.pk)},
                      json={"password": "brand-new-pass", "original_password": "sam-password"})
     assert resp.json()["success"] is True, resp.text
+    playground = httpx.post(f"{gateway.url}/pg/chat/completions", cookies={"session": elsewhere},
+                            headers={"New-Api-User": str(user.pk)}, json={"model": "gpt-4o-mini", "messages": []})
+    assert playground.status_code == 401  # the playground checks it too
     assert not logged_in(gateway, user, elsewhere)
     assert logged_in(gateway, user, here)  # the session that changed it stays
     session_cookie(login(gateway, user, "brand-new-pass"))
