@@ -8,6 +8,69 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterable
+from importlib import metadata
+
+Target = tuple[str, object, Iterable[str]]  # (what it is, the object, the attributes the patches need on it)
+
+
+class PatchTargetMissing(RuntimeError):
+    """The installed Daphne or Twisted lacks an internal the patches below replace or read."""
+
+    def __init__(self, missing: list[str]) -> None:
+        versions = ", ".join(f"{dist} {_version(dist)}" for dist in ("daphne", "twisted"))
+        super().__init__(
+            f"the web worker patches internals this install does not have: {', '.join(missing)} ({versions});"
+            " install the daphne and twisted versions pyproject.toml pins"
+        )
+        self.missing = missing
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def check_patch_targets(targets: Iterable[Target]) -> None:
+    """Raise PatchTargetMissing naming every attribute a patch needs and its owner lacks."""
+    missing = [f"{where}.{name}" for where, owner, names in targets for name in names if not hasattr(owner, name)]
+    if missing:
+        raise PatchTargetMissing(missing)
+
+
+def patch_targets() -> list[Target]:
+    """Every undocumented Daphne/Twisted attribute the patches replace or read. Instance attributes
+    are looked for on small live instances (a channel on Twisted's in-memory transport), since a
+    class does not show them. Importing daphne.server installs its asyncio reactor, as Daphne does."""
+    from daphne import server as daphne_server
+    from daphne.http_protocol import HTTPFactory, WebRequest
+    from twisted.internet import abstract, reactor, tcp
+    from twisted.internet.testing import StringTransport
+    from twisted.web import http
+
+    targets: list[Target] = [
+        ("daphne.http_protocol.WebRequest", WebRequest, ("__init__", "handleContentChunk")),
+        ("daphne.http_protocol.HTTPFactory", HTTPFactory, ("buildProtocol", "log")),
+        ("daphne.server.Server", daphne_server.Server, ("create_application", "protocol_disconnected")),
+        ("daphne.server", daphne_server, ("logger",)),
+        ("twisted.internet.tcp.Connection", tcp.Connection, ("startWriting", "doWrite", "offset", "dataBuffer")),
+        ("twisted.internet.abstract.FileDescriptor()", abstract.FileDescriptor(), ("_tempDataLen",)),
+        ("the Twisted reactor", reactor, ("_writers", "_disconnectSelectable", "_asyncioEventloop")),
+        ("twisted.web.http.HTTPChannel", http.HTTPChannel, ("allHeadersReceived",)),
+        ("twisted.web.http", http, ("_ChunkedTransferDecoder", "_IdentityTransferDecoder")),
+    ]
+    check_patch_targets(targets)  # the instances below are built from these
+    channel = http.HTTPChannel()
+    channel.timeOut = None  # no idle timer left in the reactor
+    channel.makeConnection(StringTransport())
+    decoders = (http._ChunkedTransferDecoder(None, None), http._IdentityTransferDecoder(0, None, None))
+    return targets + [
+        ("twisted.web.http.HTTPChannel()", channel, ("_transferDecoder", "length")),
+        ("twisted.web.http.Request()", http.Request(channel), ("_parsePOSTFormSubmission",)),
+        *((f"twisted.web.http.{type(d).__name__}()", d, ("dataCallback", "finishCallback")) for d in decoders),
+    ]
 
 
 def skip_form_parsing() -> None:
@@ -233,6 +296,10 @@ def main() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     from daphne.cli import CommandLineInterface
 
+    try:
+        check_patch_targets(patch_targets())
+    except PatchTargetMissing as exc:
+        raise SystemExit(f"relay.web_worker: {exc}") from None
     skip_form_parsing()
     no_delay()
     eager_writes()

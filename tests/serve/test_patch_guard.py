@@ -1,0 +1,50 @@
+"""The web worker refuses to start on a Daphne/Twisted that lacks an internal its patches need."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from relay.web_worker import PatchTargetMissing, check_patch_targets, patch_targets
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_installed_daphne_and_twisted_have_every_patched_attribute() -> None:
+    targets = patch_targets()
+    check_patch_targets(targets)
+    named = {f"{where}.{name}" for where, _, names in targets for name in names}
+    assert {"daphne.http_protocol.WebRequest.handleContentChunk", "twisted.web.http.HTTPChannel.allHeadersReceived",
+            "twisted.internet.tcp.Connection.startWriting", "daphne.server.Server.create_application",
+            "daphne.http_protocol.HTTPFactory.log", "daphne.http_protocol.HTTPFactory.buildProtocol"} <= named
+
+
+def test_a_missing_attribute_is_named_with_the_installed_versions() -> None:
+    class WebRequestWithoutChunks:  # stands in for a Daphne release that renamed the hook
+        def __init__(self) -> None:
+            pass
+
+    with pytest.raises(PatchTargetMissing) as caught:
+        check_patch_targets([("daphne.http_protocol.WebRequest", WebRequestWithoutChunks,
+                              ("__init__", "handleContentChunk"))])
+    message = str(caught.value)
+    assert "daphne.http_protocol.WebRequest.handleContentChunk" in message
+    assert "__init__" not in message
+    assert "daphne 4." in message and "twisted " in message and "pyproject.toml" in message
+    assert caught.value.missing == ["daphne.http_protocol.WebRequest.handleContentChunk"]
+
+
+def test_the_worker_exits_at_start_up_naming_what_is_missing() -> None:
+    # A Twisted without HTTPChannel.allHeadersReceived: removed in the child before the worker starts.
+    script = (
+        "import sys; from twisted.web import http; del http.HTTPChannel.allHeadersReceived;"
+        "sys.argv = ['daphne', '-b', '127.0.0.1', '-p', '0', 'newapi_site.asgi:application'];"
+        "from relay.web_worker import main; main()"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "twisted.web.http.HTTPChannel.allHeadersReceived" in done.stderr
+    assert "Traceback" not in done.stderr
