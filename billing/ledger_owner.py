@@ -30,6 +30,7 @@ import os
 import selectors
 import socket
 import struct
+import sys
 import threading
 import time
 from pathlib import Path
@@ -105,6 +106,9 @@ class Owner:
 
     # -- threads ------------------------------------------------------------------------
     def start(self) -> None:
+        # The writer thread holds the GIL while it builds a batch; a request arriving meanwhile
+        # waits up to the switch interval (5 ms by default) before this thread may answer it.
+        sys.setswitchinterval(0.0005)
         self.listener.listen(256)
         self.listener.setblocking(False)
         self.selector.register(self.listener, selectors.EVENT_READ, None)
