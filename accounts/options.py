@@ -24,6 +24,7 @@ class OptionStore:
     def __init__(self) -> None:
         self._values: dict[str, str] | None = None
         self._stale = False
+        self._generation = 0
         self._parsed: dict[str, Any] = {}
         self._lock = threading.Lock()
         bus.subscribe("options", lambda _event: self.invalidate())
@@ -37,16 +38,19 @@ class OptionStore:
     def load(self) -> None:
         from .models import Option
 
+        generation = self._generation
         values = dict(DEFAULT_OPTIONS)
         values.update({row.key: row.value or "" for row in Option.objects.all()})
         with self._lock:
             self._values = values
             self._parsed = {}
-            self._stale = False
+            # A change announced while we read may not be in what we read: load again next time.
+            self._stale = generation != self._generation
 
     def invalidate(self) -> None:
         # Keep serving the old values until the next load: an invalidation arriving from the
         # listener thread must never force a synchronous DB read inside the event loop.
+        self._generation += 1
         self._stale = True
 
     def _all(self) -> dict[str, str]:
