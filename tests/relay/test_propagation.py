@@ -1,7 +1,7 @@
 """Changes made through /api are in force at once on every web worker of `manage.py serve`.
 
-Two web workers share the port (SO_REUSEPORT); every request below opens a connection of its
-own, so the kernel spreads them over both. A change is made through one worker and used at
+Two web workers share the port (SO_REUSEPORT); the requests go over 12 connections opened up
+front, which the kernel spreads over both. A change is made through one worker and used at
 once: the other must already know it (bus message, or its failure-path catch-up).
 """
 
@@ -17,7 +17,6 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
-
 from django.conf import settings
 
 from accounts.models import ROLE_ROOT, Option, Token, generate_key
@@ -61,6 +60,7 @@ def two_workers():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 def root_headers() -> dict[str, str]:
