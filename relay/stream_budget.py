@@ -54,6 +54,8 @@ class StreamBudget:
 
     def over(self, parts: list[str]) -> bool:
         """Count the output added since the last call; True once it costs more than is covered."""
+        if not self.enabled:
+            return False
         self.parts = parts
         while self.seen < len(parts):
             part = parts[self.seen]
