@@ -1,8 +1,9 @@
 """AWS request signing (Signature Version 4) and the event-stream binary framing, written here
 rather than pulling in botocore (~15 MB with its service JSON) for two small, stable algorithms.
 
-SigV4 follows docs.aws.amazon.com "Create a signed AWS API request"; the canonical URI is the
-path exactly as it goes on the wire, URI-encoded once more (every service but S3 does that).
+SigV4 follows docs.aws.amazon.com "Create a signed AWS API request" and is checked against AWS's
+published SigV4 test suite (tests/relay/test_aws_sigv4.py); the canonical URI is the path exactly
+as it goes on the wire, URI-encoded once more (every service but S3 does that).
 Event-stream messages: total length (4), headers length (4), prelude CRC32 (4), headers,
 payload, message CRC32 (4), all big-endian.
 """

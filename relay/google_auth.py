@@ -7,13 +7,13 @@ one lock per account keeps a burst of requests to one token fetch.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import jwt
 import orjson
 
 from . import http
@@ -53,28 +53,15 @@ def parse_service_account(key: str) -> ServiceAccount:
     )
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 def assertion(sa: ServiceAccount, now: int | None = None) -> str:
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
+    """The RS256-signed JWT the token endpoint exchanges for an access token (valid one hour)."""
     now = int(now if now is not None else time.time())
-    header = {"alg": "RS256", "typ": "JWT"}
-    if sa.private_key_id:
-        header["kid"] = sa.private_key_id
     claims = {"iss": sa.client_email, "scope": SCOPE, "aud": sa.token_uri, "iat": now, "exp": now + 3600}
-    signing_input = f"{_b64(orjson.dumps(header))}.{_b64(orjson.dumps(claims))}"
+    headers = {"kid": sa.private_key_id} if sa.private_key_id else None
     try:
-        key = serialization.load_pem_private_key(sa.private_key.encode(), password=None)
-    except (ValueError, TypeError):
+        return jwt.encode(claims, sa.private_key, algorithm="RS256", headers=headers)
+    except jwt.InvalidKeyError:
         raise LocalError("the service account's private_key is not a PEM RSA key", status=500, code="invalid_channel_key") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise LocalError("the service account's private_key is not an RSA key", status=500, code="invalid_channel_key")
-    signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input}.{_b64(signature)}"
 
 
 _tokens: dict[str, tuple[str, float]] = {}
