@@ -272,3 +272,12 @@ class ResponseBody(httpx.AsyncByteStream):
             if not self.done:
                 self.parse.reusable = False  # unread body: the connection cannot be reused
             self._release()
+
+    def __del__(self) -> None:
+        # A response dropped unclosed must not keep its connection (and its per-host slot) forever.
+        if not self.released:
+            self.released = True
+            try:
+                self.conn.close()
+            except RuntimeError:  # its event loop is already closed
+                pass

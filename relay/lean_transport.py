@@ -180,7 +180,7 @@ class _Connection(asyncio.Protocol):
         if error is None:
             return
         if isinstance(error, httpx.TransportError):
-            raise error
+            raise type(error)(str(error))  # a fresh one each time: re-raising would grow its traceback
         raise httpx.ReadError(str(error) or type(error).__name__)
 
 

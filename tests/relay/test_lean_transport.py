@@ -425,3 +425,21 @@ async def test_the_relay_reports_an_ambiguous_answer_as_an_upstream_failure():
         with pytest.raises(UpstreamError) as caught:
             await http.send("POST", srv.url + "/v1/chat/completions", {"Content-Type": "application/json"}, b"{}")
         assert caught.value.code == "do_request_failed"
+
+
+async def test_a_response_dropped_unclosed_gives_its_connection_slot_back():
+    transport = Http11Transport(max_per_host=1)
+
+    async def handler(reader, writer, server):
+        await keep_answering(reader, writer, server, lambda req: b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel")
+
+    async with Server(handler) as srv:
+        request = httpx.Request("GET", srv.url, extensions={"timeout": {"pool": 2.0}})
+        resp = await transport.handle_async_request(request)
+        assert resp.status_code == 200
+        del resp  # never read, never closed
+        key = ("http", "127.0.0.1", srv.port)
+        assert transport.open_connections(key) == 0
+        resp = await transport.handle_async_request(request)
+        assert resp.status_code == 200 and srv.connections == 2
+        await resp.aclose()
