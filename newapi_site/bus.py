@@ -129,21 +129,29 @@ def ensure_listener() -> None:
         if _running:
             return
         if r.redis_enabled():
-            pubsub = _subscribe_redis()
+            try:
+                pubsub = _subscribe_redis()
+            except Exception:  # Redis not up yet: the thread keeps trying
+                log.warning("invalidation listener cannot reach Redis yet", exc_info=True)
+                pubsub = None
             threading.Thread(target=_listen_redis, args=(pubsub,), name="newapi-invalidation", daemon=True).start()
         else:
             _start_file()
             threading.Thread(target=_listen_file, name="newapi-invalidation", daemon=True).start()
-        _register()
+        try:
+            _register()
+        except OSError:
+            log.warning("cannot register this listener for sync markers", exc_info=True)
         _running = True
 
 
 def _forget_listener() -> None:
     # The listener thread does not survive a fork: the child starts its own (and drops what
     # it inherited, as a reconnect does).
-    global _running, _applied
+    global _running, _applied, _lock, _file_lock
     _running = False
     _applied = 0
+    _lock, _file_lock = threading.Lock(), threading.Lock()  # another thread may have held them
 
 
 os.register_at_fork(after_in_child=_forget_listener)
@@ -169,11 +177,16 @@ def _subscribe_redis():
 def _listen_redis(pubsub) -> None:
     while True:
         try:
-            for message in pubsub.listen():
-                if message.get("type") == "message":
-                    _on_redis_message(message["data"].decode())
+            if pubsub is not None:
+                for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        _on_redis_message(message["data"].decode())
         except Exception:
             log.warning("invalidation listener lost Redis; retrying", exc_info=True)
+            try:
+                pubsub.close()
+            except Exception:
+                pass
         while True:
             time.sleep(0.5)
             try:
