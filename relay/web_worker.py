@@ -46,19 +46,21 @@ def patch_targets() -> list[Target]:
     class does not show them. Importing daphne.server installs its asyncio reactor, as Daphne does."""
     from daphne import server as daphne_server
     from daphne.http_protocol import HTTPFactory, WebRequest
+    from daphne.ws_protocol import WebSocketProtocol
     from twisted.internet import abstract, reactor, tcp
     from twisted.internet.testing import StringTransport
     from twisted.web import http
 
     targets: list[Target] = [
-        ("daphne.http_protocol.WebRequest", WebRequest, ("__init__", "handleContentChunk")),
+        ("daphne.http_protocol.WebRequest", WebRequest, ("__init__", "handleContentChunk", "handle_exception")),
+        ("daphne.ws_protocol.WebSocketProtocol", WebSocketProtocol, ("handle_exception",)),
         ("daphne.http_protocol.HTTPFactory", HTTPFactory, ("buildProtocol", "log")),
-        ("daphne.server.Server", daphne_server.Server, ("create_application", "protocol_disconnected")),
+        ("daphne.server.Server", daphne_server.Server, ("create_application", "protocol_disconnected", "stop")),
         ("daphne.server", daphne_server, ("logger",)),
         ("twisted.internet.tcp.Connection", tcp.Connection, ("startWriting", "doWrite", "offset", "dataBuffer")),
         ("twisted.internet.abstract.FileDescriptor()", abstract.FileDescriptor(), ("_tempDataLen",)),
         ("the Twisted reactor", reactor, ("_writers", "_disconnectSelectable", "_asyncioEventloop")),
-        ("twisted.web.http.HTTPChannel", http.HTTPChannel, ("allHeadersReceived",)),
+        ("twisted.web.http.HTTPChannel", http.HTTPChannel, ("allHeadersReceived", "loseConnection")),
         ("twisted.web.http", http, ("_ChunkedTransferDecoder", "_IdentityTransferDecoder")),
     ]
     check_patch_targets(targets)  # the instances below are built from these
@@ -68,7 +70,7 @@ def patch_targets() -> list[Target]:
     decoders = (http._ChunkedTransferDecoder(None, None), http._IdentityTransferDecoder(0, None, None))
     return targets + [
         ("twisted.web.http.HTTPChannel()", channel, ("_transferDecoder", "length")),
-        ("twisted.web.http.Request()", http.Request(channel), ("_parsePOSTFormSubmission",)),
+        ("twisted.web.http.Request()", http.Request(channel), ("_parsePOSTFormSubmission", "channel")),
         *((f"twisted.web.http.{type(d).__name__}()", d, ("dataCallback", "finishCallback")) for d in decoders),
     ]
 
