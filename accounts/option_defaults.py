@@ -105,9 +105,10 @@ DEFAULT_OPTIONS: dict[str, str] = {
     "QuotaForInvitee": "0",
     "QuotaRemindThreshold": "1000",
     "PreConsumedQuota": "500",
-    # ours: per user, how many requests may run at once without a hold under the trusted rule
-    # (balance over 100x the estimate); further ones hold their estimate. 0 turns the rule off.
-    "TrustedConcurrencyLimit": "8",
+    # ours: per user and process, at most this many requests at once without a hold under the
+    # trusted rule (and only while their estimates stay within 1/100 of the balance); further ones
+    # hold their estimate. 0 turns the rule off.
+    "TrustedConcurrencyLimit": "64",
     "RetryTimes": "0",
     # ratios / pricing
     "ModelRatio": json.dumps(DEFAULT_MODEL_RATIO),

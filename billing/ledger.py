@@ -223,11 +223,13 @@ class RedisLedger:
             return False
         if amount <= 0:
             return True  # nothing to hold, nothing exposed
-        # Unheld requests are where an overdraft comes from: only so many at once per user.
-        running = self._unheld.get(acct.user_id, 0)
-        if running >= options.get_int("TrustedConcurrencyLimit", 8):
+        # Unheld requests are where an overdraft comes from: per user, only as many at once as
+        # keep their estimates within 1/TRUST_FACTOR of the balance, and never over the option.
+        running = self._unheld.get(acct.user_id, 0) + 1
+        balance = min(seen[0], seen[1]) if acct.token_limited else seen[0]
+        if running * margin >= balance or running > options.get_int("TrustedConcurrencyLimit", 64):
             return False
-        self._unheld[acct.user_id] = running + 1
+        self._unheld[acct.user_id] = running
         return True
 
     def unheld_done(self, acct: Account) -> None:

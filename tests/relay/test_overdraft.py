@@ -14,8 +14,10 @@ import httpx
 import pytest
 from aiohttp import web
 
+from accounts.option_defaults import DEFAULT_OPTIONS
+from accounts.options import update_option
 from billing.models import Log
-from tests.conftest import live, make_channel, make_token, make_user, settle
+from tests.conftest import live, make_channel, make_token, make_user, propagated, settle
 from tests.fakes.server import ThreadedServer
 
 pytestmark = [live, pytest.mark.relay]
@@ -132,9 +134,9 @@ def test_many_concurrent_streams_of_a_small_balance_end_with_a_bounded_overdraft
 
 
 def test_unheld_streams_of_a_trusted_balance_are_capped_and_cut(gateway, long_upstream):
-    """A balance over 100x the estimate skips the hold (the trusted rule), for at most
-    TrustedConcurrencyLimit (8) requests of a user at once. Bound: those 8 may each spend their
-    estimate unheld, and every stream may overshoot by SLACK."""
+    """A balance over 100x the estimate skips the hold (the trusted rule), for only as many
+    requests of a user at once as keep their estimates within 1/100 of the balance. Bound: those
+    may spend their estimates unheld (start / 100 in all), and every stream may overshoot by SLACK."""
     make_channel(long_upstream.base_url, key="long-trusted", models=MODEL)
     start = 120 * ESTIMATE  # 900 000: trusted; 30 whole streams would cost 3 600 000
     user = make_user("od-trusted", quota=start)
@@ -146,16 +148,23 @@ def test_unheld_streams_of_a_trusted_balance_are_capped_and_cut(gateway, long_up
     admitted = [r for r in results if r[0] == 200]
     quota, charged = books(user)
     assert charged == start - quota
-    assert quota >= -(8 * ESTIMATE + SLACK * len(admitted))
+    assert quota >= -(start // 100 + SLACK * len(admitted))
 
 
-def test_at_most_the_limit_of_a_users_requests_run_unheld(gateway, long_upstream):
-    """30 slow requests of a trusted balance at once: 8 run unheld, the other 22 hold their
-    estimate, so a request needing more than what is left is refused while they run."""
-    make_channel(long_upstream.base_url, key="long-cap", models=MODEL)
-    start = 120 * ESTIMATE
-    user = make_user("od-cap", quota=start)
-    key = make_token(user).key
+@pytest.fixture
+def unheld_limit():
+    def set_limit(value: int) -> None:
+        update_option("TrustedConcurrencyLimit", str(value))
+        propagated()
+
+    yield set_limit
+    update_option("TrustedConcurrencyLimit", DEFAULT_OPTIONS["TrustedConcurrencyLimit"])
+    propagated()
+
+
+def slow_burst(gateway, key: str, probe_max_tokens: int) -> httpx.Response:
+    """30 slow requests at once (a warm-up first, so the balance is "seen"); while they wait on
+    the upstream, a probe that holds about `probe_max_tokens` × 15."""
 
     def chat(content: str, max_tokens: int | None = None) -> httpx.Response:
         body = {"model": MODEL, "messages": [{"role": "user", "content": content}]}
@@ -163,14 +172,36 @@ def test_at_most_the_limit_of_a_users_requests_run_unheld(gateway, long_upstream
             body["max_tokens"] = max_tokens
         return httpx.post(f"{gateway.v1}/chat/completions", headers={"Authorization": f"Bearer sk-{key}"}, json=body, timeout=30)
 
-    assert chat("hi").status_code == 200  # the balance is now "seen"
+    assert chat("hi").status_code == 200
     with ThreadPoolExecutor(30) as pool:
         slow = [pool.submit(chat, "slow") for _ in range(30)]
         time.sleep(1.0)  # all 30 are waiting on the upstream
-        probe = chat("hi", max_tokens=105 * 500)  # holds about 105 estimates
+        probe = chat("hi", max_tokens=probe_max_tokens)
         assert all(f.result().status_code == 200 for f in slow)
-    # 120 estimates minus 22 held (and the first answer's cost) leaves under 105.
+    return probe
+
+
+def test_unheld_requests_stay_within_a_hundredth_of_the_balance(gateway, long_upstream):
+    """120 estimates of balance: one request at a time runs unheld, the other 29 hold theirs,
+    so a request needing 105 estimates is refused while they run."""
+    make_channel(long_upstream.base_url, key="long-cap", models=MODEL)
+    start = 120 * ESTIMATE
+    user = make_user("od-cap", quota=start)
+    probe = slow_burst(gateway, make_token(user).key, 105 * 500)
     assert probe.status_code == 403, probe.text
     assert probe.json()["error"]["code"] == "insufficient_user_quota"
+    quota, charged = books(user)
+    assert charged == start - quota
+
+
+def test_at_most_the_option_of_a_users_requests_run_unheld(gateway, long_upstream, unheld_limit):
+    """10 000 estimates of balance (room for 100 unheld) but TrustedConcurrencyLimit 8: 22 of the
+    30 hold their estimate, so a request needing 9 990 estimates is refused while they run."""
+    make_channel(long_upstream.base_url, key="long-option", models=MODEL)
+    unheld_limit(8)
+    start = 10_000 * ESTIMATE
+    user = make_user("od-option", quota=start)
+    probe = slow_burst(gateway, make_token(user).key, 9_990 * 500)
+    assert probe.status_code == 403, probe.text
     quota, charged = books(user)
     assert charged == start - quota
