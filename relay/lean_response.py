@@ -34,9 +34,26 @@ class ResponseParse:
     """llhttp callbacks for one response (and any 1xx answers before it)."""
 
     __slots__ = (
-        "parser", "head_only", "status", "reason", "headers", "version", "length", "coded", "chunked",
-        "head_done", "complete", "reusable", "extra", "failed", "pieces", "unread", "got",
-        "head_bytes", "stalled", "pending",
+        "chunked",
+        "coded",
+        "complete",
+        "extra",
+        "failed",
+        "got",
+        "head_bytes",
+        "head_done",
+        "head_only",
+        "headers",
+        "length",
+        "parser",
+        "pending",
+        "pieces",
+        "reason",
+        "reusable",
+        "stalled",
+        "status",
+        "unread",
+        "version",
     )
 
     def __init__(self, head_only: bool = False) -> None:

@@ -342,8 +342,16 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 conn.close()
                 raise
 
-    async def _exchange(self, key: _Key, conn: _Connection, request: httpx.Request, head: bytes, body: bytes,
-                        body_stream, read_timeout: float | None) -> httpx.Response:
+    async def _exchange(
+        self,
+        key: _Key,
+        conn: _Connection,
+        request: httpx.Request,
+        head: bytes,
+        body: bytes,
+        body_stream,
+        read_timeout: float | None,
+    ) -> httpx.Response:
         response = conn.start_request(read_timeout, request.method == "HEAD")
         transport = conn.transport
         if conn.closed or transport is None:
@@ -366,7 +374,10 @@ class Http11Transport(httpx.AsyncBaseTransport):
             response.status,
             headers=response.headers,
             stream=stream,
-            extensions={"http_version": b"HTTP/" + response.version.encode(), "reason_phrase": response.reason},
+            extensions={
+                "http_version": b"HTTP/" + response.version.encode(),
+                "reason_phrase": response.reason,
+            },
         )
 
 

@@ -8,6 +8,7 @@ split lands exactly where hypothesis puts it; the only stand-in is the socket un
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 
 import httpx
 import pytest
@@ -84,13 +85,15 @@ def exchange(reads: list[bytes], method: str = "GET") -> tuple:
 
 def split(wire: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(wire) + 1) for c in cuts} | {0, len(wire)})
-    return [wire[a:b] for a, b in zip(points, points[1:]) if b > a]
+    return [wire[a:b] for a, b in pairwise(points) if b > a]
 
 
 token = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", min_size=1, max_size=20)
 value = st.text("abcdefghijklmnopqrstuvwxyz0123456789 ;=/,.:-", max_size=40).map(str.strip)
 plain_headers = st.lists(st.tuples(token, value), max_size=8).map(
-    lambda hs: [(n, v) for n, v in hs if n.lower() not in ("content-length", "transfer-encoding", "connection")]
+    lambda hs: [
+        (n, v) for n, v in hs if n.lower() not in ("content-length", "transfer-encoding", "connection")
+    ]
 )
 
 
@@ -106,11 +109,15 @@ def responses(draw) -> tuple[bytes, int, bytes, bool]:
         headers.append(b"Content-Length: %d" % len(body))
     elif framing == "chunked":
         headers.append(b"Transfer-Encoding: chunked")
-        cuts = sorted({c for c in draw(st.lists(st.integers(1, max(1, len(body))), max_size=6)) if c < len(body)})
+        cuts = sorted(
+            {c for c in draw(st.lists(st.integers(1, max(1, len(body))), max_size=6)) if c < len(body)}
+        )
         pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)]) if b > a]
-        ext = draw(st.sampled_from([b"", b";a=1", b";name=\"q\""]))
+        ext = draw(st.sampled_from([b"", b";a=1", b';name="q"']))
         trailer = draw(st.sampled_from([b"", b"X-Trailer: t\r\n"]))
-        payload = b"".join(b"%x%s\r\n%s\r\n" % (len(p), ext, p) for p in pieces) + b"0\r\n" + trailer + b"\r\n"
+        payload = (
+            b"".join(b"%x%s\r\n%s\r\n" % (len(p), ext, p) for p in pieces) + b"0\r\n" + trailer + b"\r\n"
+        )
     interim = draw(st.sampled_from([b"", b"HTTP/1.1 100 Continue\r\n\r\n"]))
     head = b"HTTP/1.1 %d Reason Text\r\n" % status + b"".join(h + b"\r\n" for h in headers) + b"\r\n"
     return interim + head + payload, status, body, framing != "close"
@@ -124,7 +131,7 @@ def test_any_split_of_a_valid_answer_reads_the_same(answer, cuts):
     assert whole[0] == status and whole[3] == body and whole[4] == reusable
     assert exchange(split(wire, cuts)) == whole
     if len(wire) <= 1500:
-        assert exchange([wire[i:i + 1] for i in range(len(wire))]) == whole
+        assert exchange([wire[i : i + 1] for i in range(len(wire))]) == whole
 
 
 @FUZZ
@@ -140,15 +147,20 @@ def test_a_head_answer_has_no_body_whatever_its_length_says(answer, cuts):
 
 bad_sizes = st.one_of(
     st.sampled_from([b"zz", b"-1", b"0x5", b" 5", b"5 5", b"", b"1" * 20, b"f" * 17, b"5\n"]),
-    st.binary(min_size=1, max_size=12).filter(lambda b: not all(c in b"0123456789abcdefABCDEF" for c in b)
-                                             and b";" not in b and b"\r" not in b),
+    st.binary(min_size=1, max_size=12).filter(
+        lambda b: not all(c in b"0123456789abcdefABCDEF" for c in b) and b";" not in b and b"\r" not in b
+    ),
 )
 
 
 @FUZZ
 @given(bad_sizes, st.lists(st.integers(0, 1 << 12), max_size=20))
 def test_a_bad_chunk_size_is_a_protocol_error(size, cuts):
-    wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n" + size + b"\r\nworld\r\n0\r\n\r\n"
+    wire = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+        + size
+        + b"\r\nworld\r\n0\r\n\r\n"
+    )
     assert exchange(split(wire, cuts)) == ("error", "RemoteProtocolError")
 
 
@@ -157,13 +169,20 @@ def test_a_bad_chunk_size_is_a_protocol_error(size, cuts):
 def test_chunk_data_longer_or_shorter_than_its_size_is_an_error(size, actual, cuts):
     if size == actual:
         actual += 1
-    wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (size, b"d" * actual)
+    wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (
+        size,
+        b"d" * actual,
+    )
     assert exchange(split(wire, cuts))[0] == "error"
 
 
 @FUZZ
-@given(st.integers(MAX_HEAD + 1, 4 * MAX_HEAD), st.integers(1, 200), st.lists(st.integers(0, 1 << 18), max_size=30),
-       st.sampled_from(["GET", "HEAD"]))
+@given(
+    st.integers(MAX_HEAD + 1, 4 * MAX_HEAD),
+    st.integers(1, 200),
+    st.lists(st.integers(0, 1 << 18), max_size=30),
+    st.sampled_from(["GET", "HEAD"]),
+)
 def test_a_head_past_the_cap_is_refused(size, per_header, cuts, method):
     line = b"X-H: " + b"v" * per_header + b"\r\n"
     wire = b"HTTP/1.1 200 OK\r\n" + line * (size // len(line) + 1) + b"Content-Length: 2\r\n\r\nok"
@@ -179,8 +198,12 @@ def test_a_head_just_under_the_cap_is_read():
 @FUZZ
 @given(st.integers(1, 4), st.lists(st.integers(0, 1 << 18), max_size=30))
 def test_endless_trailers_or_chunk_lines_are_refused(kind, cuts):
-    filler = {1: b"X-T: " + b"t" * 4000 + b"\r\n", 2: b"X-" + b"t" * 4000 + b": v\r\n",
-              3: b"0" * 4000, 4: b"5;" + b"e" * 4000}[kind]
+    filler = {
+        1: b"X-T: " + b"t" * 4000 + b"\r\n",
+        2: b"X-" + b"t" * 4000 + b": v\r\n",
+        3: b"0" * 4000,
+        4: b"5;" + b"e" * 4000,
+    }[kind]
     tail = b"0\r\n" + filler * 40 if kind <= 2 else filler * 40
     wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n" + tail
     assert exchange(split(wire, cuts)) == ("error", "RemoteProtocolError")
@@ -189,7 +212,11 @@ def test_endless_trailers_or_chunk_lines_are_refused(kind, cuts):
 @FUZZ
 @given(st.binary(max_size=600), st.lists(st.integers(0, 1 << 10), max_size=20))
 def test_garbage_ends_in_an_answer_or_a_transport_error(noise, cuts):
-    for wire in (noise, b"HTTP/1.1 200 OK\r\n" + noise, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + noise):
+    for wire in (
+        noise,
+        b"HTTP/1.1 200 OK\r\n" + noise,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + noise,
+    ):
         result = exchange(split(wire, cuts))
         assert result[0] == "error" or isinstance(result[0], int)
         assert exchange([wire]) == result
