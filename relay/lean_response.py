@@ -123,7 +123,9 @@ class ResponseParse:
             self.coded = self.chunked = False
             return
         self.status = status
-        self.version = self.parser.get_http_version()
+        self.version = version = self.parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise _Refused(f"not an HTTP/1.x response (HTTP/{version})")
         self.head_done = True
         if self.head_only:  # (llhttp forgets it once a message is complete)
             self.reusable = self.parser.should_keep_alive()

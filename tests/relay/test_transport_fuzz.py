@@ -227,3 +227,8 @@ def test_bytes_after_the_answer_keep_the_connection_out_of_the_pool():
     assert exchange([answer])[4] is True
     assert exchange([answer + b"HTTP/1.1 200 OK\r\n\r\n"])[3:] == (b"ok", False)
     assert exchange([answer, b"junk"])[3:] == (b"ok", False)
+
+
+def test_an_answer_in_another_http_version_is_refused():
+    assert exchange([b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok"]) == ("error", "RemoteProtocolError")
+    assert exchange([b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"])[3:] == (b"ok", False)
