@@ -160,3 +160,32 @@ def test_kill_9_mid_load_then_restart_bills_every_answered_request_once(server, 
     assert books["logged"] == books["logs"] * charge
     assert books["logged"] == books["used"] == books["token_used"] == books["channel_used"]
     assert books["quota"] + books["used"] == initial
+
+
+HOLD_ALL = """
+import asyncio, os, django; django.setup()
+from accounts.models import User
+from billing import ledger
+from billing.ledger import Account, QuotaError
+user = User.objects.get(username="carol")
+try:
+    asyncio.run(ledger.reserve(Account(user.pk, 0, False), user.quota))
+    print("held")
+except QuotaError as exc:
+    print(exc.kind)
+os._exit(0) if {die} else None
+"""
+
+
+def test_holds_of_a_dead_process_go_back_to_the_balance(server, fake_upstream) -> None:
+    """A process killed with requests in flight never settles them: the owner returns its holds."""
+    server.start()
+    _provision(server, fake_upstream)
+    assert run_in(server.env, HOLD_ALL.format(die=True)).splitlines()[-1] == "held"
+    deadline = time.time() + 5
+    while True:  # the owner notices the process is gone within half a second
+        outcome = run_in(server.env, HOLD_ALL.format(die=True)).splitlines()[-1]
+        if outcome == "held" or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert outcome == "held"
