@@ -70,7 +70,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 class _Conn:
-    __slots__ = ("sock", "inbuf", "out", "pid", "flush_waiting")
+    __slots__ = ("flush_waiting", "inbuf", "out", "pid", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock

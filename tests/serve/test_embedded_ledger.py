@@ -55,7 +55,7 @@ class Server:
         self.proc.wait()
         deadline = time.time() + 10
         while time.time() < deadline:  # the workers die with their parent (PDEATHSIG)
-            if subprocess.run(["pgrep", "-g", str(self.proc.pid)], capture_output=True).returncode != 0:
+            if subprocess.run(["pgrep", "-g", str(self.proc.pid)], check=False, capture_output=True).returncode != 0:
                 return
             time.sleep(0.1)
 
