@@ -1,5 +1,6 @@
-# Two commands: `make run` serves the gateway on $PORT (3000); `make test` runs the whole suite
-# on PostgreSQL + Redis, the relay tests again on the embedded SQLite default, and everything on MariaDB.
+# Two commands: `make run` serves the gateway on $PORT (3000); `make test` runs the quality gate
+# (`make lint`), then the whole suite on PostgreSQL + Redis, the relay tests again on the embedded
+# SQLite default, and everything on MariaDB.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +8,9 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test bench install install-test migrate serve clean
+LINT_PATHS := newapi_site relay accounts billing tasks
+
+.PHONY: run test lint bench install install-test migrate serve clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +34,13 @@ migrate: $(STAMP)
 run: migrate
 	$(PY) manage.py serve
 
-test: $(TEST_STAMP)
+# The quality gate: lint rules, formatting and types on the product packages, zero errors.
+lint: $(TEST_STAMP)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy $(LINT_PATHS)
+
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 	NEWAPI_TEST_DB=sqlite $(PY) -m pytest -m relay $(PYTEST_ARGS)
 	NEWAPI_TEST_DB=mysql $(PY) -m pytest $(PYTEST_ARGS)
