@@ -52,8 +52,11 @@ def install(site: AdminSite) -> None:
     def login(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         if request.method == "POST":
             if not allow_critical(request):
-                return HttpResponse("Too many login attempts from this address; try again later.",
-                                    status=429, content_type="text/plain; charset=utf-8")
+                return HttpResponse(
+                    "Too many login attempts from this address; try again later.",
+                    status=429,
+                    content_type="text/plain; charset=utf-8",
+                )
             if not options.get_bool("PasswordLoginEnabled"):
                 messages.error(request, "管理员关闭了密码登录 (password login is disabled)")
                 return HttpResponseRedirect(request.get_full_path())

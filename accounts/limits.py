@@ -24,8 +24,10 @@ def check_int64(value: int, name: str) -> int:
 
 def check_password_bytes(raw: str | None) -> None:
     if raw and len(raw.encode("utf-8", "surrogatepass")) > PASSWORD_MAX_BYTES:
-        raise ApiError(f"密码不能超过 {PASSWORD_MAX_BYTES} 字节 (password longer than {PASSWORD_MAX_BYTES} bytes)",
-                       status=400)
+        raise ApiError(
+            f"密码不能超过 {PASSWORD_MAX_BYTES} 字节 (password longer than {PASSWORD_MAX_BYTES} bytes)",
+            status=400,
+        )
 
 
 class Int64Field(serializers.IntegerField):

@@ -94,7 +94,9 @@ class OptionStore:
     def as_public_list(self) -> list[dict[str, str]]:
         """All options for GET /api/option/: keys ending in token/secret/key (any case) are hidden."""
         return [
-            {"key": k, "value": v} for k, v in sorted(self._all().items()) if not k.lower().endswith(_SECRET_SUFFIXES)
+            {"key": k, "value": v}
+            for k, v in sorted(self._all().items())
+            if not k.lower().endswith(_SECRET_SUFFIXES)
         ]
 
 

@@ -307,8 +307,11 @@ def _warn_of_dead_letters(site: admin.AdminSite) -> None:
             except Exception:  # noqa: BLE001 - Redis down: the page still opens
                 count = 0
             if count:
-                messages.warning(request, f"{count} billing settlements were refused by the database and set aside "
-                                          f"in the Redis list {dead_letter_key()} (see the server log).")
+                messages.warning(
+                    request,
+                    f"{count} billing settlements were refused by the database and set aside "
+                    f"in the Redis list {dead_letter_key()} (see the server log).",
+                )
         return index_view(request, extra_context)
 
     site.index = index

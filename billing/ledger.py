@@ -156,6 +156,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], 
 return nil
 """
 
+
 async def _run(script: str, numkeys: int, *args: object):
     """EVALSHA (the script is sent once per Redis server, not with every request), EVAL on a miss,
     on the loop's pipelined connection (see newapi_site/redis_pipe.py)."""
@@ -279,16 +280,35 @@ class RedisLedger:
         if amount <= 0:
             return
         await _run(
-            _RELEASE, 3, user_key(acct.user_id), token_key(acct.token_id), holds_key(), "1" if acct.token_limited else "0", amount - recorded, *ids,
+            _RELEASE,
+            3,
+            user_key(acct.user_id),
+            token_key(acct.token_id),
+            holds_key(),
+            "1" if acct.token_limited else "0",
+            amount - recorded,
+            *ids,
         )
 
-    async def commit(self, acct: Account, reserved: int, s: Settlement, ids: Sequence[str] = (), recorded: int = 0) -> None:
+    async def commit(
+        self, acct: Account, reserved: int, s: Settlement, ids: Sequence[str] = (), recorded: int = 0
+    ) -> None:
         # The DB never saw the reservation: it must receive the whole charge.
         s.user_delta = s.token_delta = -s.quota
         if not s.id:
             s.id = new_id()  # the writer records it with the charge: a re-applied batch skips it
         user_balance, token_balance = await _run(
-            _COMMIT, 4, user_key(acct.user_id), token_key(acct.token_id), queue_key(), holds_key(), s.quota, "1" if acct.token_limited else "0", s.to_json(), reserved - recorded, *ids,
+            _COMMIT,
+            4,
+            user_key(acct.user_id),
+            token_key(acct.token_id),
+            queue_key(),
+            holds_key(),
+            s.quota,
+            "1" if acct.token_limited else "0",
+            s.to_json(),
+            reserved - recorded,
+            *ids,
         )
         if user_balance >= 0:
             self._remember(acct, user_balance, token_balance)
@@ -299,7 +319,9 @@ def _db_reserve(acct: Account, amount: int) -> None:
     from accounts.models import Token, User
 
     with transaction.atomic():
-        ok = User.objects.filter(pk=acct.user_id, quota__gt=0, quota__gte=amount).update(quota=F("quota") - amount)
+        ok = User.objects.filter(pk=acct.user_id, quota__gt=0, quota__gte=amount).update(
+            quota=F("quota") - amount
+        )
         if not ok:
             balance = _load_user_balance(acct.user_id)
             raise QuotaError("user_empty" if balance <= 0 else "user_insufficient", balance, amount)
@@ -334,7 +356,9 @@ class DbLedger:
         if amount > 0:
             await sync_to_async(_db_release)(acct, amount)
 
-    async def commit(self, acct: Account, reserved: int, s: Settlement, ids: Sequence[str] = (), recorded: int = 0) -> None:
+    async def commit(
+        self, acct: Account, reserved: int, s: Settlement, ids: Sequence[str] = (), recorded: int = 0
+    ) -> None:
         # The reservation already wrote -reserved to the user (and to a limited token's row).
         s.user_delta = -(s.quota - reserved)
         s.token_delta = s.user_delta if acct.token_limited else -s.quota

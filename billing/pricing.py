@@ -146,7 +146,17 @@ def price_for(model: str, group: str, accept_unset: bool = False) -> Price:
     ratio, ok = model_ratio(model)
     if not ok and not accept_unset:
         raise PriceNotSet(model)
-    return Price(model, group, False, -1.0, ratio, g, completion_ratio(model), cache_ratio(model), cache_creation_ratio(model))
+    return Price(
+        model,
+        group,
+        False,
+        -1.0,
+        ratio,
+        g,
+        completion_ratio(model),
+        cache_ratio(model),
+        cache_creation_ratio(model),
+    )
 
 
 def quota_per_unit() -> float:
@@ -164,7 +174,13 @@ def pre_consume_estimate(price: Price, prompt_tokens: int, max_tokens: int) -> i
 def text_quota(price: Price, prompt: int, completion: int, cached: int = 0, cache_creation: int = 0) -> int:
     """relay.md §9.2, with cache-write tokens billed at their own ratio (dropped by New API's text path)."""
     if price.use_price:
-        return int((Decimal(str(price.model_price)) * Decimal(str(quota_per_unit())) * Decimal(str(price.group_ratio))).to_integral_value(ROUND_HALF_UP))
+        return int(
+            (
+                Decimal(str(price.model_price))
+                * Decimal(str(quota_per_unit()))
+                * Decimal(str(price.group_ratio))
+            ).to_integral_value(ROUND_HALF_UP)
+        )
     if prompt + completion == 0:
         return 0
     cached = min(cached, prompt)

@@ -29,15 +29,20 @@ def redeem_code(user: User, key: str) -> int:
         code = Redemption.objects.filter(key=key, deleted_at__isnull=True).first()
         if code is None:
             raise ApiError("无效的兑换码")
-        claimed = Redemption.objects.filter(pk=code.pk, status=REDEMPTION_ENABLED, deleted_at__isnull=True).update(
-            status=REDEMPTION_USED, redeemed_time=now_ts(), used_user_id=user.pk
-        )
+        claimed = Redemption.objects.filter(
+            pk=code.pk, status=REDEMPTION_ENABLED, deleted_at__isnull=True
+        ).update(status=REDEMPTION_USED, redeemed_time=now_ts(), used_user_id=user.pk)
         if claimed != 1:
             disabled = code.status == REDEMPTION_DISABLED
             raise ApiError("该兑换码已被禁用" if disabled else "该兑换码已被使用")
         credit_user(user.pk, code.quota)
     per_unit = options.get_float("QuotaPerUnit", 500000) or 500000
-    record_log(user.pk, LOG_TOPUP, f"通过兑换码充值 ${code.quota / per_unit:.6f} 额度，兑换码ID {code.pk}", user.username)
+    record_log(
+        user.pk,
+        LOG_TOPUP,
+        f"通过兑换码充值 ${code.quota / per_unit:.6f} 额度，兑换码ID {code.pk}",
+        user.username,
+    )
     return code.quota
 
 
@@ -88,7 +93,9 @@ def create_redemptions(creator: User, data: dict[str, Any]) -> list[str]:
         count = 0
     if not 1 <= count <= 100:
         raise ApiError("兑换码个数必须在1-100之间")
-    codes = [Redemption(user_id=creator.pk, key=uuid.uuid4().hex, name=name, quota=quota) for _ in range(count)]
+    codes = [
+        Redemption(user_id=creator.pk, key=uuid.uuid4().hex, name=name, quota=quota) for _ in range(count)
+    ]
     try:
         with transaction.atomic():
             Redemption.objects.bulk_create(codes)

@@ -92,7 +92,9 @@ def fit_log_row(row: dict[str, Any]) -> dict[str, Any]:
     if _widths is None:
         from billing.models import Log
 
-        _widths = {f.attname: f.max_length or 0 for f in Log._meta.concrete_fields if isinstance(f.max_length, int)}
+        _widths = {
+            f.attname: f.max_length or 0 for f in Log._meta.concrete_fields if isinstance(f.max_length, int)
+        }
     for name, value in row.items():
         if isinstance(value, str):
             width = _widths.get(name)
@@ -146,7 +148,12 @@ def _write(batch: list[Settlement]) -> None:
             s.log["type"] = LOG_CONSUME
             logs.append(fit_log_row(s.log))
         if export_enabled and s.counted:
-            key = (s.user_id, _fit(s.username, QUOTA_DATA_WIDTH), _fit(s.model_name, QUOTA_DATA_WIDTH), s.created_at - s.created_at % 3600)
+            key = (
+                s.user_id,
+                _fit(s.username, QUOTA_DATA_WIDTH),
+                _fit(s.model_name, QUOTA_DATA_WIDTH),
+                s.created_at - s.created_at % 3600,
+            )
             r = rollups[key]
             r[0] += s.tokens_used
             r[1] += 1
@@ -155,7 +162,9 @@ def _write(batch: list[Settlement]) -> None:
         for uid, (balance, used, count) in users.items():
             if balance or used or count:
                 User.objects.filter(pk=uid).update(
-                    quota=F("quota") + balance, used_quota=F("used_quota") + used, request_count=F("request_count") + count
+                    quota=F("quota") + balance,
+                    used_quota=F("used_quota") + used,
+                    request_count=F("request_count") + count,
                 )
         for tid, (remain, used) in tokens.items():
             Token.objects.filter(pk=tid).update(
@@ -167,13 +176,20 @@ def _write(batch: list[Settlement]) -> None:
         if logs:
             insert_logs(logs)
         for (uid, username, model, hour), (tokens_used, count, quota) in rollups.items():
-            updated = QuotaData.objects.filter(user_id=uid, username=username, model_name=model, created_at=hour).update(
+            updated = QuotaData.objects.filter(
+                user_id=uid, username=username, model_name=model, created_at=hour
+            ).update(
                 token_used=F("token_used") + tokens_used, count=F("count") + count, quota=F("quota") + quota
             )
             if not updated:
                 QuotaData.objects.create(
-                    user_id=uid, username=username, model_name=model, created_at=hour,
-                    token_used=tokens_used, count=count, quota=quota,
+                    user_id=uid,
+                    username=username,
+                    model_name=model,
+                    created_at=hour,
+                    token_used=tokens_used,
+                    count=count,
+                    quota=quota,
                 )
 
 
@@ -203,4 +219,6 @@ def insert_rows(model: Any, columns: list[str], rows: list[tuple]) -> None:
                 for row in rows:
                     copy.write_row(row)
         else:
-            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})", rows)
+            cursor.executemany(
+                f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})", rows
+            )

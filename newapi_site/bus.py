@@ -134,7 +134,9 @@ def ensure_listener() -> None:
             except Exception:  # Redis not up yet: the thread keeps trying
                 log.warning("invalidation listener cannot reach Redis yet", exc_info=True)
                 pubsub = None
-            threading.Thread(target=_listen_redis, args=(pubsub,), name="newapi-invalidation", daemon=True).start()
+            threading.Thread(
+                target=_listen_redis, args=(pubsub,), name="newapi-invalidation", daemon=True
+            ).start()
         else:
             _start_file()
             threading.Thread(target=_listen_file, name="newapi-invalidation", daemon=True).start()

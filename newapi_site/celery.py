@@ -35,7 +35,10 @@ def _channel_upkeep_schedule() -> dict[str, dict]:
 
     schedule: dict[str, dict] = {}
     if settings.CHANNEL_TEST_FREQUENCY:
-        schedule["test-all-channels"] = {"task": "relay.test_all_channels", "schedule": settings.CHANNEL_TEST_FREQUENCY * 60.0}
+        schedule["test-all-channels"] = {
+            "task": "relay.test_all_channels",
+            "schedule": settings.CHANNEL_TEST_FREQUENCY * 60.0,
+        }
     if settings.CHANNEL_UPDATE_FREQUENCY:
         schedule["update-all-balances"] = {
             "task": "relay.update_all_balances",

@@ -108,4 +108,3 @@ def from_request(request: Any) -> str:
     if not trusted_networks():
         return peer
     return resolve(peer, meta.get("HTTP_X_FORWARDED_FOR"), meta.get("HTTP_X_REAL_IP"))
-

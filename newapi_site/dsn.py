@@ -34,7 +34,11 @@ def sqlite_database(path: str, base_dir: Path) -> dict:
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(file),
-        "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+        "OPTIONS": {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+        },
         # A file, not :memory:, so a gateway started by the tests sees the test database.
         "TEST": {"NAME": str(file.with_name(file.stem + "-test.sqlite3"))},
     }
@@ -63,11 +67,18 @@ def database_from_dsn(dsn: str, sqlite_path: str, base_dir: Path) -> dict:
         }
     if dsn.startswith("mysql://"):
         url = urlparse(dsn)
-        user, password, addr, db = url.username or "", url.password or "", url.netloc.rsplit("@", 1)[-1], url.path.lstrip("/")
+        user, password, addr, db = (
+            url.username or "",
+            url.password or "",
+            url.netloc.rsplit("@", 1)[-1],
+            url.path.lstrip("/"),
+        )
     else:
         match = _GO_MYSQL.match(dsn)
         if not match:
-            raise ConfigError(f"SQL_DSN={dsn!r} is neither postgres://…, user:pass@tcp(host:port)/db nor local")
+            raise ConfigError(
+                f"SQL_DSN={dsn!r} is neither postgres://…, user:pass@tcp(host:port)/db nor local"
+            )
         user, password, addr, db = (
             match["user"],
             match["password"] or "",

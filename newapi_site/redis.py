@@ -13,7 +13,9 @@ import redis.asyncio as aredis
 from django.conf import settings
 
 _sync_client: redis.Redis | None = None
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = weakref.WeakKeyDictionary()
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def redis_enabled() -> bool:

@@ -47,7 +47,9 @@ class _Protocol(asyncio.Protocol):
                 continue
             if isinstance(reply, hiredis.ReplyError):
                 text = str(reply)
-                future.set_exception(NoScriptError(text) if text.startswith("NOSCRIPT") else ResponseError(text))
+                future.set_exception(
+                    NoScriptError(text) if text.startswith("NOSCRIPT") else ResponseError(text)
+                )
             else:
                 future.set_result(reply)
 
@@ -114,7 +116,10 @@ class PipelinedRedis:
                 transport, _ = await loop.create_unix_connection(lambda: _Protocol(self), self.path)
             else:
                 transport, _ = await loop.create_connection(
-                    lambda: _Protocol(self), self.host, self.port, ssl=ssl.create_default_context() if self.ssl else None
+                    lambda: _Protocol(self),
+                    self.host,
+                    self.port,
+                    ssl=ssl.create_default_context() if self.ssl else None,
                 )
                 sock = transport.get_extra_info("socket")
                 if sock is not None:

@@ -132,7 +132,9 @@ CHANNEL_TEST_FREQUENCY = env_int("CHANNEL_TEST_FREQUENCY", None)  # minutes
 CHANNEL_UPDATE_FREQUENCY = env_int("CHANNEL_UPDATE_FREQUENCY", None)  # minutes
 POLLING_INTERVAL = env_float("POLLING_INTERVAL", 0)
 # Cloudflare Turnstile verification endpoint (management.md §3.1); tests point it at a local fake.
-TURNSTILE_VERIFY_URL = env_str("TURNSTILE_VERIFY_URL", "https://challenges.cloudflare.com/turnstile/v0/siteverify")
+TURNSTILE_VERIFY_URL = env_str(
+    "TURNSTILE_VERIFY_URL", "https://challenges.cloudflare.com/turnstile/v0/siteverify"
+)
 # Addresses (IPs or CIDRs, comma-separated) of reverse proxies whose X-Forwarded-For / X-Real-IP /
 # X-Forwarded-Proto are believed; from anyone else those headers are ignored.
 TRUSTED_PROXIES = [p.strip() for p in env_str("TRUSTED_PROXIES", "").split(",") if p.strip()]

@@ -26,7 +26,9 @@ from .wire import ClientRequest, Response, StreamingResponse, error_response
 log = logging.getLogger("newapi.relay")
 Handler = Callable[..., Awaitable[Response | StreamingResponse]]
 
-NOT_IMPLEMENTED = LocalError("API not implemented", status=501, type="new_api_error", code="api_not_implemented")
+NOT_IMPLEMENTED = LocalError(
+    "API not implemented", status=501, type="new_api_error", code="api_not_implemented"
+)
 
 
 def _text(mode: str) -> Handler:
@@ -73,10 +75,17 @@ add_route("GET", r"/v1/models", _list_models)
 add_route("GET", r"/v1/models/(?P<model>.+)", _retrieve_model)
 for _method, _path in [
     ("POST", r"/v1/edits"),
-    ("POST", r"/v1/fine-tunes"), ("POST", r"/v1/fine-tunes/[^/]+/cancel"), ("POST", r"/v1/files"),
-    ("GET", r"/v1/files"), ("GET", r"/v1/files/[^/]+"), ("GET", r"/v1/files/[^/]+/content"),
-    ("GET", r"/v1/fine-tunes"), ("GET", r"/v1/fine-tunes/[^/]+"), ("GET", r"/v1/fine-tunes/[^/]+/events"),
-    ("DELETE", r"/v1/files/[^/]+"), ("DELETE", r"/v1/models/[^/]+"),
+    ("POST", r"/v1/fine-tunes"),
+    ("POST", r"/v1/fine-tunes/[^/]+/cancel"),
+    ("POST", r"/v1/files"),
+    ("GET", r"/v1/files"),
+    ("GET", r"/v1/files/[^/]+"),
+    ("GET", r"/v1/files/[^/]+/content"),
+    ("GET", r"/v1/fine-tunes"),
+    ("GET", r"/v1/fine-tunes/[^/]+"),
+    ("GET", r"/v1/fine-tunes/[^/]+/events"),
+    ("DELETE", r"/v1/files/[^/]+"),
+    ("DELETE", r"/v1/models/[^/]+"),
 ]:
     add_route(_method, _path, _not_implemented)
 
@@ -146,7 +155,9 @@ class RelayRouter:
             request_id = req.request_id
             found = match(method, path)
             if found is None:
-                raise LocalError(f"Invalid URL ({method} {path})", status=404, type="invalid_request_error", code="")
+                raise LocalError(
+                    f"Invalid URL ({method} {path})", status=404, type="invalid_request_error", code=""
+                )
             handler, params = found
             response = await handler(req, **params)
         except RelayError as err:
@@ -154,7 +165,8 @@ class RelayRouter:
         except Exception:
             log.exception("relay failure on %s %s", method, path)
             response = error_response(
-                RelayError("internal error", status=500, type="new_api_error", code="internal_error"), request_id
+                RelayError("internal error", status=500, type="new_api_error", code="internal_error"),
+                request_id,
             )
         if isinstance(response, StreamingResponse):
             await _send_stream(send, receive, response, request_id)

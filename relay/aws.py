@@ -56,19 +56,25 @@ def sign(
     canon = {k.lower(): " ".join(str(v).split()) for k, v in out.items()}
     canon["host"] = parts.netloc
     signed = sorted(canon)
-    canonical_request = "\n".join([
-        method.upper(),
-        quote(parts.path or "/", safe="/~"),
-        canonical_query(parts.query),
-        "".join(f"{k}:{canon[k]}\n" for k in signed),
-        ";".join(signed),
-        hashlib.sha256(body).hexdigest(),
-    ])
+    canonical_request = "\n".join(
+        [
+            method.upper(),
+            quote(parts.path or "/", safe="/~"),
+            canonical_query(parts.query),
+            "".join(f"{k}:{canon[k]}\n" for k in signed),
+            ";".join(signed),
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
     scope = f"{day}/{region}/{service}/aws4_request"
-    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()])
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
+    )
     key = _hmac(_hmac(_hmac(_hmac(f"AWS4{secret_key}".encode(), day), region), service), "aws4_request")
     signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    out["Authorization"] = f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={';'.join(signed)}, Signature={signature}"
+    out["Authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, SignedHeaders={';'.join(signed)}, Signature={signature}"
+    )
     return out
 
 
@@ -106,7 +112,8 @@ def parse_headers(raw: bytes) -> dict[str, object]:
 def encode_message(headers: dict[str, str], payload: bytes) -> bytes:
     """One event-stream message with string headers (used by tests' fakes and kept next to the decoder)."""
     hb = b"".join(
-        bytes([len(k)]) + k.encode() + b"\x07" + struct.pack(">H", len(v.encode())) + v.encode() for k, v in headers.items()
+        bytes([len(k)]) + k.encode() + b"\x07" + struct.pack(">H", len(v.encode())) + v.encode()
+        for k, v in headers.items()
     )
     total = 12 + len(hb) + len(payload) + 4
     prelude = struct.pack(">II", total, len(hb))
@@ -115,7 +122,9 @@ def encode_message(headers: dict[str, str], payload: bytes) -> bytes:
     return msg + struct.pack(">I", zlib.crc32(msg))
 
 
-async def iter_messages(chunks: AsyncIterator[bytes], max_message: int = 16 * 1024 * 1024) -> AsyncIterator[tuple[dict[str, object], bytes]]:
+async def iter_messages(
+    chunks: AsyncIterator[bytes], max_message: int = 16 * 1024 * 1024
+) -> AsyncIterator[tuple[dict[str, object], bytes]]:
     """Yield (headers, payload) for each complete message, checking both CRCs."""
     buffer = b""
     async for chunk in chunks:

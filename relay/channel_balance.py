@@ -79,9 +79,14 @@ def openai_balance(client: httpx.Client, channel: Channel) -> float:
     today = dt.date.today()
     start = today.replace(day=1) if sub.get("has_payment_method") else today - dt.timedelta(days=100)
     usage = _get_json(
-        client, f"{base}/v1/dashboard/billing/usage?start_date={start:%Y-%m-%d}&end_date={today:%Y-%m-%d}", _bearer(channel)
+        client,
+        f"{base}/v1/dashboard/billing/usage?start_date={start:%Y-%m-%d}&end_date={today:%Y-%m-%d}",
+        _bearer(channel),
     )
-    return _number(sub.get("hard_limit_usd"), "hard_limit_usd") - _number(usage.get("total_usage") or 0, "total_usage") / 100
+    return (
+        _number(sub.get("hard_limit_usd"), "hard_limit_usd")
+        - _number(usage.get("total_usage") or 0, "total_usage") / 100
+    )
 
 
 def aiproxy_balance(client: httpx.Client, channel: Channel) -> float:
@@ -94,7 +99,9 @@ def aiproxy_balance(client: httpx.Client, channel: Channel) -> float:
 
 def credit_grants(field: str, default_base: str) -> Callable[[httpx.Client, Channel], float]:
     def fetch(client: httpx.Client, channel: Channel) -> float:
-        data = _get_json(client, f"{_base(channel, default_base)}/dashboard/billing/credit_grants", _bearer(channel))
+        data = _get_json(
+            client, f"{_base(channel, default_base)}/dashboard/billing/credit_grants", _bearer(channel)
+        )
         return _number(data.get(field), field)
 
     return fetch
@@ -118,7 +125,9 @@ def deepseek_balance(client: httpx.Client, channel: Channel) -> float:
 def openrouter_balance(client: httpx.Client, channel: Channel) -> float:
     data = _get_json(client, f"{_base(channel, 'https://openrouter.ai/api')}/v1/credits", _bearer(channel))
     credits = data.get("data") or {}
-    return _number(credits.get("total_credits"), "total_credits") - _number(credits.get("total_usage") or 0, "total_usage")
+    return _number(credits.get("total_credits"), "total_credits") - _number(
+        credits.get("total_usage") or 0, "total_usage"
+    )
 
 
 FETCHERS: dict[int, Callable[[httpx.Client, Channel], float]] = {
@@ -161,7 +170,11 @@ def update_all_balances() -> list[BalanceResult]:
             if i and settings.POLLING_INTERVAL:
                 time.sleep(settings.POLLING_INTERVAL)
             result = update_balance(channel, client)
-            if result.success and result.balance <= 0 and (channel.auto_ban if channel.auto_ban is not None else 1) == 1:
+            if (
+                result.success
+                and result.balance <= 0
+                and (channel.auto_ban if channel.auto_ban is not None else 1) == 1
+            ):
                 result.disabled = disable_channel(channel.pk, "余额不足 (balance exhausted)")
                 if result.disabled:
                     log.warning("channel #%s disabled: balance %.4f", channel.pk, result.balance)

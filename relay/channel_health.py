@@ -26,7 +26,13 @@ from .state import ChannelInfo
 log = logging.getLogger("newapi.relay")
 
 FATAL_CODES = {"invalid_api_key", "account_deactivated", "billing_not_active"}
-FATAL_TYPES = {"insufficient_quota", "insufficient_user_quota", "authentication_error", "permission_error", "forbidden"}
+FATAL_TYPES = {
+    "insufficient_quota",
+    "insufficient_user_quota",
+    "authentication_error",
+    "permission_error",
+    "forbidden",
+}
 
 
 def disable_keywords() -> list[str]:
@@ -62,7 +68,11 @@ def is_fatal(channel_type: int, err: RelayError) -> bool:
 
 
 def should_disable(channel: ChannelInfo, err: RelayError) -> bool:
-    return options.get_bool("AutomaticDisableChannelEnabled") and channel.auto_ban and is_fatal(channel.type, err)
+    return (
+        options.get_bool("AutomaticDisableChannelEnabled")
+        and channel.auto_ban
+        and is_fatal(channel.type, err)
+    )
 
 
 async def on_upstream_error(channel: ChannelInfo, err: RelayError) -> None:
@@ -96,7 +106,9 @@ def disable_channel(channel_id: int, reason: str) -> bool:
             info = {}
         info.update(status_reason=reason, status_time=int(time.time()))
         # update() rather than save(): the save signal would rebuild abilities as enabled
-        Channel.objects.filter(pk=channel_id).update(status=CHANNEL_AUTO_DISABLED, other_info=json.dumps(info, ensure_ascii=False))
+        Channel.objects.filter(pk=channel_id).update(
+            status=CHANNEL_AUTO_DISABLED, other_info=json.dumps(info, ensure_ascii=False)
+        )
         Ability.objects.filter(channel_id=channel_id).update(enabled=False)
     bus.publish("channels")
     return True

@@ -76,7 +76,13 @@ def pick_model(channel: Channel, model: str | None) -> str:
 
 def is_embedding(model: str, channel_type: int) -> bool:
     lower = model.lower()
-    return channel_type == MOKA_AI or "embedding" in lower or lower.startswith("m3e") or "bge-" in lower or "embed" in lower
+    return (
+        channel_type == MOKA_AI
+        or "embedding" in lower
+        or lower.startswith("m3e")
+        or "bge-" in lower
+        or "embed" in lower
+    )
 
 
 def test_body(model: str, embedding: bool) -> dict:
@@ -115,7 +121,11 @@ async def send_test(info: state.ChannelInfo, model: str, client: httpx.AsyncClie
     upstream = adaptor.build_request(ctx)
     try:
         resp = await client.request(
-            upstream.method, upstream.url, headers=upstream.headers, content=upstream.body, timeout=TEST_TIMEOUT
+            upstream.method,
+            upstream.url,
+            headers=upstream.headers,
+            content=upstream.body,
+            timeout=TEST_TIMEOUT,
         )
     except httpx.HTTPError as exc:
         raise http.network_error(exc) from None
@@ -130,10 +140,21 @@ async def test_channel(
 ) -> TestResult:
     row = await sync_to_async(_load)(channel)
     if row is None:
-        return TestResult(int(channel if isinstance(channel, int) else channel.pk), False, "渠道不存在 (channel not found)", 0)
+        return TestResult(
+            int(channel if isinstance(channel, int) else channel.pk),
+            False,
+            "渠道不存在 (channel not found)",
+            0,
+        )
     chosen = pick_model(row, model)
     if row.type in REFUSED_TYPES:
-        return TestResult(row.pk, False, f"{REFUSED_TYPES[row.type]} 渠道不支持测试 (this channel type cannot be tested)", 0, chosen)
+        return TestResult(
+            row.pk,
+            False,
+            f"{REFUSED_TYPES[row.type]} 渠道不支持测试 (this channel type cannot be tested)",
+            0,
+            chosen,
+        )
     info = state.channel_info(row)
     started = time.monotonic()
     error: RelayError | None = None
@@ -144,7 +165,11 @@ async def test_channel(
     elapsed_ms = int((time.monotonic() - started) * 1000)
     change = await sync_to_async(apply_outcome)(row, error, elapsed_ms)
     if error is not None:
-        message = f"status code {error.status}: {error.message}" if isinstance(error, UpstreamError) else error.message
+        message = (
+            f"status code {error.status}: {error.message}"
+            if isinstance(error, UpstreamError)
+            else error.message
+        )
         return TestResult(row.pk, False, message, elapsed_ms, chosen, change)
     return TestResult(row.pk, True, "", elapsed_ms, chosen, change)
 
@@ -187,7 +212,11 @@ def apply_outcome(row: Channel, error: RelayError | None, elapsed_ms: int) -> st
             if disable_channel(row.pk, reason):
                 log.warning("channel #%s disabled by its test: %s", row.pk, reason)
                 return "disabled"
-    if row.status == CHANNEL_AUTO_DISABLED and error is None and options.get_bool("AutomaticEnableChannelEnabled"):
+    if (
+        row.status == CHANNEL_AUTO_DISABLED
+        and error is None
+        and options.get_bool("AutomaticEnableChannelEnabled")
+    ):
         if enable_channel(row.pk):
             log.info("channel #%s re-enabled by its test", row.pk)
             return "enabled"
@@ -207,7 +236,9 @@ def enable_channel(channel_id: int) -> bool:
         info = _json_object(row.other_info)
         info.pop("status_reason", None)
         info["status_time"] = int(time.time())
-        Channel.objects.filter(pk=channel_id).update(status=CHANNEL_ENABLED, other_info=json.dumps(info, ensure_ascii=False))
+        Channel.objects.filter(pk=channel_id).update(
+            status=CHANNEL_ENABLED, other_info=json.dumps(info, ensure_ascii=False)
+        )
         row.status = CHANNEL_ENABLED
         rebuild_abilities(row)
     bus.publish("channels")

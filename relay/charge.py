@@ -50,7 +50,13 @@ async def settle(
         if price.use_price:
             quota = text_quota(price, usage.prompt_tokens, usage.completion_tokens)
         else:
-            quota = text_quota(price, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, usage.cache_creation_tokens)
+            quota = text_quota(
+                price,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.cached_tokens,
+                usage.cache_creation_tokens,
+            )
         counted = usage.total > 0
         if not counted:
             quota = 0
@@ -78,7 +84,9 @@ async def settle(
     await rate_limit.record_success(caller.user.id)
 
 
-def consume_log(job: Job, ctx: RelayContext, usage: Usage, quota: int, tried: list[int], frt_ms: int) -> dict[str, Any]:
+def consume_log(
+    job: Job, ctx: RelayContext, usage: Usage, quota: int, tried: list[int], frt_ms: int
+) -> dict[str, Any]:
     price = job.price
     if price.use_price:
         content = f"模型价格 {price.model_price:.2f}，分组倍率 {price.group_ratio:.2f}"

@@ -16,14 +16,23 @@ from relay.adaptors.base import RelayContext, StreamTranslator, Usage
 from relay.adaptors.openai import usage_from
 from relay.streaming import frame_event
 
-FINISH_TO_STOP = {"stop": "end_turn", "tool_calls": "tool_use", "function_call": "tool_use", "length": "max_tokens", "max_tokens": "max_tokens", "stop_sequence": "stop_sequence"}
+FINISH_TO_STOP = {
+    "stop": "end_turn",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "length": "max_tokens",
+    "max_tokens": "max_tokens",
+    "stop_sequence": "stop_sequence",
+}
 
 
 def _blocks_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+        return "\n".join(
+            b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
+        )
     return ""
 
 
@@ -38,7 +47,14 @@ def claude_to_openai_request(body: dict[str, Any], model: str) -> dict[str, Any]
     elif stops:
         out["stop"] = list(stops)
     tools = [
-        {"type": "function", "function": {"name": t.get("name", ""), "description": t.get("description", ""), "parameters": t.get("input_schema") or {"type": "object", "properties": {}}}}
+        {
+            "type": "function",
+            "function": {
+                "name": t.get("name", ""),
+                "description": t.get("description", ""),
+                "parameters": t.get("input_schema") or {"type": "object", "properties": {}},
+            },
+        }
         for t in body.get("tools") or []
         if isinstance(t, dict) and t.get("name")
     ]
@@ -73,14 +89,29 @@ def claude_to_openai_request(body: dict[str, Any], model: str) -> dict[str, Any]
                 parts.append({"type": "text", "text": block.get("text", "")})
             elif kind == "image":
                 src = block.get("source") or {}
-                url = src.get("url") if src.get("type") == "url" else f"data:{src.get('media_type', '')};base64,{src.get('data', '')}"
+                url = (
+                    src.get("url")
+                    if src.get("type") == "url"
+                    else f"data:{src.get('media_type', '')};base64,{src.get('data', '')}"
+                )
                 parts.append({"type": "image_url", "image_url": {"url": url}})
             elif kind == "tool_use":
-                calls.append({"id": block.get("id", ""), "type": "function", "function": {"name": block.get("name", ""), "arguments": orjson.dumps(block.get("input") or {}).decode()}})
+                calls.append(
+                    {
+                        "id": block.get("id", ""),
+                        "type": "function",
+                        "function": {
+                            "name": block.get("name", ""),
+                            "arguments": orjson.dumps(block.get("input") or {}).decode(),
+                        },
+                    }
+                )
             elif kind == "tool_result":
                 result = block.get("content")
                 text = result if isinstance(result, str) else _blocks_text(result)
-                messages.append({"role": "tool", "tool_call_id": block.get("tool_use_id", ""), "content": text})
+                messages.append(
+                    {"role": "tool", "tool_call_id": block.get("tool_use_id", ""), "content": text}
+                )
         if calls:
             text = "".join(p["text"] for p in parts if p["type"] == "text")
             messages.append({"role": "assistant", "content": text or None, "tool_calls": calls})
@@ -120,7 +151,9 @@ def openai_to_claude_response(data: dict[str, Any], model: str, usage: Usage | N
                 args = orjson.loads(fn.get("arguments") or "{}")
             except orjson.JSONDecodeError:
                 args = {}
-            content.append({"type": "tool_use", "id": call.get("id", ""), "name": fn.get("name", ""), "input": args})
+            content.append(
+                {"type": "tool_use", "id": call.get("id", ""), "name": fn.get("name", ""), "input": args}
+            )
         reason = choice.get("finish_reason") or "stop"
         stop = FINISH_TO_STOP.get(reason, reason)
         break
@@ -154,8 +187,13 @@ class OpenAIToClaudeStream(StreamTranslator):
     def _start(self, chunk: dict[str, Any]) -> list[bytes]:
         self.started = True
         message = {
-            "id": chunk.get("id") or f"msg_{time.time_ns()}", "type": "message", "role": "assistant", "model": self.ctx.origin_model,
-            "content": [], "stop_reason": None, "stop_sequence": None,
+            "id": chunk.get("id") or f"msg_{time.time_ns()}",
+            "type": "message",
+            "role": "assistant",
+            "model": self.ctx.origin_model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
             "usage": {"input_tokens": self.prompt_tokens, "output_tokens": 0},
         }
         return [self._ev("message_start", {"message": message})]
@@ -185,7 +223,17 @@ class OpenAIToClaudeStream(StreamTranslator):
         out: list[bytes] = []
         if "error" in chunk and "choices" not in chunk:
             err = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
-            return [self._ev("error", {"error": {"type": str(err.get("type") or "upstream_error"), "message": str(err.get("message") or "")}})]
+            return [
+                self._ev(
+                    "error",
+                    {
+                        "error": {
+                            "type": str(err.get("type") or "upstream_error"),
+                            "message": str(err.get("message") or ""),
+                        }
+                    },
+                )
+            ]
         if not self.started:
             out += self._start(chunk)
         usage = usage_from(chunk.get("usage"))
@@ -197,23 +245,49 @@ class OpenAIToClaudeStream(StreamTranslator):
             if reasoning:
                 if self.block != "thinking":
                     out += self._open("thinking", {"type": "thinking", "thinking": ""})
-                out.append(self._ev("content_block_delta", {"index": self.index, "delta": {"type": "thinking_delta", "thinking": reasoning}}))
+                out.append(
+                    self._ev(
+                        "content_block_delta",
+                        {"index": self.index, "delta": {"type": "thinking_delta", "thinking": reasoning}},
+                    )
+                )
                 self.text_parts.append(reasoning)
             if delta.get("content"):
                 if self.block != "text":
                     out += self._open("text", {"type": "text", "text": ""})
-                out.append(self._ev("content_block_delta", {"index": self.index, "delta": {"type": "text_delta", "text": delta["content"]}}))
+                out.append(
+                    self._ev(
+                        "content_block_delta",
+                        {"index": self.index, "delta": {"type": "text_delta", "text": delta["content"]}},
+                    )
+                )
                 self.text_parts.append(delta["content"])
             for call in delta.get("tool_calls") or []:
                 ti = int(call.get("index") or 0)
                 fn = call.get("function") or {}
                 if ti not in self.tool_ids:
-                    out += self._open("tool_use", {"type": "tool_use", "id": call.get("id", ""), "name": fn.get("name", ""), "input": {}})
+                    out += self._open(
+                        "tool_use",
+                        {
+                            "type": "tool_use",
+                            "id": call.get("id", ""),
+                            "name": fn.get("name", ""),
+                            "input": {},
+                        },
+                    )
                     self.tool_ids[ti] = self.index
                     self.tool_calls = len(self.tool_ids)
                     self.text_parts.append(fn.get("name", ""))
                 if fn.get("arguments"):
-                    out.append(self._ev("content_block_delta", {"index": self.tool_ids[ti], "delta": {"type": "input_json_delta", "partial_json": fn["arguments"]}}))
+                    out.append(
+                        self._ev(
+                            "content_block_delta",
+                            {
+                                "index": self.tool_ids[ti],
+                                "delta": {"type": "input_json_delta", "partial_json": fn["arguments"]},
+                            },
+                        )
+                    )
                     self.text_parts.append(fn["arguments"])
             if choice.get("finish_reason"):
                 reason = choice["finish_reason"]
@@ -229,6 +303,11 @@ class OpenAIToClaudeStream(StreamTranslator):
         out += self._close()
         usage: Usage | None = self.usage or self.ctx.extra.get("final_usage")
         body = claude_usage_body(usage)
-        out.append(self._ev("message_delta", {"delta": {"stop_reason": self.stop or "end_turn", "stop_sequence": None}, "usage": body}))
+        out.append(
+            self._ev(
+                "message_delta",
+                {"delta": {"stop_reason": self.stop or "end_turn", "stop_sequence": None}, "usage": body},
+            )
+        )
         out.append(self._ev("message_stop", {}))
         return out

@@ -49,7 +49,12 @@ async def relay_messages(req: ClientRequest) -> Response | StreamingResponse:
     try:
         messages = job.body.get("messages")
         if not isinstance(messages, list) or not messages:
-            raise LocalError("field messages is required", status=400, type="invalid_request_error", code="invalid_claude_request")
+            raise LocalError(
+                "field messages is required",
+                status=400,
+                type="invalid_request_error",
+                code="invalid_claude_request",
+            )
         job.is_stream = bool(job.body.get("stream"))
         return await pipeline.attempt_all(job, send)
     except BaseException:
@@ -80,11 +85,16 @@ async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Respon
         upstream = adaptor.build_request(ctx)
     else:
         raise LocalError(
-            f"/v1/messages is not supported by channel type {ctx.channel.type}", status=400, type="invalid_request_error", code="invalid_api_type"
+            f"/v1/messages is not supported by channel type {ctx.channel.type}",
+            status=400,
+            type="invalid_request_error",
+            code="invalid_api_type",
         )
     resp = await pipeline.open_upstream(upstream)
     if job.is_stream and adaptor.is_stream_response(resp.headers.get("content-type", "")):
-        translator = adaptor.native_stream_translator(ctx) if native else OpenAIToClaudeStream(ctx, job.count_prompt())
+        translator = (
+            adaptor.native_stream_translator(ctx) if native else OpenAIToClaudeStream(ctx, job.count_prompt())
+        )
         return pipeline.streaming_response(job, ctx, _Translators(translator, adaptor), resp, tried)
     try:
         raw = await resp.aread()
@@ -102,7 +112,12 @@ async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Respon
         try:
             data = orjson.loads(parsed.body)
         except orjson.JSONDecodeError:
-            raise UpstreamError("invalid upstream response", status=500, type="upstream_error", code="unmarshal_response_body_failed") from None
+            raise UpstreamError(
+                "invalid upstream response",
+                status=500,
+                type="upstream_error",
+                code="unmarshal_response_body_failed",
+            ) from None
         out = orjson.dumps(openai_to_claude_response(data, job.model, usage))
     await pipeline.settle(job, ctx, usage, tried, frt_ms=-1000)
     return Response(200, out)
@@ -118,4 +133,3 @@ def to_openai(job: pipeline.Job, ctx: RelayContext, adaptor: OpenAIAdaptor) -> N
     ctx.is_stream = job.is_stream
     if job.is_stream and adaptor.supports_stream_options:
         ctx.body["stream_options"] = {"include_usage": True}
-

@@ -1,8 +1,8 @@
 """The relay's error vocabulary. Every relay error leaves as OpenAI's body with a fitting status:
 
-    RelayError                      {"error": {"message", "type", "code", "param"}}
-    ├── LocalError                  our own decision (auth, validation, quota): never retried
-    └── UpstreamError               the provider failed (status or network): may be retried
+RelayError                      {"error": {"message", "type", "code", "param"}}
+├── LocalError                  our own decision (auth, validation, quota): never retried
+└── UpstreamError               the provider failed (status or network): may be retried
 """
 
 from __future__ import annotations
@@ -72,9 +72,23 @@ def upstream_error_from_response(status: int, body: bytes) -> UpstreamError:
             )
         for key in ("message", "msg", "err", "error_msg"):
             if isinstance(data.get(key), str) and data[key]:
-                return UpstreamError(data[key], status=status, type="upstream_error", code="bad_response_status_code", param=str(status), upstream_body=body)
+                return UpstreamError(
+                    data[key],
+                    status=status,
+                    type="upstream_error",
+                    code="bad_response_status_code",
+                    param=str(status),
+                    upstream_body=body,
+                )
         if isinstance(err, str) and err:
-            return UpstreamError(err, status=status, type="upstream_error", code="bad_response_status_code", param=str(status), upstream_body=body)
+            return UpstreamError(
+                err,
+                status=status,
+                type="upstream_error",
+                code="bad_response_status_code",
+                param=str(status),
+                upstream_body=body,
+            )
     return UpstreamError(
         f"bad response status code {status}",
         status=status,

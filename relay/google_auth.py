@@ -34,7 +34,9 @@ class ServiceAccount:
 
     @property
     def cache_key(self) -> str:
-        return hashlib.sha256(f"{self.client_email}\0{self.private_key}\0{self.token_uri}".encode()).hexdigest()
+        return hashlib.sha256(
+            f"{self.client_email}\0{self.private_key}\0{self.token_uri}".encode()
+        ).hexdigest()
 
 
 def parse_service_account(key: str) -> ServiceAccount:
@@ -43,7 +45,9 @@ def parse_service_account(key: str) -> ServiceAccount:
     except orjson.JSONDecodeError:
         data = None
     if not isinstance(data, dict) or not data.get("private_key") or not data.get("client_email"):
-        raise LocalError("Vertex AI channel key must be a service-account JSON", status=500, code="invalid_channel_key")
+        raise LocalError(
+            "Vertex AI channel key must be a service-account JSON", status=500, code="invalid_channel_key"
+        )
     return ServiceAccount(
         project_id=str(data.get("project_id") or ""),
         client_email=str(data["client_email"]),
@@ -61,7 +65,9 @@ def assertion(sa: ServiceAccount, now: int | None = None) -> str:
     try:
         return jwt.encode(claims, sa.private_key, algorithm="RS256", headers=headers)
     except jwt.InvalidKeyError:
-        raise LocalError("the service account's private_key is not a PEM RSA key", status=500, code="invalid_channel_key") from None
+        raise LocalError(
+            "the service account's private_key is not a PEM RSA key", status=500, code="invalid_channel_key"
+        ) from None
 
 
 _tokens: dict[str, tuple[str, float]] = {}
@@ -95,5 +101,10 @@ async def fetch_token(sa: ServiceAccount) -> tuple[str, int]:
     if resp.status_code != 200 or not isinstance(data, dict) or not data.get("access_token"):
         detail = (data.get("error_description") or data.get("error")) if isinstance(data, dict) else None
         # The channel's credentials are wrong: 401, so channel health treats it like a bad key.
-        raise UpstreamError(f"Vertex AI access token request failed: {detail or resp.status_code}", status=401, type="upstream_error", code="vertex_token_failed")
+        raise UpstreamError(
+            f"Vertex AI access token request failed: {detail or resp.status_code}",
+            status=401,
+            type="upstream_error",
+            code="vertex_token_failed",
+        )
     return str(data["access_token"]), int(data.get("expires_in") or 3600)

@@ -19,15 +19,21 @@ from .errors import LocalError, UpstreamError
 from .lean_transport import Http11Transport, ResponseBody, UnsafeHeaderValue
 
 # One client per event loop, forgotten with its loop (an id() key could be reused by a new loop).
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
-_transports: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Http11Transport] = weakref.WeakKeyDictionary()
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+_transports: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Http11Transport] = (
+    weakref.WeakKeyDictionary()
+)
 _timeout_ext: dict[str, float | None] | None = None
 
 
 def _timeout() -> httpx.Timeout:
     total = settings.RELAY_TIMEOUT or None
     # The read timeout doubles as the stream idle timeout; streaming code enforces its own too.
-    return httpx.Timeout(total, connect=10.0, read=total or max(settings.STREAMING_TIMEOUT * 2, 60), pool=None)
+    return httpx.Timeout(
+        total, connect=10.0, read=total or max(settings.STREAMING_TIMEOUT * 2, 60), pool=None
+    )
 
 
 def _transport() -> Http11Transport:
@@ -65,7 +71,9 @@ async def send(method: str, url: str, headers: dict[str, str], body: bytes) -> h
         # Nothing was sent. Name the header, never its value (it may be a key).
         raise LocalError(
             f"refused to send the upstream request: {exc} (check the channel's key and header settings)",
-            status=500, type="new_api_error", code="invalid_upstream_header",
+            status=500,
+            type="new_api_error",
+            code="invalid_upstream_header",
         ) from None
     except httpx.HTTPError as exc:
         raise network_error(exc) from None

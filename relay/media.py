@@ -142,7 +142,9 @@ async def resolve_public(host: str, port: int) -> str:
 
 async def url_size(url: str) -> tuple[int, int]:
     cap = min(settings.MAX_FILE_DOWNLOAD_MB * 1024 * 1024, HEADER_READ_LIMIT)
-    async with httpx.AsyncClient(follow_redirects=False, timeout=httpx.Timeout(20.0, connect=5.0), trust_env=False) as client:
+    async with httpx.AsyncClient(
+        follow_redirects=False, timeout=httpx.Timeout(20.0, connect=5.0), trust_env=False
+    ) as client:
         for _ in range(MAX_REDIRECTS + 1):
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -154,7 +156,9 @@ async def url_size(url: str) -> tuple[int, int]:
             host_header = parts.netloc.rsplit("@", 1)[-1]
             # identity: the bytes read are the bytes parsed (no decompression to bound)
             headers = {"Host": host_header, "Accept-Encoding": "identity"}
-            request = client.build_request("GET", target, headers=headers, extensions={"sni_hostname": parts.hostname})
+            request = client.build_request(
+                "GET", target, headers=headers, extensions={"sni_hostname": parts.hostname}
+            )
             try:
                 resp = await client.send(request, stream=True)
             except httpx.HTTPError as exc:
@@ -191,8 +195,12 @@ async def _read_size(resp: httpx.Response, cap: int) -> tuple[int, int]:
                 return size  # the header is enough: stop downloading
             if len(data) >= cap:
                 if cap < settings.MAX_FILE_DOWNLOAD_MB * 1024 * 1024:
-                    raise media_error(f"unsupported or unreadable image: no size in its first {cap // 1024} KB")
-                raise media_error(f"file size exceeds maximum allowed size: {settings.MAX_FILE_DOWNLOAD_MB}MB")
+                    raise media_error(
+                        f"unsupported or unreadable image: no size in its first {cap // 1024} KB"
+                    )
+                raise media_error(
+                    f"file size exceeds maximum allowed size: {settings.MAX_FILE_DOWNLOAD_MB}MB"
+                )
             next_check = next(steps, next_check * 2)
     size = image_size(bytes(data))
     if not size:
@@ -238,7 +246,9 @@ def image_parts(body: dict[str, Any]) -> list[Any]:
     for msg in body.get("messages") or []:
         content = msg.get("content") if isinstance(msg, dict) else None
         if isinstance(content, list):
-            out.extend(p.get("image_url") for p in content if isinstance(p, dict) and p.get("type") == "image_url")
+            out.extend(
+                p.get("image_url") for p in content if isinstance(p, dict) and p.get("type") == "image_url"
+            )
     return out
 
 
@@ -283,7 +293,9 @@ async def count_chat_prompt(body: dict[str, Any], model: str, is_stream: bool) -
         async with asyncio.timeout(settings.MEDIA_FETCH_DEADLINE_SECONDS):
             done = iter(await _all(pending))
     except TimeoutError:
-        raise media_error(f"image downloads took longer than {settings.MEDIA_FETCH_DEADLINE_SECONDS}s") from None
+        raise media_error(
+            f"image downloads took longer than {settings.MEDIA_FETCH_DEADLINE_SECONDS}s"
+        ) from None
     real = [c if isinstance(c, int) else next(done) for c in counts]
     flat = sum(tokenizer.image_tokens(p, model) for p in parts)
     return tokenizer.count_messages(body.get("messages") or [], model, body.get("tools")) - flat + sum(real)

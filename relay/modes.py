@@ -33,7 +33,12 @@ def _image_error(message: str) -> LocalError:
 def _openai_family(ctx: RelayContext, what: str) -> OpenAIAdaptor:
     adaptor = adaptor_for(ctx.channel.type)
     if not isinstance(adaptor, OpenAIAdaptor):
-        raise LocalError(f"{what} is not supported by channel type {ctx.channel.type}", status=400, type="invalid_request_error", code="invalid_api_type")
+        raise LocalError(
+            f"{what} is not supported by channel type {ctx.channel.type}",
+            status=400,
+            type="invalid_request_error",
+            code="invalid_api_type",
+        )
     return adaptor
 
 
@@ -72,7 +77,9 @@ def validate_image(body: dict[str, Any], model: str) -> tuple[str, str, int]:
         raise _image_error("prompt is required")
     size = str(body.get("size") or "1024x1024")
     if "×" in size:
-        raise _image_error("size an unexpected error occurred in the parameter, please use 'x' instead of the multiplication sign '×'")
+        raise _image_error(
+            "size an unexpected error occurred in the parameter, please use 'x' instead of the multiplication sign '×'"
+        )
     n = body.get("n") or 1
     if not isinstance(n, int) or isinstance(n, bool) or n < 1 or n > 10:
         raise _image_error("n must be an integer between 1 and 10")
@@ -92,14 +99,22 @@ async def images(req: ClientRequest, **_params: str) -> Response:
         await job.hold.refund()
         raise
     dollars = image_dollars(job, size, quality, n)
-    quota = int((Decimal(str(dollars)) * Decimal(str(quota_per_unit())) * Decimal(str(job.price.group_ratio))).to_integral_value(ROUND_HALF_UP))
+    quota = int(
+        (
+            Decimal(str(dollars)) * Decimal(str(quota_per_unit())) * Decimal(str(job.price.group_ratio))
+        ).to_integral_value(ROUND_HALF_UP)
+    )
 
     async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response:
         adaptor = _openai_family(ctx, "image generation")
         ctx.body.setdefault("model", job.model)
         resp = await _send_openai(ctx, adaptor)
-        await pipeline.settle(job, ctx, Usage(n, 0), tried, -1000, quota=quota, content=f"大小 {size}, 品质 {quality}")
-        return Response(resp.status_code, resp.content, resp.headers.get("content-type", "application/json").encode())
+        await pipeline.settle(
+            job, ctx, Usage(n, 0), tried, -1000, quota=quota, content=f"大小 {size}, 品质 {quality}"
+        )
+        return Response(
+            resp.status_code, resp.content, resp.headers.get("content-type", "application/json").encode()
+        )
 
     return await pipeline.run(job, send)
 
@@ -110,14 +125,18 @@ async def speech(req: ClientRequest, **_params: str) -> Response:
     text = job.body.get("input")
     if not isinstance(text, str) or not text:
         await job.hold.refund()
-        raise LocalError("input is required", status=400, type="invalid_request_error", code="invalid_audio_request")
+        raise LocalError(
+            "input is required", status=400, type="invalid_request_error", code="invalid_audio_request"
+        )
     units = len(text) if job.model.startswith("tts") else tokenizer.count_text(text, job.model)
 
     async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response:
         adaptor = _openai_family(ctx, "text to speech")
         resp = await _send_openai(ctx, adaptor)
         await pipeline.settle(job, ctx, Usage(units, 0), tried, frt_ms=-1000)
-        return Response(resp.status_code, resp.content, resp.headers.get("content-type", "audio/mpeg").encode())
+        return Response(
+            resp.status_code, resp.content, resp.headers.get("content-type", "audio/mpeg").encode()
+        )
 
     return await pipeline.run(job, send)
 
@@ -126,7 +145,11 @@ async def speech(req: ClientRequest, **_params: str) -> Response:
 def count_rerank_prompt(body: dict[str, Any], model: str) -> int:
     total = tokenizer.count_text(str(body.get("query") or ""), model)
     for doc in body.get("documents") or []:
-        text = doc if isinstance(doc, str) else (doc.get("text") if isinstance(doc, dict) and "text" in doc else orjson.dumps(doc).decode())
+        text = (
+            doc
+            if isinstance(doc, str)
+            else (doc.get("text") if isinstance(doc, dict) and "text" in doc else orjson.dumps(doc).decode())
+        )
         total += tokenizer.count_text(str(text), model)
     return total
 
@@ -137,7 +160,9 @@ async def rerank(req: ClientRequest, **_params: str) -> Response:
         if not job.body.get("query"):
             raise LocalError("query is empty", status=400, type="invalid_request_error", code="invalid_query")
         if not isinstance(job.body.get("documents"), list) or not job.body["documents"]:
-            raise LocalError("documents is empty", status=400, type="invalid_request_error", code="invalid_documents")
+            raise LocalError(
+                "documents is empty", status=400, type="invalid_request_error", code="invalid_documents"
+            )
     except BaseException:
         await job.hold.refund()
         raise
@@ -149,7 +174,12 @@ async def rerank(req: ClientRequest, **_params: str) -> Response:
         try:
             data = orjson.loads(resp.content)
         except orjson.JSONDecodeError:
-            raise UpstreamError("invalid rerank response", status=500, type="upstream_error", code="unmarshal_response_body_failed") from None
+            raise UpstreamError(
+                "invalid rerank response",
+                status=500,
+                type="upstream_error",
+                code="unmarshal_response_body_failed",
+            ) from None
         out, usage = parse_rerank(ctx, data, job.count_prompt())
         await pipeline.settle(job, ctx, usage, tried, frt_ms=-1000)
         return Response(200, orjson.dumps(out))
@@ -161,14 +191,18 @@ async def rerank(req: ClientRequest, **_params: str) -> Response:
 Upload = tuple[str, str, bytes, str]  # (form field, filename, bytes, content type)
 
 
-def parse_form(req: ClientRequest, code: str = "invalid_audio_request") -> tuple[dict[str, str], list[Upload]]:
+def parse_form(
+    req: ClientRequest, code: str = "invalid_audio_request"
+) -> tuple[dict[str, str], list[Upload]]:
     """multipart/form-data → (text fields, uploaded files in form order)."""
     from email.parser import BytesParser
     from email.policy import HTTP
 
     ctype = req.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
-        raise LocalError("a multipart/form-data body is required", status=400, type="invalid_request_error", code=code)
+        raise LocalError(
+            "a multipart/form-data body is required", status=400, type="invalid_request_error", code=code
+        )
     message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + req.body)
     fields: dict[str, str] = {}
     uploads: list[Upload] = []
@@ -185,7 +219,9 @@ def parse_form(req: ClientRequest, code: str = "invalid_audio_request") -> tuple
     return fields, uploads
 
 
-async def prepare_multipart(req: ClientRequest, mode: str, model: str, probe: dict[str, Any], fields: dict[str, str]) -> pipeline.Job:
+async def prepare_multipart(
+    req: ClientRequest, mode: str, model: str, probe: dict[str, Any], fields: dict[str, str]
+) -> pipeline.Job:
     """pipeline.prepare on a JSON stand-in of the form (model plus what the checks read, e.g. the
     prompt for the sensitive-word check); the job then carries the form's text fields."""
     from dataclasses import replace
@@ -195,7 +231,9 @@ async def prepare_multipart(req: ClientRequest, mode: str, model: str, probe: di
     return job
 
 
-async def send_multipart(ctx: RelayContext, what: str, fields: dict[str, str], uploads: list[Upload]) -> httpx.Response:
+async def send_multipart(
+    ctx: RelayContext, what: str, fields: dict[str, str], uploads: list[Upload]
+) -> httpx.Response:
     """Re-encode the form for the channel (its URL and auth; Azure's deployment URL), with the
     mapped model; a non-2xx answer raises for the retry loop."""
     adaptor = _openai_family(ctx, what)
@@ -215,7 +253,9 @@ async def send_multipart(ctx: RelayContext, what: str, fields: dict[str, str], u
 
 
 def _passthrough(resp: httpx.Response) -> Response:
-    return Response(resp.status_code, resp.content, resp.headers.get("content-type", "application/json").encode())
+    return Response(
+        resp.status_code, resp.content, resp.headers.get("content-type", "application/json").encode()
+    )
 
 
 # -- speech to text -------------------------------------------------------------------------------
@@ -240,7 +280,9 @@ async def transcription(req: ClientRequest, **_params: str) -> Response:
     fields, uploads = parse_form(req)
     files = [u for u in uploads if u[0] == "file"]
     if not files:
-        raise LocalError("file is required", status=400, type="invalid_request_error", code="invalid_audio_request")
+        raise LocalError(
+            "file is required", status=400, type="invalid_request_error", code="invalid_audio_request"
+        )
     upload = files[-1]
     model = fields.get("model") or "whisper-1"
     job = await prepare_multipart(req, "audio_transcription", model, {}, fields)
@@ -260,7 +302,9 @@ async def transcription(req: ClientRequest, **_params: str) -> Response:
 IMAGE_FIELDS = ("image", "image[]", "mask")
 
 
-def validate_image_form(fields: dict[str, str], uploads: list[Upload], model: str, edit: bool) -> tuple[str, int]:
+def validate_image_form(
+    fields: dict[str, str], uploads: list[Upload], model: str, edit: bool
+) -> tuple[str, int]:
     if not any(u[0] in ("image", "image[]") for u in uploads):
         raise _image_error("image is required")
     # variations take no prompt: a stand-in lets the generation checks (size, n) apply unchanged
@@ -286,7 +330,11 @@ async def _image_upload(req: ClientRequest, edit: bool) -> Response:
         await job.hold.refund()
         raise
     dollars = image_dollars(job, size, "standard", n)
-    quota = int((Decimal(str(dollars)) * Decimal(str(quota_per_unit())) * Decimal(str(job.price.group_ratio))).to_integral_value(ROUND_HALF_UP))
+    quota = int(
+        (
+            Decimal(str(dollars)) * Decimal(str(quota_per_unit())) * Decimal(str(job.price.group_ratio))
+        ).to_integral_value(ROUND_HALF_UP)
+    )
     files = [u for u in uploads if u[0] in IMAGE_FIELDS]
 
     async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response:

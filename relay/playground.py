@@ -38,7 +38,11 @@ async def session_user(request: HttpRequest) -> User:
     if authorization:
         token = authorization.removeprefix("Bearer ").strip()
         if token and await User.live.filter(access_token=token).aexists():
-            raise _refuse("暂不支持使用 access token (access tokens are not supported here)", 400, "access_token_not_supported")
+            raise _refuse(
+                "暂不支持使用 access token (access tokens are not supported here)",
+                400,
+                "access_token_not_supported",
+            )
         raise _refuse("无权进行此操作，access token 无效", 401)
     user_id = await request.session.aget("id")
     if user_id is None:
@@ -70,12 +74,26 @@ def choose_group(user: User, requested: object) -> str:
 
 def playground_caller(user: User, group: str) -> Caller:
     token = TokenInfo(
-        id=0, user_id=user.pk, key="", name=f"playground-{group}", status=1, expired_time=-1, unlimited_quota=True,
-        model_limits_enabled=False, model_limits=frozenset(), allow_ips=(), group=group,
+        id=0,
+        user_id=user.pk,
+        key="",
+        name=f"playground-{group}",
+        status=1,
+        expired_time=-1,
+        unlimited_quota=True,
+        model_limits_enabled=False,
+        model_limits=frozenset(),
+        allow_ips=(),
+        group=group,
     )
     info = UserInfo(
-        id=user.pk, username=user.username, group=user.group or "default", status=int(user.status), role=int(user.role),
-        email=user.email or "", setting=parse_json_map(user.setting),
+        id=user.pk,
+        username=user.username,
+        group=user.group or "default",
+        status=int(user.status),
+        role=int(user.role),
+        email=user.email or "",
+        setting=parse_json_map(user.setting),
     )
     return Caller(token, info, group, None)
 
@@ -100,7 +118,11 @@ async def run(request: HttpRequest) -> Response | StreamingResponse:
     if request.headers.get("Accept"):
         headers["accept"] = request.headers["Accept"]
     req = ClientRequest(
-        method="POST", path="/v1/chat/completions", query="", headers=headers, body=orjson.dumps(body),
+        method="POST",
+        path="/v1/chat/completions",
+        query="",
+        headers=headers,
+        body=orjson.dumps(body),
         client_ip=_client_ip(request),
     )
     return await pipeline.relay_as(playground_caller(user, group), req, "chat")
@@ -127,7 +149,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
 
 
 def _http(response: Response) -> HttpResponse:
-    out = HttpResponse(response.body, status=response.status, content_type=response.content_type.decode("latin-1"))
+    out = HttpResponse(
+        response.body, status=response.status, content_type=response.content_type.decode("latin-1")
+    )
     for name, value in response.headers:
         out[name.decode("latin-1")] = value.decode("latin-1")
     return out

@@ -42,7 +42,11 @@ _memory: dict[str, deque[float]] = {}
 
 def _settings() -> tuple[float, int, int]:
     minutes = max(options.get_int("ModelRequestRateLimitDurationMinutes", 1), 1)
-    return minutes * 60.0, options.get_int("ModelRequestRateLimitCount", 0), options.get_int("ModelRequestRateLimitSuccessCount", 1000)
+    return (
+        minutes * 60.0,
+        options.get_int("ModelRequestRateLimitCount", 0),
+        options.get_int("ModelRequestRateLimitSuccessCount", 1000),
+    )
 
 
 def enabled() -> bool:
@@ -77,11 +81,20 @@ async def check(user_id: int) -> None:
         now_ms = int(time.time() * 1000)
         try:
             kind = await r.async_redis().eval(
-                _CHECK, 2, r.key("rateLimit", "MRRL", user_id), r.key("rateLimit", "MRRLS", user_id),
-                now_ms, int(window * 1000), total_max, success_max, _member(now_ms),
+                _CHECK,
+                2,
+                r.key("rateLimit", "MRRL", user_id),
+                r.key("rateLimit", "MRRLS", user_id),
+                now_ms,
+                int(window * 1000),
+                total_max,
+                success_max,
+                _member(now_ms),
             )
         except Exception:
-            raise LocalError("rate limit check failed", status=500, type="new_api_error", code="rate_limit_check_failed") from None
+            raise LocalError(
+                "rate limit check failed", status=500, type="new_api_error", code="rate_limit_check_failed"
+            ) from None
         if int(kind):
             raise _denied(int(kind), window, total_max, success_max)
         return
@@ -102,7 +115,9 @@ async def record_success(user_id: int) -> None:
     if r.redis_enabled():
         now_ms = int(time.time() * 1000)
         try:
-            await r.async_redis().eval(_RECORD, 1, r.key("rateLimit", "MRRLS", user_id), now_ms, int(window * 1000), _member(now_ms))
+            await r.async_redis().eval(
+                _RECORD, 1, r.key("rateLimit", "MRRLS", user_id), now_ms, int(window * 1000), _member(now_ms)
+            )
         except Exception:
             pass  # a missed success record only loosens the limit
         return

@@ -22,14 +22,20 @@ def check_client_path(path: str) -> None:
     if _UNSAFE_PATH.search(path):
         raise LocalError(
             "Invalid URL: the path may not contain '?', '#', '\\', control characters or '.'/'..' segments",
-            status=400, type="invalid_request_error", code="invalid_path",
+            status=400,
+            type="invalid_request_error",
+            code="invalid_path",
         )
 
 
 def check_url_segment(value: str, what: str = "model") -> str:
     if _UNSAFE_SEGMENT.search(value):
-        raise LocalError(f"invalid {what} name for this channel: {value!r}", status=400,
-                         type="invalid_request_error", code="invalid_model")
+        raise LocalError(
+            f"invalid {what} name for this channel: {value!r}",
+            status=400,
+            type="invalid_request_error",
+            code="invalid_model",
+        )
     return value
 
 
@@ -41,5 +47,7 @@ def check_header_values(headers: Iterable[tuple[str, str]]) -> None:
             raise LocalError(
                 f"refused to send the upstream request: header {name} contains a line break "
                 "(check the channel's key and header settings)",
-                status=500, type="new_api_error", code="invalid_upstream_header",
+                status=500,
+                type="new_api_error",
+                code="invalid_upstream_header",
             )

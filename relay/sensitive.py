@@ -59,7 +59,11 @@ def texts_for(mode: str, body: dict[str, Any]) -> list[str]:
             if isinstance(content, str):
                 out.append(content)
             elif isinstance(content, list):  # text parts only; images are not inspected
-                out.extend(str(p.get("text") or "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+                out.extend(
+                    str(p.get("text") or "")
+                    for p in content
+                    if isinstance(p, dict) and p.get("type") == "text"
+                )
         return out
     if mode in ("completions", "images"):
         return _strings(body.get("prompt"))
@@ -77,5 +81,8 @@ def check(mode: str, body: dict[str, Any]) -> None:
         return
     if find(texts_for(mode, body)) is not None:
         raise LocalError(
-            "sensitive words detected", status=400, type="invalid_request_error", code="sensitive_words_detected"
+            "sensitive words detected",
+            status=400,
+            type="invalid_request_error",
+            code="sensitive_words_detected",
         )

@@ -31,7 +31,18 @@ ASCII_CHARS_PER_TOKEN = 3
 
 
 class StreamBudget:
-    __slots__ = ("covered", "enabled", "growing", "job", "limit", "parts", "per_token", "prompt_cost", "seen", "tokens")
+    __slots__ = (
+        "covered",
+        "enabled",
+        "growing",
+        "job",
+        "limit",
+        "parts",
+        "per_token",
+        "prompt_cost",
+        "seen",
+        "tokens",
+    )
 
     def __init__(self, job: Job) -> None:
         price = job.price

@@ -74,7 +74,8 @@ def count_messages(messages: list[dict[str, Any]], model: str, tools: list[Any] 
     for tool in tools or []:  # New API counted only the last tool; we count them all
         fn = tool.get("function", {}) if isinstance(tool, dict) else {}
         total += 8 + count_text(
-            str(fn.get("name") or "") + str(fn.get("description") or "") + _stringify(fn.get("parameters")), model
+            str(fn.get("name") or "") + str(fn.get("description") or "") + _stringify(fn.get("parameters")),
+            model,
         )
     return total
 

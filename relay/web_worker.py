@@ -35,7 +35,9 @@ def _version(dist: str) -> str:
 
 def check_patch_targets(targets: Iterable[Target]) -> None:
     """Raise PatchTargetMissing naming every attribute a patch needs and its owner lacks."""
-    missing = [f"{where}.{name}" for where, owner, names in targets for name in names if not hasattr(owner, name)]
+    missing = [
+        f"{where}.{name}" for where, owner, names in targets for name in names if not hasattr(owner, name)
+    ]
     if missing:
         raise PatchTargetMissing(missing)
 
@@ -52,12 +54,24 @@ def patch_targets() -> list[Target]:
     from twisted.web import http
 
     targets: list[Target] = [
-        ("daphne.http_protocol.WebRequest", WebRequest, ("__init__", "handleContentChunk", "handle_exception")),
+        (
+            "daphne.http_protocol.WebRequest",
+            WebRequest,
+            ("__init__", "handleContentChunk", "handle_exception"),
+        ),
         ("daphne.ws_protocol.WebSocketProtocol", WebSocketProtocol, ("handle_exception",)),
         ("daphne.http_protocol.HTTPFactory", HTTPFactory, ("buildProtocol", "log")),
-        ("daphne.server.Server", daphne_server.Server, ("create_application", "protocol_disconnected", "stop")),
+        (
+            "daphne.server.Server",
+            daphne_server.Server,
+            ("create_application", "protocol_disconnected", "stop"),
+        ),
         ("daphne.server", daphne_server, ("logger",)),
-        ("twisted.internet.tcp.Connection", tcp.Connection, ("startWriting", "doWrite", "offset", "dataBuffer")),
+        (
+            "twisted.internet.tcp.Connection",
+            tcp.Connection,
+            ("startWriting", "doWrite", "offset", "dataBuffer"),
+        ),
         ("twisted.internet.abstract.FileDescriptor()", abstract.FileDescriptor(), ("_tempDataLen",)),
         ("the Twisted reactor", reactor, ("_writers", "_disconnectSelectable", "_asyncioEventloop")),
         ("twisted.web.http.HTTPChannel", http.HTTPChannel, ("allHeadersReceived", "loseConnection")),
@@ -71,7 +85,10 @@ def patch_targets() -> list[Target]:
     return targets + [
         ("twisted.web.http.HTTPChannel()", channel, ("_transferDecoder", "length")),
         ("twisted.web.http.Request()", http.Request(channel), ("_parsePOSTFormSubmission", "channel")),
-        *((f"twisted.web.http.{type(d).__name__}()", d, ("dataCallback", "finishCallback")) for d in decoders),
+        *(
+            (f"twisted.web.http.{type(d).__name__}()", d, ("dataCallback", "finishCallback"))
+            for d in decoders
+        ),
     ]
 
 

@@ -20,13 +20,45 @@ from .models import Midjourney, Task
 
 PAGE_SIZE = 10
 MJ_FIELDS = (
-    "id", "code", "user_id", "action", "mj_id", "prompt", "prompt_en", "description", "state", "submit_time",
-    "start_time", "finish_time", "image_url", "status", "progress", "fail_reason", "channel_id", "quota",
-    "buttons", "properties",
+    "id",
+    "code",
+    "user_id",
+    "action",
+    "mj_id",
+    "prompt",
+    "prompt_en",
+    "description",
+    "state",
+    "submit_time",
+    "start_time",
+    "finish_time",
+    "image_url",
+    "status",
+    "progress",
+    "fail_reason",
+    "channel_id",
+    "quota",
+    "buttons",
+    "properties",
 )
 TASK_FIELDS = (
-    "id", "created_at", "updated_at", "task_id", "platform", "user_id", "channel_id", "quota", "action", "status",
-    "fail_reason", "submit_time", "start_time", "finish_time", "progress", "properties", "data",
+    "id",
+    "created_at",
+    "updated_at",
+    "task_id",
+    "platform",
+    "user_id",
+    "channel_id",
+    "quota",
+    "action",
+    "status",
+    "fail_reason",
+    "submit_time",
+    "start_time",
+    "finish_time",
+    "progress",
+    "properties",
+    "data",
 )
 
 
@@ -81,7 +113,9 @@ class MidjourneyAllView(ApiView):
     min_role = ADMIN
 
     def get(self, request: Request) -> Response:
-        qs = _int_exact(request, _exact(request, Midjourney.objects.all(), {"mj_id": "mj_id"}), ("channel_id", "user_id"))
+        qs = _int_exact(
+            request, _exact(request, Midjourney.objects.all(), {"mj_id": "mj_id"}), ("channel_id", "user_id")
+        )
         return _page(request, _time_range(request, qs), render_mj)
 
 

@@ -56,7 +56,9 @@ async def reserve(caller: Caller, amount: int, free: bool = False) -> Hold:
         raise NotEnough(quota_error(exc).message) from None
 
 
-async def charge(hold: Hold, caller: Caller, q: Quote, channel_id: int, action: str, started: float, task_id: str = "") -> None:
+async def charge(
+    hold: Hold, caller: Caller, q: Quote, channel_id: int, action: str, started: float, task_id: str = ""
+) -> None:
     """Settle the hold at the quoted price with New API's fixed-price log line."""
     content = f"模型固定价格 {q.price:.2f}，分组倍率 {q.group_ratio:.2f}，操作 {action}"
     if task_id:

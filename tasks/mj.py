@@ -38,7 +38,11 @@ class MjError(Exception):
         status, result = self.status, self.result
         if self.code == 30:
             status, result = 429, "当前分组负载已饱和，请稍后再试，或升级账户以提升服务质量。"
-        body = {"description": f"{self.description} {result}".rstrip(), "type": "upstream_error", "code": self.code}
+        body = {
+            "description": f"{self.description} {result}".rstrip(),
+            "type": "upstream_error",
+            "code": self.code,
+        }
         return Response(status, orjson.dumps(body))
 
 
@@ -50,7 +54,7 @@ def now_ms() -> int:
 def upstream_path(req: ClientRequest) -> str:
     path = req.path
     if "/mj-" in path and "/mj/" in path:
-        path = path[path.index("/mj/"):]  # /mj-fast/mj/submit/imagine → /mj/submit/imagine
+        path = path[path.index("/mj/") :]  # /mj-fast/mj/submit/imagine → /mj/submit/imagine
     return path + (f"?{req.query}" if req.query else "")
 
 
@@ -68,7 +72,9 @@ def forwarded_body(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-async def call_upstream(req: ClientRequest, channel: ChannelInfo, body: dict[str, Any] | None, timeout: float = 60) -> tuple[int, dict[str, Any]]:
+async def call_upstream(
+    req: ClientRequest, channel: ChannelInfo, body: dict[str, Any] | None, timeout: float = 60
+) -> tuple[int, dict[str, Any]]:
     headers = {"mj-api-secret": channel.key}
     for name in ("content-type", "accept"):
         if req.headers.get(name):
@@ -104,8 +110,12 @@ def parse_json(raw: bytes) -> dict[str, Any]:
 
 
 SIMPLE_KINDS = {
-    "describe": A.DESCRIBE, "blend": A.BLEND, "shorten": A.SHORTEN,
-    "upload-discord-images": A.UPLOAD, "video": A.VIDEO, "edits": A.EDITS,
+    "describe": A.DESCRIBE,
+    "blend": A.BLEND,
+    "shorten": A.SHORTEN,
+    "upload-discord-images": A.UPLOAD,
+    "video": A.VIDEO,
+    "edits": A.EDITS,
 }
 
 
@@ -171,7 +181,11 @@ async def _submit(req: ClientRequest, caller: Caller, kind: str) -> Response:
         origin = await sync_to_async(_find_task)(caller.user.id, origin_id)
         if origin is None:
             raise MjError(4, "task_not_found")
-        if options.get_bool("MjActionCheckSuccessEnabled") and origin.status != "SUCCESS" and action != A.MODAL:
+        if (
+            options.get_bool("MjActionCheckSuccessEnabled")
+            and origin.status != "SUCCESS"
+            and action != A.MODAL
+        ):
             raise MjError(4, "task_status_not_success")
         channel = await origin_channel(origin)  # follow-ups must reach the account that holds the image
         prompt = origin.prompt or ""
@@ -193,9 +207,17 @@ async def _submit(req: ClientRequest, caller: Caller, kind: str) -> Response:
     mj_id = result if isinstance(result, str) else ""
     accepted = status == 200 and code in ACCEPTED_CODES
     task = Midjourney(
-        code=code, user_id=caller.user.id, action=action, mj_id=mj_id, prompt=prompt,
-        description=str(data.get("description") or ""), submit_time=now_ms(), progress="0%", status="",
-        channel_id=channel.id, token_id=caller.token.id,
+        code=code,
+        user_id=caller.user.id,
+        action=action,
+        mj_id=mj_id,
+        prompt=prompt,
+        description=str(data.get("description") or ""),
+        submit_time=now_ms(),
+        progress="0%",
+        status="",
+        channel_id=channel.id,
+        token_id=caller.token.id,
     )
     if accepted:
         apply_accepted(task, action, code, data)
@@ -259,9 +281,16 @@ async def swap_face(req: ClientRequest) -> Response:
         accepted = status == 200 and data.get("code") == 1
         mj_id = data.get("result") if isinstance(data.get("result"), str) else ""
         task = Midjourney(
-            code=data.get("code") if isinstance(data.get("code"), int) else 0, user_id=caller.user.id, action=A.SWAP_FACE,
-            mj_id=mj_id, prompt="InsightFace", description=str(data.get("description") or ""),
-            submit_time=int(req.started * 1000), start_time=now_ms(), progress="0%", channel_id=channel.id,
+            code=data.get("code") if isinstance(data.get("code"), int) else 0,
+            user_id=caller.user.id,
+            action=A.SWAP_FACE,
+            mj_id=mj_id,
+            prompt="InsightFace",
+            description=str(data.get("description") or ""),
+            submit_time=int(req.started * 1000),
+            start_time=now_ms(),
+            progress="0%",
+            channel_id=channel.id,
             token_id=caller.token.id,
         )
         if accepted:
@@ -297,11 +326,23 @@ def _json_or(raw: str | None, default: Any) -> Any:
 
 def task_dto(task: Midjourney) -> dict[str, Any]:
     return {
-        "id": task.mj_id, "action": task.action, "customId": "", "botType": "", "prompt": task.prompt or "",
-        "promptEn": task.prompt_en or "", "description": task.description or "", "state": task.state or "",
-        "submitTime": task.submit_time, "startTime": task.start_time, "finishTime": task.finish_time,
-        "imageUrl": image_url_for(task), "status": task.status or "", "progress": task.progress or "",
-        "failReason": task.fail_reason or "", "buttons": _json_or(task.buttons, None), "maskBase64": "",
+        "id": task.mj_id,
+        "action": task.action,
+        "customId": "",
+        "botType": "",
+        "prompt": task.prompt or "",
+        "promptEn": task.prompt_en or "",
+        "description": task.description or "",
+        "state": task.state or "",
+        "submitTime": task.submit_time,
+        "startTime": task.start_time,
+        "finishTime": task.finish_time,
+        "imageUrl": image_url_for(task),
+        "status": task.status or "",
+        "progress": task.progress or "",
+        "failReason": task.fail_reason or "",
+        "buttons": _json_or(task.buttons, None),
+        "maskBase64": "",
         "properties": _json_or(task.properties, None),
     }
 

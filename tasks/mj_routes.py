@@ -14,8 +14,17 @@ from . import mj, mj_notify, suno
 
 MJ = r"(?:/[^/]+)?/mj"
 SUBMIT_KINDS = [
-    "imagine", "change", "simple-change", "describe", "blend", "action", "modal", "shorten",
-    "upload-discord-images", "video", "edits",
+    "imagine",
+    "change",
+    "simple-change",
+    "describe",
+    "blend",
+    "action",
+    "modal",
+    "shorten",
+    "upload-discord-images",
+    "video",
+    "edits",
 ]
 
 

@@ -48,7 +48,9 @@ def refund(user_id: int, token_id: int, quota: int, text: str) -> None:
         ledger.credit_token(token_id, quota)
         Token.objects.filter(pk=token_id).update(used_quota=F("used_quota") - quota)
     username = User.objects.filter(pk=user_id).values_list("username", flat=True).first() or ""
-    Log.objects.create(user_id=user_id, username=username, type=LOG_SYSTEM, content=text, quota=quota, token_id=token_id)
+    Log.objects.create(
+        user_id=user_id, username=username, type=LOG_SYSTEM, content=text, quota=quota, token_id=token_id
+    )
 
 
 def format_quota(quota: int) -> str:
@@ -69,7 +71,12 @@ def finish_mj(task: Midjourney, fields: dict[str, Any], failed: bool) -> bool:
     with transaction.atomic():
         won = Midjourney.objects.filter(pk=task.pk).exclude(progress=DONE).update(**fields)
         if won and failed:
-            refund(int(task.user_id), int(task.token_id), int(task.quota), f"构图失败 {task.mj_id}，补偿 {format_quota(int(task.quota))}")
+            refund(
+                int(task.user_id),
+                int(task.token_id),
+                int(task.quota),
+                f"构图失败 {task.mj_id}，补偿 {format_quota(int(task.quota))}",
+            )
     return bool(won)
 
 
@@ -79,7 +86,12 @@ def mj_update(task: Midjourney, item: dict[str, Any] | None, now: int) -> tuple[
     if item is None:
         if not timed_out:
             return None
-        return {"status": "FAILURE", "progress": DONE, "fail_reason": "上游任务超时（超过1小时）", "code": 1}, True
+        return {
+            "status": "FAILURE",
+            "progress": DONE,
+            "fail_reason": "上游任务超时（超过1小时）",
+            "code": 1,
+        }, True
     fields: dict[str, Any] = {
         "code": 1,
         "progress": str(item.get("progress") or task.progress or ""),
@@ -96,14 +108,18 @@ def mj_update(task: Midjourney, item: dict[str, Any] | None, now: int) -> tuple[
         fields["status"], fields["fail_reason"] = "FAILURE", "上游任务超时（超过1小时）"
     if isinstance(item.get("properties"), dict):
         props = item["properties"]
-        fields["properties"] = orjson.dumps({k: props.get(k, "") for k in ("finalPrompt", "finalZhPrompt")}).decode()
+        fields["properties"] = orjson.dumps(
+            {k: props.get(k, "") for k in ("finalPrompt", "finalZhPrompt")}
+        ).decode()
     if item.get("buttons") is not None:
         fields["buttons"] = orjson.dumps(item["buttons"]).decode()
-    failed = (fields["progress"] != DONE and fields["fail_reason"] != "") or (fields["progress"] == DONE and fields["status"] == "FAILURE")
+    failed = (fields["progress"] != DONE and fields["fail_reason"] != "") or (
+        fields["progress"] == DONE and fields["status"] == "FAILURE"
+    )
     if failed:
         fields["progress"] = DONE
     unchanged = task.code == 1 and all(getattr(task, k) == v for k, v in fields.items())
-    return (None if unchanged else (fields, failed))  # type: ignore[return-value]
+    return None if unchanged else (fields, failed)  # type: ignore[return-value]
 
 
 def poll_midjourney() -> dict[str, int]:
@@ -153,9 +169,18 @@ def poll_midjourney() -> dict[str, int]:
 # -- Suno -------------------------------------------------------------------------------
 def finish_task(task: Task, fields: dict[str, Any], failed: bool) -> bool:
     with transaction.atomic():
-        won = Task.objects.filter(pk=task.pk).exclude(progress=DONE).update(updated_at=int(time.time()), **fields)
+        won = (
+            Task.objects.filter(pk=task.pk)
+            .exclude(progress=DONE)
+            .update(updated_at=int(time.time()), **fields)
+        )
         if won and failed:
-            refund(int(task.user_id), int(task.token_id), int(task.quota), f"异步任务执行失败 {task.task_id}，补偿 {format_quota(int(task.quota))}")
+            refund(
+                int(task.user_id),
+                int(task.token_id),
+                int(task.quota),
+                f"异步任务执行失败 {task.task_id}，补偿 {format_quota(int(task.quota))}",
+            )
     return bool(won)
 
 
@@ -198,7 +223,9 @@ def poll_suno(limit: int = 500) -> dict[str, int]:
             channel = channels.get(channel_id)
             if channel is None:
                 Task.objects.filter(pk__in=[t.pk for t in group]).exclude(progress=DONE).update(
-                    status="FAILURE", progress=DONE, fail_reason=f"获取渠道信息失败，请联系管理员，渠道ID：{channel_id}"
+                    status="FAILURE",
+                    progress=DONE,
+                    fail_reason=f"获取渠道信息失败，请联系管理员，渠道ID：{channel_id}",
                 )
                 continue
             try:
@@ -210,7 +237,11 @@ def poll_suno(limit: int = 500) -> dict[str, int]:
                 envelope = resp.json() if resp.status_code == 200 else None
             except (httpx.HTTPError, ValueError):
                 envelope = None
-            if not isinstance(envelope, dict) or envelope.get("code") != "success" or not isinstance(envelope.get("data"), list):
+            if (
+                not isinstance(envelope, dict)
+                or envelope.get("code") != "success"
+                or not isinstance(envelope.get("data"), list)
+            ):
                 log.warning("suno poll: channel #%s answered badly, skipped", channel_id)
                 continue
             known = {str(i.get("task_id")): i for i in envelope["data"] if isinstance(i, dict)}

@@ -112,8 +112,16 @@ async def _submit(req: ClientRequest, caller: Caller, action: str) -> Response:
         raise
     task_id = str(envelope.get("data") or "")
     task = Task(
-        platform=PLATFORM, user_id=caller.user.id, channel_id=channel.id, token_id=caller.token.id, action=action,
-        submit_time=int(time.time()), status="NOT_START", progress="0%", task_id=task_id, quota=q.quota,
+        platform=PLATFORM,
+        user_id=caller.user.id,
+        channel_id=channel.id,
+        token_id=caller.token.id,
+        action=action,
+        submit_time=int(time.time()),
+        status="NOT_START",
+        progress="0%",
+        task_id=task_id,
+        quota=q.quota,
         properties={"input": body.get("prompt") or body.get("gpt_description_prompt") or ""},
     )
     await sync_to_async(task.save)()
@@ -123,7 +131,13 @@ async def _submit(req: ClientRequest, caller: Caller, action: str) -> Response:
 
 
 async def attempt_all(
-    req: ClientRequest, caller: Caller, model: str, action: str, body: dict[str, Any], channel: ChannelInfo, pinned: bool
+    req: ClientRequest,
+    caller: Caller,
+    model: str,
+    action: str,
+    body: dict[str, Any],
+    channel: ChannelInfo,
+    pinned: bool,
 ) -> tuple[ChannelInfo, httpx.Response, dict[str, Any]]:
     """Submit on `channel`, then on other channels for the same model while the failure is retryable."""
     retries = 0 if pinned else options.get_int("RetryTimes", 0)
@@ -144,13 +158,18 @@ async def attempt_all(
     raise AssertionError("unreachable")
 
 
-async def send(req: ClientRequest, channel: ChannelInfo, action: str, body: dict[str, Any]) -> tuple[httpx.Response, dict[str, Any]]:
+async def send(
+    req: ClientRequest, channel: ChannelInfo, action: str, body: dict[str, Any]
+) -> tuple[httpx.Response, dict[str, Any]]:
     headers = {"authorization": f"Bearer {channel.key}", "content-type": "application/json"}
     if req.headers.get("accept"):
         headers["accept"] = req.headers["accept"]
     try:
         resp = await http.client().post(
-            f"{channel.base_url}/suno/submit/{action}", headers=headers, content=orjson.dumps(body), timeout=60
+            f"{channel.base_url}/suno/submit/{action}",
+            headers=headers,
+            content=orjson.dumps(body),
+            timeout=60,
         )
     except httpx.HTTPError:
         raise TaskError("do_request_failed", "请求上游地址失败", 500, upstream=True) from None
@@ -159,7 +178,9 @@ async def send(req: ClientRequest, channel: ChannelInfo, action: str, body: dict
     try:
         envelope = orjson.loads(resp.content)
     except orjson.JSONDecodeError:
-        raise TaskError("unmarshal_response_body_failed", "unmarshal_response_body_failed", 500, upstream=True) from None
+        raise TaskError(
+            "unmarshal_response_body_failed", "unmarshal_response_body_failed", 500, upstream=True
+        ) from None
     if not isinstance(envelope, dict) or envelope.get("code") != "success":
         code = str(envelope.get("code")) if isinstance(envelope, dict) else "unknown"
         message = str(envelope.get("message")) if isinstance(envelope, dict) else ""
@@ -169,9 +190,15 @@ async def send(req: ClientRequest, channel: ChannelInfo, action: str, body: dict
 
 def task_dto(task: Task) -> dict[str, Any]:
     return {
-        "task_id": task.task_id, "action": task.action, "status": task.status, "fail_reason": task.fail_reason or "",
-        "submit_time": task.submit_time, "start_time": task.start_time, "finish_time": task.finish_time,
-        "progress": task.progress, "data": task.data,
+        "task_id": task.task_id,
+        "action": task.action,
+        "status": task.status,
+        "fail_reason": task.fail_reason or "",
+        "submit_time": task.submit_time,
+        "start_time": task.start_time,
+        "finish_time": task.finish_time,
+        "progress": task.progress,
+        "data": task.data,
     }
 
 
@@ -189,7 +216,9 @@ async def fetch_many(req: ClientRequest, **_: Any) -> Response:
         return TaskError("invalid_request", "invalid request body").response()
     ids = [str(i) for i in body.get("ids") or [] if isinstance(i, (str, int))]
     tasks = await sync_to_async(_list)(caller.user.id, ids) if ids else []
-    return Response(200, orjson.dumps({"code": "success", "message": "", "data": [task_dto(t) for t in tasks]}))
+    return Response(
+        200, orjson.dumps({"code": "success", "message": "", "data": [task_dto(t) for t in tasks]})
+    )
 
 
 async def fetch_one(req: ClientRequest, id: str, **_: Any) -> Response:

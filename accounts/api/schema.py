@@ -55,7 +55,9 @@ class SchemaView(SpectacularAPIView):
         with _lock:
             if _schema is None:
                 # No per-request version or language: one schema, so callers cannot multiply the work.
-                generator = self.generator_class(urlconf=self.urlconf, api_version=None, patterns=self.patterns)
+                generator = self.generator_class(
+                    urlconf=self.urlconf, api_version=None, patterns=self.patterns
+                )
                 _schema = generator.get_schema(request=request, public=True)
                 _builds += 1
             if type(renderer) not in _rendered:

@@ -99,12 +99,14 @@ class PricingView(ApiView):
         user = User.live.filter(pk=user_id, status=USER_ENABLED).first() if user_id else None
         usable = groups.usable_groups(user.group if user else "")
         ratios = groups.group_ratios()
-        return Response({
-            "success": True,
-            "data": pricing.pricing_list(),
-            "group_ratio": {name: ratios[name] for name in usable if name in ratios},
-            "usable_group": usable,
-        })
+        return Response(
+            {
+                "success": True,
+                "data": pricing.pricing_list(),
+                "group_ratio": {name: ratios[name] for name in usable if name in ratios},
+                "usable_group": usable,
+            }
+        )
 
 
 class ChannelTypeModelsView(ApiView):

@@ -35,7 +35,9 @@ class TokenListView(ApiView):
 class TokenSearchView(ApiView):
     def get(self, request: Request) -> Response:
         qs = tokens.search_tokens(
-            request.user, request.query_params.get("keyword", "").strip(), request.query_params.get("token", "")
+            request.user,
+            request.query_params.get("keyword", "").strip(),
+            request.query_params.get("token", ""),
         )
         return ok([s.render_token(t) for t in qs])
 

@@ -79,7 +79,9 @@ class AffCodeView(ApiView):
 
 class AffTransferView(ApiView):
     def post(self, request: Request) -> Response:
-        users.transfer_aff_quota(request.user, check_int64(int_value(body(request).get("quota"), "quota"), "quota"))
+        users.transfer_aff_quota(
+            request.user, check_int64(int_value(body(request).get("quota"), "quota"), "quota")
+        )
         return ok(message="划转成功")
 
 
@@ -164,8 +166,9 @@ class UserSearchView(ApiView):
 
     def get(self, request: Request) -> Response:
         page, size = page_one_based(request)
-        qs = users.search_users(request.query_params.get("keyword", "").strip(),
-                                request.query_params.get("group", "").strip())
+        qs = users.search_users(
+            request.query_params.get("keyword", "").strip(), request.query_params.get("group", "").strip()
+        )
         return ok(paged_envelope(qs, page, size, s.render_user))
 
 
@@ -187,4 +190,3 @@ class ManageUserView(ApiView):
         data = s.validated(s.ManageUserBody, body(request))
         user = users.manage_user(request.user, data["id"], data["action"])
         return ok({"role": user.role, "status": user.status})
-

@@ -5,88 +5,119 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='User',
+            name="User",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('username', models.CharField(max_length=191, unique=True)),
-                ('password', models.TextField()),
-                ('display_name', models.CharField(blank=True, db_index=True, default='', max_length=191, null=True)),
-                ('role', models.IntegerField(default=1)),
-                ('status', models.IntegerField(default=1)),
-                ('email', models.CharField(blank=True, db_index=True, default='', max_length=191, null=True)),
-                ('github_id', models.CharField(blank=True, db_index=True, default='', max_length=191, null=True)),
-                ('oidc_id', models.CharField(blank=True, db_index=True, default='', max_length=191, null=True)),
-                ('wechat_id', models.CharField(blank=True, db_index=True, default='', max_length=191, null=True)),
-                ('telegram_id', models.CharField(blank=True, db_index=True, default='', max_length=191, null=True)),
-                ('linux_do_id', models.CharField(blank=True, db_index=True, default='', max_length=191, null=True)),
-                ('access_token', models.CharField(blank=True, max_length=32, null=True, unique=True)),
-                ('quota', models.BigIntegerField(default=0)),
-                ('used_quota', models.BigIntegerField(default=0)),
-                ('request_count', models.BigIntegerField(default=0)),
-                ('group', models.CharField(default='default', max_length=64)),
-                ('aff_code', models.CharField(blank=True, max_length=32, null=True, unique=True)),
-                ('aff_count', models.BigIntegerField(default=0)),
-                ('aff_quota', models.BigIntegerField(default=0)),
-                ('aff_history', models.BigIntegerField(default=0)),
-                ('inviter_id', models.BigIntegerField(blank=True, db_index=True, default=0, null=True)),
-                ('deleted_at', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('setting', models.TextField(blank=True, default='', null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("username", models.CharField(max_length=191, unique=True)),
+                ("password", models.TextField()),
+                (
+                    "display_name",
+                    models.CharField(blank=True, db_index=True, default="", max_length=191, null=True),
+                ),
+                ("role", models.IntegerField(default=1)),
+                ("status", models.IntegerField(default=1)),
+                ("email", models.CharField(blank=True, db_index=True, default="", max_length=191, null=True)),
+                (
+                    "github_id",
+                    models.CharField(blank=True, db_index=True, default="", max_length=191, null=True),
+                ),
+                (
+                    "oidc_id",
+                    models.CharField(blank=True, db_index=True, default="", max_length=191, null=True),
+                ),
+                (
+                    "wechat_id",
+                    models.CharField(blank=True, db_index=True, default="", max_length=191, null=True),
+                ),
+                (
+                    "telegram_id",
+                    models.CharField(blank=True, db_index=True, default="", max_length=191, null=True),
+                ),
+                (
+                    "linux_do_id",
+                    models.CharField(blank=True, db_index=True, default="", max_length=191, null=True),
+                ),
+                ("access_token", models.CharField(blank=True, max_length=32, null=True, unique=True)),
+                ("quota", models.BigIntegerField(default=0)),
+                ("used_quota", models.BigIntegerField(default=0)),
+                ("request_count", models.BigIntegerField(default=0)),
+                ("group", models.CharField(default="default", max_length=64)),
+                ("aff_code", models.CharField(blank=True, max_length=32, null=True, unique=True)),
+                ("aff_count", models.BigIntegerField(default=0)),
+                ("aff_quota", models.BigIntegerField(default=0)),
+                ("aff_history", models.BigIntegerField(default=0)),
+                ("inviter_id", models.BigIntegerField(blank=True, db_index=True, default=0, null=True)),
+                ("deleted_at", models.DateTimeField(blank=True, db_index=True, null=True)),
+                ("setting", models.TextField(blank=True, default="", null=True)),
             ],
             options={
-                'db_table': 'users',
+                "db_table": "users",
             },
         ),
         migrations.CreateModel(
-            name='Option',
+            name="Option",
             fields=[
-                ('key', models.CharField(max_length=191, primary_key=True, serialize=False)),
-                ('value', models.TextField(blank=True, default='')),
+                ("key", models.CharField(max_length=191, primary_key=True, serialize=False)),
+                ("value", models.TextField(blank=True, default="")),
             ],
             options={
-                'db_table': 'options',
+                "db_table": "options",
             },
         ),
         migrations.CreateModel(
-            name='Setup',
+            name="Setup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.CharField(max_length=50)),
-                ('initialized_at', models.BigIntegerField(default=accounts.models.now_ts)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.CharField(max_length=50)),
+                ("initialized_at", models.BigIntegerField(default=accounts.models.now_ts)),
             ],
             options={
-                'db_table': 'setups',
+                "db_table": "setups",
             },
         ),
         migrations.CreateModel(
-            name='Token',
+            name="Token",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('user_id', models.BigIntegerField(db_index=True)),
-                ('key', models.CharField(default=accounts.models.generate_key, max_length=48, unique=True)),
-                ('status', models.BigIntegerField(default=1)),
-                ('name', models.CharField(blank=True, db_index=True, default='', max_length=191, null=True)),
-                ('created_time', models.BigIntegerField(default=accounts.models.now_ts)),
-                ('accessed_time', models.BigIntegerField(default=accounts.models.now_ts)),
-                ('expired_time', models.BigIntegerField(default=-1)),
-                ('remain_quota', models.BigIntegerField(default=0)),
-                ('unlimited_quota', models.BooleanField(default=False)),
-                ('model_limits_enabled', models.BooleanField(default=False)),
-                ('model_limits', models.CharField(blank=True, default='', max_length=1024, null=True)),
-                ('allow_ips', models.TextField(blank=True, default='', null=True)),
-                ('used_quota', models.BigIntegerField(default=0)),
-                ('group', models.CharField(blank=True, default='', max_length=191, null=True)),
-                ('deleted_at', models.DateTimeField(blank=True, db_index=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("user_id", models.BigIntegerField(db_index=True)),
+                ("key", models.CharField(default=accounts.models.generate_key, max_length=48, unique=True)),
+                ("status", models.BigIntegerField(default=1)),
+                ("name", models.CharField(blank=True, db_index=True, default="", max_length=191, null=True)),
+                ("created_time", models.BigIntegerField(default=accounts.models.now_ts)),
+                ("accessed_time", models.BigIntegerField(default=accounts.models.now_ts)),
+                ("expired_time", models.BigIntegerField(default=-1)),
+                ("remain_quota", models.BigIntegerField(default=0)),
+                ("unlimited_quota", models.BooleanField(default=False)),
+                ("model_limits_enabled", models.BooleanField(default=False)),
+                ("model_limits", models.CharField(blank=True, default="", max_length=1024, null=True)),
+                ("allow_ips", models.TextField(blank=True, default="", null=True)),
+                ("used_quota", models.BigIntegerField(default=0)),
+                ("group", models.CharField(blank=True, default="", max_length=191, null=True)),
+                ("deleted_at", models.DateTimeField(blank=True, db_index=True, null=True)),
             ],
             options={
-                'db_table': 'tokens',
+                "db_table": "tokens",
             },
         ),
     ]

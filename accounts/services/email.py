@@ -52,7 +52,11 @@ def check_code(email: str, code: str, purpose: str, *, consume: bool = False) ->
         return stored is not None and hmac.compare_digest(stored, code.encode())
     with _lock:
         stored = _memory.get(purpose + email)
-        ok = stored is not None and stored[1] > time.time() and hmac.compare_digest(stored[0].encode(), code.encode())
+        ok = (
+            stored is not None
+            and stored[1] > time.time()
+            and hmac.compare_digest(stored[0].encode(), code.encode())
+        )
         if ok and consume:
             _memory.pop(purpose + email, None)
         return ok
@@ -67,11 +71,18 @@ def send_mail(subject: str, to: str, html: str) -> None:
     implicit_tls = port == 465 or options.get_bool("SMTPSSLEnabled")
     # The backend comes from settings (SMTP by default; the test runner swaps in locmem).
     connection = get_connection(
-        host=server, port=port, username=account, password=options.get("SMTPToken"),
-        use_ssl=implicit_tls, use_tls=not implicit_tls and port != 25, timeout=20,
+        host=server,
+        port=port,
+        username=account,
+        password=options.get("SMTPToken"),
+        use_ssl=implicit_tls,
+        use_tls=not implicit_tls and port != 25,
+        timeout=20,
     )
     sender = options.get("SMTPFrom") or account
-    message = EmailMessage(subject, html, f"{options.get('SystemName')} <{sender}>", [to], connection=connection)
+    message = EmailMessage(
+        subject, html, f"{options.get('SystemName')} <{sender}>", [to], connection=connection
+    )
     message.content_subtype = "html"
     message.send()
 
@@ -97,7 +108,8 @@ def send_verification_code(email: str) -> None:
     _store("v", email, code)
     name = options.get("SystemName")
     send_mail(
-        f"{name}邮箱验证邮件", email,
+        f"{name}邮箱验证邮件",
+        email,
         f"<p>您好，你正在进行{name}邮箱验证。</p><p>您的验证码为: <strong>{code}</strong></p>"
         f"<p>验证码 10 分钟内有效，如果不是本人操作，请忽略。</p>",
     )
@@ -113,7 +125,8 @@ def send_password_reset(email: str) -> None:
     link = f"{address}/user/reset?email={quote(email)}&token={token}"
     name = options.get("SystemName")
     send_mail(
-        f"{name}密码重置", email,
+        f"{name}密码重置",
+        email,
         f"<p>您好，你正在进行{name}密码重置。</p><p>点击 <a href='{link}'>此处</a> 进行密码重置。</p>"
         f"<p>如果链接无法点击，请尝试点击下面的链接或将其复制到浏览器中打开：<br> {link} </p>"
         f"<p>重置链接 10 分钟内有效，如果不是本人操作，请忽略。</p>",

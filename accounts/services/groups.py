@@ -31,7 +31,9 @@ def groups_with_ratio(names: dict[str, str]) -> dict[str, dict[str, object]]:
 
 def all_groups_with_ratio() -> dict[str, dict[str, object]]:
     usable = options.get_json("UserUsableGroups", {}) or {}
-    return {name: {"ratio": ratio, "desc": usable.get(name, "用户分组")} for name, ratio in group_ratios().items()}
+    return {
+        name: {"ratio": ratio, "desc": usable.get(name, "用户分组")} for name, ratio in group_ratios().items()
+    }
 
 
 def models_for_user_group(user_group: str) -> list[str]:

@@ -76,9 +76,18 @@ def github_identity(code: str) -> Identity:
         raise ApiError("管理员未开启通过 GitHub 登录以及注册")
     try:
         token_url = settings.GITHUB_OAUTH_URL.rstrip("/") + "/login/oauth/access_token"
-        token = _json(httpx.post(token_url, timeout=_TIMEOUT, headers={"Accept": "application/json"}, json={
-            "client_id": options.get("GitHubClientId"), "client_secret": options.get("GitHubClientSecret"), "code": code,
-        })).get("access_token")
+        token = _json(
+            httpx.post(
+                token_url,
+                timeout=_TIMEOUT,
+                headers={"Accept": "application/json"},
+                json={
+                    "client_id": options.get("GitHubClientId"),
+                    "client_secret": options.get("GitHubClientSecret"),
+                    "code": code,
+                },
+            )
+        ).get("access_token")
         if not token:
             raise ApiError("GitHub 授权失败")
         user_url = settings.GITHUB_API_URL.rstrip("/") + "/user"
@@ -86,11 +95,22 @@ def github_identity(code: str) -> Identity:
     except httpx.HTTPError as exc:
         raise _http_error(exc) from None
     github_id = user.get("id")
-    if not user.get("login") or isinstance(github_id, bool) or not isinstance(github_id, int) or github_id <= 0:
+    if (
+        not user.get("login")
+        or isinstance(github_id, bool)
+        or not isinstance(github_id, int)
+        or github_id <= 0
+    ):
         raise ApiError("返回值非法，用户字段为空，请稍后重试！")
     # Bound by the numeric id: a login can be renamed, and then registered by someone else.
-    return Identity("github_id", str(github_id), "github", user.get("name") or "GitHub User", user.get("email") or "",
-                    legacy_value=str(user["login"]))
+    return Identity(
+        "github_id",
+        str(github_id),
+        "github",
+        user.get("name") or "GitHub User",
+        user.get("email") or "",
+        legacy_value=str(user["login"]),
+    )
 
 
 def oidc_identity(code: str) -> Identity:
@@ -98,33 +118,61 @@ def oidc_identity(code: str) -> Identity:
         raise ApiError("管理员未开启通过 OIDC 登录以及注册")
     redirect = (options.get("ServerAddress") or "http://localhost:3000").rstrip("/") + "/oauth/oidc"
     try:
-        token = _json(httpx.post(options.get("oidc.token_endpoint"), timeout=_TIMEOUT, data={
-            "client_id": options.get("oidc.client_id"), "client_secret": options.get("oidc.client_secret"),
-            "code": code, "grant_type": "authorization_code", "redirect_uri": redirect,
-        }, headers={"Accept": "application/json"})).get("access_token")
+        token = _json(
+            httpx.post(
+                options.get("oidc.token_endpoint"),
+                timeout=_TIMEOUT,
+                data={
+                    "client_id": options.get("oidc.client_id"),
+                    "client_secret": options.get("oidc.client_secret"),
+                    "code": code,
+                    "grant_type": "authorization_code",
+                    "redirect_uri": redirect,
+                },
+                headers={"Accept": "application/json"},
+            )
+        ).get("access_token")
         if not token:
             raise ApiError("OIDC 获取 Token 失败，请检查设置！")
-        info = _json(httpx.get(options.get("oidc.user_info_endpoint"), timeout=_TIMEOUT,
-                               headers={"Authorization": f"Bearer {token}"}))
+        info = _json(
+            httpx.get(
+                options.get("oidc.user_info_endpoint"),
+                timeout=_TIMEOUT,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        )
     except httpx.HTTPError as exc:
         raise _http_error(exc) from None
     if not info.get("sub") or not info.get("email"):
         raise ApiError("OIDC 获取用户信息失败！请检查设置！")
-    return Identity("oidc_id", str(info["sub"]), "oidc", info.get("name") or "OIDC User", str(info["email"]),
-                    str(info.get("preferred_username") or ""))
+    return Identity(
+        "oidc_id",
+        str(info["sub"]),
+        "oidc",
+        info.get("name") or "OIDC User",
+        str(info["email"]),
+        str(info.get("preferred_username") or ""),
+    )
 
 
 def linuxdo_identity(code: str, redirect_uri: str) -> Identity:
     if not options.get_bool("LinuxDOOAuthEnabled"):
         raise ApiError("管理员未开启通过 Linux DO 登录以及注册")
     try:
-        token = _json(httpx.post(LINUXDO_TOKEN_URL, timeout=_TIMEOUT,
-                                 auth=(options.get("LinuxDOClientId"), options.get("LinuxDOClientSecret")),
-                                 data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
-                                 headers={"Accept": "application/json"})).get("access_token")
+        token = _json(
+            httpx.post(
+                LINUXDO_TOKEN_URL,
+                timeout=_TIMEOUT,
+                auth=(options.get("LinuxDOClientId"), options.get("LinuxDOClientSecret")),
+                data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
+                headers={"Accept": "application/json"},
+            )
+        ).get("access_token")
         if not token:
             raise ApiError("Linux DO 授权失败")
-        user = _json(httpx.get(LINUXDO_USER_URL, timeout=_TIMEOUT, headers={"Authorization": f"Bearer {token}"}))
+        user = _json(
+            httpx.get(LINUXDO_USER_URL, timeout=_TIMEOUT, headers={"Authorization": f"Bearer {token}"})
+        )
     except httpx.HTTPError as exc:
         raise _http_error(exc) from None
     if not user.get("id"):
@@ -136,9 +184,14 @@ def wechat_identity(code: str) -> Identity:
     if not options.get_bool("WeChatAuthEnabled"):
         raise ApiError("管理员未开启通过微信登录以及注册")
     try:
-        data = _json(httpx.get(options.get("WeChatServerAddress").rstrip("/") + "/api/wechat/user",
-                               params={"code": code}, timeout=_TIMEOUT,
-                               headers={"Authorization": options.get("WeChatServerToken")}))
+        data = _json(
+            httpx.get(
+                options.get("WeChatServerAddress").rstrip("/") + "/api/wechat/user",
+                params={"code": code},
+                timeout=_TIMEOUT,
+                headers={"Authorization": options.get("WeChatServerToken")},
+            )
+        )
     except httpx.HTTPError as exc:
         raise _http_error(exc) from None
     if not data.get("success") or not data.get("data"):
@@ -221,9 +274,13 @@ def _create_oauth_user(identity: Identity, inviter: User | None) -> User:
             next_id = (User.objects.aggregate(m=Max("id"))["m"] or 0) + 1 + attempt
             username = f"{identity.provider}_{next_id}"
         user = User(
-            username=username, display_name=identity.display_name[:20] or username, email=identity.email,
-            quota=options.get_int("QuotaForNewUser"), aff_code=new_aff_code(),
-            inviter_id=inviter.pk if inviter else 0, **{identity.field: identity.value},
+            username=username,
+            display_name=identity.display_name[:20] or username,
+            email=identity.email,
+            quota=options.get_int("QuotaForNewUser"),
+            aff_code=new_aff_code(),
+            inviter_id=inviter.pk if inviter else 0,
+            **{identity.field: identity.value},
         )
         user.set_password(secrets.token_urlsafe(24))  # no password login until the user sets one
         try:

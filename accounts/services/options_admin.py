@@ -11,17 +11,39 @@ from billing.ratio_defaults import DEFAULT_MODEL_RATIO
 
 # Enabling a login method needs its client id (or server) configured first.
 _REQUIRES = {
-    "GitHubOAuthEnabled": ("GitHubClientId", "无法启用 GitHub OAuth，请先填入 GitHub Client Id 以及 GitHub Client Secret！"),
-    "oidc.enabled": ("oidc.client_id", "无法启用 OIDC 登录，请先填入 OIDC Client Id 以及 OIDC Client Secret！"),
-    "LinuxDOOAuthEnabled": ("LinuxDOClientId", "无法启用 LinuxDO OAuth，请先填入 LinuxDO Client Id 以及 LinuxDO Client Secret！"),
-    "EmailDomainRestrictionEnabled": ("EmailDomainWhitelist", "无法启用邮箱域名限制，请先填入限制的邮箱域名！"),
+    "GitHubOAuthEnabled": (
+        "GitHubClientId",
+        "无法启用 GitHub OAuth，请先填入 GitHub Client Id 以及 GitHub Client Secret！",
+    ),
+    "oidc.enabled": (
+        "oidc.client_id",
+        "无法启用 OIDC 登录，请先填入 OIDC Client Id 以及 OIDC Client Secret！",
+    ),
+    "LinuxDOOAuthEnabled": (
+        "LinuxDOClientId",
+        "无法启用 LinuxDO OAuth，请先填入 LinuxDO Client Id 以及 LinuxDO Client Secret！",
+    ),
+    "EmailDomainRestrictionEnabled": (
+        "EmailDomainWhitelist",
+        "无法启用邮箱域名限制，请先填入限制的邮箱域名！",
+    ),
     "WeChatAuthEnabled": ("WeChatServerAddress", "无法启用微信登录，请先填入微信登录相关配置信息！"),
-    "TurnstileCheckEnabled": ("TurnstileSiteKey", "无法启用 Turnstile 校验，请先填入 Turnstile 校验相关配置信息！"),
+    "TurnstileCheckEnabled": (
+        "TurnstileSiteKey",
+        "无法启用 Turnstile 校验，请先填入 Turnstile 校验相关配置信息！",
+    ),
     "TelegramOAuthEnabled": ("TelegramBotToken", "无法启用 Telegram OAuth，请先填入 Telegram Bot Token！"),
 }
 # Options stored as JSON: a value that does not parse is refused instead of saved broken.
-_JSON_OBJECTS = {"ModelRatio", "ModelPrice", "CompletionRatio", "CacheRatio", "GroupRatio", "UserUsableGroups",
-                 "TopupGroupRatio"}
+_JSON_OBJECTS = {
+    "ModelRatio",
+    "ModelPrice",
+    "CompletionRatio",
+    "CacheRatio",
+    "GroupRatio",
+    "UserUsableGroups",
+    "TopupGroupRatio",
+}
 _JSON_ANY = {"Chats"}
 _RATIO_MAPS = {"ModelRatio", "ModelPrice", "CompletionRatio", "CacheRatio", "GroupRatio", "TopupGroupRatio"}
 

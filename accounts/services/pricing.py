@@ -16,13 +16,15 @@ def pricing_list() -> list[dict[str, Any]]:
     for model in sorted(enabled):
         price = pricing.model_price(model)
         ratio, _known = pricing.model_ratio(model)
-        rows.append({
-            "model_name": model,
-            "quota_type": 1 if price is not None else 0,
-            "model_ratio": ratio,
-            "model_price": price or 0,
-            "owner_by": "",
-            "completion_ratio": pricing.completion_ratio(model),
-            "enable_groups": sorted(enabled[model]),
-        })
+        rows.append(
+            {
+                "model_name": model,
+                "quota_type": 1 if price is not None else 0,
+                "model_ratio": ratio,
+                "model_price": price or 0,
+                "owner_by": "",
+                "completion_ratio": pricing.completion_ratio(model),
+                "enable_groups": sorted(enabled[model]),
+            }
+        )
     return rows

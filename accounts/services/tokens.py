@@ -41,8 +41,11 @@ def normalize_allow_ips(raw: str | None) -> str:
     normalized = []
     for entry in entries:
         try:
-            normalized.append(str(ipaddress.ip_network(entry, strict=False)) if "/" in entry
-                              else str(ipaddress.ip_address(entry)))
+            normalized.append(
+                str(ipaddress.ip_network(entry, strict=False))
+                if "/" in entry
+                else str(ipaddress.ip_address(entry))
+            )
         except ValueError:
             raise ApiError(f"IP 白名单格式错误：{entry}") from None
     return "\n".join(dict.fromkeys(normalized))
@@ -108,7 +111,11 @@ def update_token(user: User, token_id: int, data: dict[str, Any]) -> Token:
     for field, value in _clean(user, data).items():
         setattr(token, field, value)
     # A token marked expired/exhausted by the relay comes back once the edit fixed the cause.
-    if token.status in (TOKEN_EXPIRED, TOKEN_EXHAUSTED) and not _is_expired(token) and not _is_exhausted(token):
+    if (
+        token.status in (TOKEN_EXPIRED, TOKEN_EXHAUSTED)
+        and not _is_expired(token)
+        and not _is_exhausted(token)
+    ):
         token.status = TOKEN_ENABLED
     if data.get("status") == TOKEN_ENABLED and token.status != TOKEN_ENABLED:
         _check_can_enable(token)
@@ -129,7 +136,8 @@ def _save_token_changes(token: Token, before: dict[str, Any]) -> None:
     from billing.services import credit
 
     changed = [
-        name for name, value in before.items()
+        name
+        for name, value in before.items()
         if getattr(token, name) != value and name not in ("id", "remain_quota")
     ]
     if before["unlimited_quota"] and not token.unlimited_quota:

@@ -92,7 +92,9 @@ def _after_register(user: User, inviter: User | None, *, password_signup: bool) 
         invitee_bonus = options.get_int("QuotaForInvitee")
         if invitee_bonus > 0:
             credit_user(user.pk, invitee_bonus)
-            record_log(user.pk, LOG_SYSTEM, f"使用邀请码赠送 ${invitee_bonus / per_unit:.6f} 额度", user.username)
+            record_log(
+                user.pk, LOG_SYSTEM, f"使用邀请码赠送 ${invitee_bonus / per_unit:.6f} 额度", user.username
+            )
         inviter_bonus = options.get_int("QuotaForInviter")
         User.objects.filter(pk=inviter.pk).update(
             aff_count=F("aff_count") + 1,
@@ -101,11 +103,17 @@ def _after_register(user: User, inviter: User | None, *, password_signup: bool) 
         )
         bus.publish(f"user:{inviter.pk}")
         if inviter_bonus > 0:
-            record_log(inviter.pk, LOG_SYSTEM, f"邀请用户赠送 ${inviter_bonus / per_unit:.6f} 额度", inviter.username)
+            record_log(
+                inviter.pk, LOG_SYSTEM, f"邀请用户赠送 ${inviter_bonus / per_unit:.6f} 额度", inviter.username
+            )
     if password_signup and settings.GENERATE_DEFAULT_TOKEN:
         Token.objects.create(
-            user_id=user.pk, name=f"{user.username}的初始令牌", key=generate_key(), expired_time=-1,
-            remain_quota=500000, unlimited_quota=True,
+            user_id=user.pk,
+            name=f"{user.username}的初始令牌",
+            key=generate_key(),
+            expired_time=-1,
+            remain_quota=500000,
+            unlimited_quota=True,
         )
 
 
@@ -259,7 +267,9 @@ def update_user_by_admin(actor: User, data: dict[str, Any]) -> User:
         # "Set to X" becomes a delta against the value replaced, in the DB and the Redis mirror alike.
         old_quota = set_user_quota(user.pk, new_quota)
         if old_quota is not None and new_quota != old_quota:
-            record_log(user.pk, LOG_MANAGE, f"管理员将用户额度从 {old_quota} 修改为 {new_quota}", user.username)
+            record_log(
+                user.pk, LOG_MANAGE, f"管理员将用户额度从 {old_quota} 修改为 {new_quota}", user.username
+            )
         user.refresh_from_db()
     return user
 
@@ -309,8 +319,11 @@ def update_notification_setting(user: User, data: dict[str, Any]) -> dict[str, A
     threshold = data.get("quota_warning_threshold")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold <= 0:
         raise ApiError("额度预警阈值必须大于0")
-    setting: dict[str, Any] = {"notify_type": notify_type, "quota_warning_threshold": threshold,
-                               "accept_unset_model_ratio_model": bool(data.get("accept_unset_model_ratio_model"))}
+    setting: dict[str, Any] = {
+        "notify_type": notify_type,
+        "quota_warning_threshold": threshold,
+        "accept_unset_model_ratio_model": bool(data.get("accept_unset_model_ratio_model")),
+    }
     if notify_type == "webhook":
         url = str(data.get("webhook_url") or "")
         parsed = urlparse(url)

@@ -88,14 +88,16 @@ def subscription(request: HttpRequest, token: Token) -> JsonResponse:
         total = user.quota + user.used_quota
         access_until = 0
     amount = UNLIMITED_AMOUNT if token.unlimited_quota else _to_amount(total)
-    return JsonResponse({
-        "object": "billing_subscription",
-        "has_payment_method": True,
-        "soft_limit_usd": amount,
-        "hard_limit_usd": amount,
-        "system_hard_limit_usd": amount,
-        "access_until": access_until,
-    })
+    return JsonResponse(
+        {
+            "object": "billing_subscription",
+            "has_payment_method": True,
+            "soft_limit_usd": amount,
+            "hard_limit_usd": amount,
+            "system_hard_limit_usd": amount,
+            "access_until": access_until,
+        }
+    )
 
 
 @_guarded

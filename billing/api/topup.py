@@ -37,12 +37,17 @@ class PayView(TopUpFormatView):
     def post(self, request: Request) -> Response:
         data = body(request)
         params, url = epay.create_order(
-            request.user, _amount(data), str(data.get("payment_method") or ""), request.build_absolute_uri("/")
+            request.user,
+            _amount(data),
+            str(data.get("payment_method") or ""),
+            request.build_absolute_uri("/"),
         )
         return Response({"message": "success", "data": params, "url": url})
 
 
 @csrf_exempt
 def epay_notify(request: HttpRequest) -> HttpResponse:
-    params = {k: request.GET.get(k, "") for k in request.GET} or {k: request.POST.get(k, "") for k in request.POST}
+    params = {k: request.GET.get(k, "") for k in request.GET} or {
+        k: request.POST.get(k, "") for k in request.POST
+    }
     return HttpResponse("success" if epay.handle_notify(params) else "fail", content_type="text/plain")

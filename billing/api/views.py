@@ -132,16 +132,21 @@ class TokenLogView(ApiView):
 # -- usage data -------------------------------------------------------------------------------
 class DataView(AdminView):
     def get(self, request: Request) -> Response:
-        return ok(usage.usage_for_admin(
-            int_param(request, "start_timestamp"), int_param(request, "end_timestamp"),
-            request.query_params.get("username", "").strip(),
-        ))
+        return ok(
+            usage.usage_for_admin(
+                int_param(request, "start_timestamp"),
+                int_param(request, "end_timestamp"),
+                request.query_params.get("username", "").strip(),
+            )
+        )
 
 
 class SelfDataView(ApiView):
     min_role = USER
 
     def get(self, request: Request) -> Response:
-        return ok(usage.usage_for_user(
-            request.user.pk, int_param(request, "start_timestamp"), int_param(request, "end_timestamp")
-        ))
+        return ok(
+            usage.usage_for_user(
+                request.user.pk, int_param(request, "start_timestamp"), int_param(request, "end_timestamp")
+            )
+        )

@@ -5,88 +5,119 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Redemption',
+            name="Redemption",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('user_id', models.BigIntegerField(default=0)),
-                ('key', models.CharField(max_length=32, unique=True)),
-                ('status', models.BigIntegerField(default=1)),
-                ('name', models.CharField(blank=True, db_index=True, default='', max_length=191, null=True)),
-                ('quota', models.BigIntegerField(default=100)),
-                ('created_time', models.BigIntegerField(default=accounts.models.now_ts)),
-                ('redeemed_time', models.BigIntegerField(default=0)),
-                ('used_user_id', models.BigIntegerField(default=0)),
-                ('deleted_at', models.DateTimeField(blank=True, db_index=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("user_id", models.BigIntegerField(default=0)),
+                ("key", models.CharField(max_length=32, unique=True)),
+                ("status", models.BigIntegerField(default=1)),
+                ("name", models.CharField(blank=True, db_index=True, default="", max_length=191, null=True)),
+                ("quota", models.BigIntegerField(default=100)),
+                ("created_time", models.BigIntegerField(default=accounts.models.now_ts)),
+                ("redeemed_time", models.BigIntegerField(default=0)),
+                ("used_user_id", models.BigIntegerField(default=0)),
+                ("deleted_at", models.DateTimeField(blank=True, db_index=True, null=True)),
             ],
             options={
-                'db_table': 'redemptions',
+                "db_table": "redemptions",
             },
         ),
         migrations.CreateModel(
-            name='TopUp',
+            name="TopUp",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('user_id', models.BigIntegerField(db_index=True)),
-                ('amount', models.BigIntegerField(default=0)),
-                ('money', models.FloatField(default=0)),
-                ('trade_no', models.CharField(default='', max_length=191)),
-                ('create_time', models.BigIntegerField(default=accounts.models.now_ts)),
-                ('status', models.CharField(default='pending', max_length=32)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("user_id", models.BigIntegerField(db_index=True)),
+                ("amount", models.BigIntegerField(default=0)),
+                ("money", models.FloatField(default=0)),
+                ("trade_no", models.CharField(default="", max_length=191)),
+                ("create_time", models.BigIntegerField(default=accounts.models.now_ts)),
+                ("status", models.CharField(default="pending", max_length=32)),
             ],
             options={
-                'db_table': 'top_ups',
+                "db_table": "top_ups",
             },
         ),
         migrations.CreateModel(
-            name='Log',
+            name="Log",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('user_id', models.BigIntegerField(db_index=True, null=True)),
-                ('created_at', models.BigIntegerField(default=accounts.models.now_ts)),
-                ('type', models.BigIntegerField(default=0)),
-                ('content', models.TextField(blank=True, default='', null=True)),
-                ('username', models.CharField(blank=True, db_index=True, default='', max_length=191, null=True)),
-                ('token_name', models.CharField(blank=True, db_index=True, default='', max_length=191, null=True)),
-                ('model_name', models.CharField(blank=True, db_index=True, default='', max_length=191, null=True)),
-                ('quota', models.BigIntegerField(default=0)),
-                ('prompt_tokens', models.BigIntegerField(default=0)),
-                ('completion_tokens', models.BigIntegerField(default=0)),
-                ('use_time', models.BigIntegerField(default=0)),
-                ('is_stream', models.BooleanField(default=False)),
-                ('channel_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('channel_name', models.TextField(blank=True, null=True)),
-                ('token_id', models.BigIntegerField(db_index=True, default=0)),
-                ('group', models.CharField(blank=True, db_index=True, default='', max_length=191, null=True)),
-                ('other', models.TextField(blank=True, default='', null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("user_id", models.BigIntegerField(db_index=True, null=True)),
+                ("created_at", models.BigIntegerField(default=accounts.models.now_ts)),
+                ("type", models.BigIntegerField(default=0)),
+                ("content", models.TextField(blank=True, default="", null=True)),
+                (
+                    "username",
+                    models.CharField(blank=True, db_index=True, default="", max_length=191, null=True),
+                ),
+                (
+                    "token_name",
+                    models.CharField(blank=True, db_index=True, default="", max_length=191, null=True),
+                ),
+                (
+                    "model_name",
+                    models.CharField(blank=True, db_index=True, default="", max_length=191, null=True),
+                ),
+                ("quota", models.BigIntegerField(default=0)),
+                ("prompt_tokens", models.BigIntegerField(default=0)),
+                ("completion_tokens", models.BigIntegerField(default=0)),
+                ("use_time", models.BigIntegerField(default=0)),
+                ("is_stream", models.BooleanField(default=False)),
+                ("channel_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ("channel_name", models.TextField(blank=True, null=True)),
+                ("token_id", models.BigIntegerField(db_index=True, default=0)),
+                ("group", models.CharField(blank=True, db_index=True, default="", max_length=191, null=True)),
+                ("other", models.TextField(blank=True, default="", null=True)),
             ],
             options={
-                'db_table': 'logs',
-                'indexes': [models.Index(fields=['id', 'created_at'], name='idx_created_at_id'), models.Index(fields=['created_at', 'type'], name='idx_created_at_type'), models.Index(fields=['model_name', 'username'], name='index_username_model_name')],
+                "db_table": "logs",
+                "indexes": [
+                    models.Index(fields=["id", "created_at"], name="idx_created_at_id"),
+                    models.Index(fields=["created_at", "type"], name="idx_created_at_type"),
+                    models.Index(fields=["model_name", "username"], name="index_username_model_name"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='QuotaData',
+            name="QuotaData",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('user_id', models.BigIntegerField(db_index=True)),
-                ('username', models.CharField(default='', max_length=64)),
-                ('model_name', models.CharField(default='', max_length=64)),
-                ('created_at', models.BigIntegerField(db_index=True)),
-                ('token_used', models.BigIntegerField(default=0)),
-                ('count', models.BigIntegerField(default=0)),
-                ('quota', models.BigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("user_id", models.BigIntegerField(db_index=True)),
+                ("username", models.CharField(default="", max_length=64)),
+                ("model_name", models.CharField(default="", max_length=64)),
+                ("created_at", models.BigIntegerField(db_index=True)),
+                ("token_used", models.BigIntegerField(default=0)),
+                ("count", models.BigIntegerField(default=0)),
+                ("quota", models.BigIntegerField(default=0)),
             ],
             options={
-                'db_table': 'quota_data',
-                'indexes': [models.Index(fields=['model_name', 'username'], name='idx_qdt_model_user_name')],
+                "db_table": "quota_data",
+                "indexes": [models.Index(fields=["model_name", "username"], name="idx_qdt_model_user_name")],
             },
         ),
     ]

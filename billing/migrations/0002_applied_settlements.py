@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0001_initial'),
+        ("billing", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AppliedSettlement',
+            name="AppliedSettlement",
             fields=[
-                ('id', models.CharField(max_length=64, primary_key=True, serialize=False)),
-                ('created_at', models.BigIntegerField(db_index=True)),
+                ("id", models.CharField(max_length=64, primary_key=True, serialize=False)),
+                ("created_at", models.BigIntegerField(db_index=True)),
             ],
             options={
-                'db_table': 'billing_applied_settlements',
+                "db_table": "billing_applied_settlements",
             },
         ),
     ]

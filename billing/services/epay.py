@@ -48,9 +48,13 @@ def _group_ratio(group: str) -> Decimal:
 
 
 def price_of(user: User, amount: int) -> Decimal:
-    if amount < options.get_int("MinTopUp", 1) * (1 if options.get_bool("DisplayInCurrencyEnabled") else _per_unit()):
+    if amount < options.get_int("MinTopUp", 1) * (
+        1 if options.get_bool("DisplayInCurrencyEnabled") else _per_unit()
+    ):
         raise ApiError(f"充值数量不能小于 {options.get_int('MinTopUp', 1)}")
-    dollars = Decimal(amount) if options.get_bool("DisplayInCurrencyEnabled") else Decimal(amount) / _per_unit()
+    dollars = (
+        Decimal(amount) if options.get_bool("DisplayInCurrencyEnabled") else Decimal(amount) / _per_unit()
+    )
     money = (dollars * Decimal(str(options.get_float("Price", 7.3))) * _group_ratio(user.group)).quantize(
         Decimal("0.01"), rounding=ROUND_HALF_UP
     )
@@ -59,7 +63,9 @@ def price_of(user: User, amount: int) -> Decimal:
     return money
 
 
-def create_order(user: User, amount: int, payment_method: str, return_base: str) -> tuple[dict[str, str], str]:
+def create_order(
+    user: User, amount: int, payment_method: str, return_base: str
+) -> tuple[dict[str, str], str]:
     if not online_topup_enabled():
         raise ApiError("当前管理员未配置支付信息")
     money = price_of(user, amount)
@@ -107,5 +113,7 @@ def handle_notify(params: dict[str, str]) -> bool:
             return True  # already credited by an earlier notification
         quota = order.amount * _per_unit()
         credit_user(order.user_id, quota)
-    record_log(order.user_id, LOG_TOPUP, f"使用在线充值成功，充值金额: ${order.amount}，支付金额：{order.money:.2f}")
+    record_log(
+        order.user_id, LOG_TOPUP, f"使用在线充值成功，充值金额: ${order.amount}，支付金额：{order.money:.2f}"
+    )
     return True

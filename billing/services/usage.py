@@ -22,8 +22,14 @@ def _in_range(qs, start: int, end: int):
 
 def render_row(row: QuotaData) -> dict[str, Any]:
     return {
-        "id": row.pk, "user_id": row.user_id, "username": row.username, "model_name": row.model_name,
-        "created_at": row.created_at, "token_used": row.token_used, "count": row.count, "quota": row.quota,
+        "id": row.pk,
+        "user_id": row.user_id,
+        "username": row.username,
+        "model_name": row.model_name,
+        "created_at": row.created_at,
+        "token_used": row.token_used,
+        "count": row.count,
+        "quota": row.quota,
     }
 
 
@@ -39,8 +45,16 @@ def usage_for_admin(start: int, end: int, username: str) -> list[dict[str, Any]]
         .order_by("created_at", "model_name")
     )
     return [
-        {"id": 0, "user_id": 0, "username": "", "model_name": r["model_name"], "created_at": r["created_at"],
-         "token_used": r["token_used"] or 0, "count": r["count"] or 0, "quota": r["quota"] or 0}
+        {
+            "id": 0,
+            "user_id": 0,
+            "username": "",
+            "model_name": r["model_name"],
+            "created_at": r["created_at"],
+            "token_used": r["token_used"] or 0,
+            "count": r["count"] or 0,
+            "quota": r["quota"] or 0,
+        }
         for r in rows
     ]
 

@@ -34,7 +34,7 @@ class AzureAdaptor(OpenAIAdaptor):
         task = ctx.path.split("?", 1)[0]
         for prefix in ("/v1/", "/pg/"):
             if task.startswith(prefix):
-                task = task[len(prefix):]
+                task = task[len(prefix) :]
                 break
         base = self.base_url(ctx.channel)
         if base.startswith(CF_GATEWAY):  # Cloudflare AI Gateway proxies drop /openai/deployments

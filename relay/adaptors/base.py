@@ -149,7 +149,9 @@ class Adaptor:
     def build_request(self, ctx: RelayContext) -> UpstreamRequest:
         raise NotImplementedError
 
-    def parse_response(self, ctx: RelayContext, status: int, body: bytes, content_type: str) -> ParsedResponse:
+    def parse_response(
+        self, ctx: RelayContext, status: int, body: bytes, content_type: str
+    ) -> ParsedResponse:
         raise NotImplementedError
 
     def stream_translator(self, ctx: RelayContext) -> StreamTranslator:

@@ -57,7 +57,12 @@ CROSS_REGION = {
 def parse_key(key: str) -> tuple[str, str, str, str]:
     parts = [p.strip() for p in key.split("|")]
     if len(parts) not in (3, 4) or not all(parts[:3]):
-        raise LocalError("AWS channel key must be AK|SK|region", status=500, type="new_api_error", code="invalid_channel_key")
+        raise LocalError(
+            "AWS channel key must be AK|SK|region",
+            status=500,
+            type="new_api_error",
+            code="invalid_channel_key",
+        )
     return parts[0], parts[1], parts[2], parts[3] if len(parts) == 4 else ""
 
 
@@ -89,12 +94,25 @@ class BedrockAdaptor(ClaudeAdaptor):
         action = "invoke-with-response-stream" if ctx.is_stream else "invoke"
         # The id's ':' stays raw: it is what goes on the wire, and what the signature encodes once more.
         url = f"{base}/model/{model_id(model, region)}/{action}"
-        headers = {"Content-Type": "application/json", "Accept": EVENTSTREAM if ctx.is_stream else "application/json"}
-        return UpstreamRequest("POST", url, aws.sign("POST", url, headers, body, ak, sk, region, "bedrock", session_token=session), body)
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": EVENTSTREAM if ctx.is_stream else "application/json",
+        }
+        return UpstreamRequest(
+            "POST",
+            url,
+            aws.sign("POST", url, headers, body, ak, sk, region, "bedrock", session_token=session),
+            body,
+        )
 
     def build_request(self, ctx: RelayContext) -> UpstreamRequest:
         if ctx.mode != "chat":
-            raise LocalError(f"{ctx.mode} is not supported by AWS channels", status=400, type="invalid_request_error", code="invalid_api_type")
+            raise LocalError(
+                f"{ctx.mode} is not supported by AWS channels",
+                status=400,
+                type="invalid_request_error",
+                code="invalid_api_type",
+            )
         claude = openai_to_claude(dict(ctx.body), ctx.upstream_model)
         model = apply_thinking_suffix(claude, ctx.upstream_model)
         ctx.extra.setdefault("created", _now())

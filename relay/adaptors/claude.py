@@ -46,14 +46,23 @@ def openai_usage_body(u: Usage) -> dict[str, Any]:
         "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens,
         "total_tokens": u.total,
-        "prompt_tokens_details": {"cached_tokens": u.cached_tokens, "cache_creation_tokens": u.cache_creation_tokens},
+        "prompt_tokens_details": {
+            "cached_tokens": u.cached_tokens,
+            "cache_creation_tokens": u.cache_creation_tokens,
+        },
     }
 
 
 def claude_error(data: dict[str, Any], status: int = 500) -> UpstreamError:
     err = data.get("error") if isinstance(data.get("error"), dict) else {}
     etype = str(err.get("type") or "upstream_error")
-    return UpstreamError(str(err.get("message") or "upstream error"), status=status, type=etype, code=etype, upstream_body=orjson.dumps(data))
+    return UpstreamError(
+        str(err.get("message") or "upstream error"),
+        status=status,
+        type=etype,
+        code=etype,
+        upstream_body=orjson.dumps(data),
+    )
 
 
 def default_max_tokens(model: str) -> int:
@@ -152,7 +161,11 @@ def openai_to_claude(body: dict[str, Any], model: str) -> dict[str, Any]:
             continue
         if role == "tool":
             content = msg.get("content")
-            block = {"type": "tool_result", "tool_use_id": msg.get("tool_call_id", ""), "content": content if isinstance(content, str) else _content_blocks(content)}
+            block = {
+                "type": "tool_result",
+                "tool_use_id": msg.get("tool_call_id", ""),
+                "content": content if isinstance(content, str) else _content_blocks(content),
+            }
             push("user", [block])
             continue
         blocks = _content_blocks(msg.get("content"))
@@ -163,7 +176,9 @@ def openai_to_claude(body: dict[str, Any], model: str) -> dict[str, Any]:
                     args = orjson.loads(fn.get("arguments") or "{}")
                 except orjson.JSONDecodeError:
                     continue
-                blocks.append({"type": "tool_use", "id": call.get("id", ""), "name": fn.get("name", ""), "input": args})
+                blocks.append(
+                    {"type": "tool_use", "id": call.get("id", ""), "name": fn.get("name", ""), "input": args}
+                )
         else:
             role = "user"
         if not blocks:
@@ -187,7 +202,9 @@ def openai_to_claude(body: dict[str, Any], model: str) -> dict[str, Any]:
         fn = tool.get("function") or {}
         params = fn.get("parameters")
         schema = params if isinstance(params, dict) else {"type": "object", "properties": {}}
-        tools.append({"name": fn.get("name", ""), "description": fn.get("description", ""), "input_schema": schema})
+        tools.append(
+            {"name": fn.get("name", ""), "description": fn.get("description", ""), "input_schema": schema}
+        )
     if tools:
         out["tools"] = tools
     choice = body.get("tool_choice")
@@ -214,7 +231,16 @@ def claude_to_openai(data: dict[str, Any], model: str, created: int) -> tuple[di
         elif kind == "thinking":
             reasoning.append(block.get("thinking", ""))
         elif kind == "tool_use":
-            calls.append({"id": block.get("id", ""), "type": "function", "function": {"name": block.get("name", ""), "arguments": orjson.dumps(block.get("input") or {}).decode()}})
+            calls.append(
+                {
+                    "id": block.get("id", ""),
+                    "type": "function",
+                    "function": {
+                        "name": block.get("name", ""),
+                        "arguments": orjson.dumps(block.get("input") or {}).decode(),
+                    },
+                }
+            )
     message: dict[str, Any] = {"role": "assistant", "content": "".join(text_parts)}
     if reasoning:
         message["reasoning_content"] = "".join(reasoning)
@@ -260,7 +286,20 @@ class ClaudeToOpenAIStream(ChunkWriter):
                 self.tool_calls = self.tool_index + 1
                 self.text_parts.append(block.get("name", ""))
                 self.first_output = True
-                return [self._chunk({"tool_calls": [{"index": self.tool_index, "id": block.get("id", ""), "type": "function", "function": {"name": block.get("name", ""), "arguments": ""}}]})]
+                return [
+                    self._chunk(
+                        {
+                            "tool_calls": [
+                                {
+                                    "index": self.tool_index,
+                                    "id": block.get("id", ""),
+                                    "type": "function",
+                                    "function": {"name": block.get("name", ""), "arguments": ""},
+                                }
+                            ]
+                        }
+                    )
+                ]
             return []
         if kind == "content_block_delta":
             delta = obj.get("delta") or {}
@@ -286,17 +325,33 @@ class ClaudeToOpenAIStream(ChunkWriter):
             return [self._chunk({}, self.finish_reason or "stop")]
         if kind == "error":
             err = claude_error(obj)
-            return [frame(orjson.dumps({"error": {"message": err.message, "type": err.type, "code": "stream_response_error"}}))]
+            return [
+                frame(
+                    orjson.dumps(
+                        {"error": {"message": err.message, "type": err.type, "code": "stream_response_error"}}
+                    )
+                )
+            ]
         return []  # ping, content_block_stop, message_stop
 
     def finish(self) -> list[bytes]:
         out: list[bytes] = []
         usage = self.usage or self.ctx.extra.get("final_usage")
         if self.ctx.client_wants_usage and usage is not None:
-            out.append(frame(orjson.dumps({
-                "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.ctx.origin_model,
-                "choices": [], "usage": openai_usage_body(usage),
-            })))
+            out.append(
+                frame(
+                    orjson.dumps(
+                        {
+                            "id": self.id,
+                            "object": "chat.completion.chunk",
+                            "created": self.created,
+                            "model": self.ctx.origin_model,
+                            "choices": [],
+                            "usage": openai_usage_body(usage),
+                        }
+                    )
+                )
+            )
         out.append(DONE)
         return out
 
@@ -340,7 +395,12 @@ class ClaudeAdaptor(Adaptor):
     # OpenAI chat → Claude
     def build_request(self, ctx: RelayContext) -> UpstreamRequest:
         if ctx.mode != "chat":
-            raise LocalError(f"{ctx.mode} is not supported by Anthropic channels", status=400, type="invalid_request_error", code="invalid_api_type")
+            raise LocalError(
+                f"{ctx.mode} is not supported by Anthropic channels",
+                status=400,
+                type="invalid_request_error",
+                code="invalid_api_type",
+            )
         body = dict(ctx.body)
         model = ctx.upstream_model
         claude = openai_to_claude(body, model)
@@ -348,7 +408,9 @@ class ClaudeAdaptor(Adaptor):
         ctx.extra.setdefault("created", _now())
         return UpstreamRequest("POST", self.url(ctx), claude_headers(ctx), orjson.dumps(claude))
 
-    def parse_response(self, ctx: RelayContext, status: int, body: bytes, content_type: str) -> ParsedResponse:
+    def parse_response(
+        self, ctx: RelayContext, status: int, body: bytes, content_type: str
+    ) -> ParsedResponse:
         data = _json(body)
         if status // 100 != 2 or data is None:
             raise upstream_error_from_response(status if status // 100 != 2 else 500, body)
@@ -394,4 +456,3 @@ def _now() -> int:
     import time
 
     return int(time.time())
-

@@ -34,7 +34,11 @@ def _text(content: Any) -> str:
 def openai_to_cohere(body: dict[str, Any], model: str) -> dict[str, Any]:
     messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
-    history = [{"role": ROLES.get(m.get("role", ""), "USER"), "message": _text(m.get("content"))} for i, m in enumerate(messages) if i != last_user]
+    history = [
+        {"role": ROLES.get(m.get("role", ""), "USER"), "message": _text(m.get("content"))}
+        for i, m in enumerate(messages)
+        if i != last_user
+    ]
     out: dict[str, Any] = {
         "model": model,
         "message": _text(messages[last_user].get("content")) if last_user >= 0 else "",
@@ -63,7 +67,11 @@ def cohere_usage(meta: Any) -> Usage | None:
 
 
 def _usage_body(u: Usage) -> dict[str, int]:
-    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.total}
+    return {
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total,
+    }
 
 
 class CohereAdaptor(Adaptor):
@@ -72,11 +80,27 @@ class CohereAdaptor(Adaptor):
 
     def build_request(self, ctx: RelayContext) -> UpstreamRequest:
         if ctx.mode != "chat":
-            raise LocalError(f"{ctx.mode} is not supported by Cohere channels", status=400, type="invalid_request_error", code="invalid_api_type")
-        headers = {"Authorization": f"Bearer {ctx.channel.key}", "Content-Type": "application/json", "Accept": "application/json"}
-        return UpstreamRequest("POST", self.base_url(ctx.channel) + "/v1/chat", headers, orjson.dumps(openai_to_cohere(ctx.body, ctx.upstream_model)))
+            raise LocalError(
+                f"{ctx.mode} is not supported by Cohere channels",
+                status=400,
+                type="invalid_request_error",
+                code="invalid_api_type",
+            )
+        headers = {
+            "Authorization": f"Bearer {ctx.channel.key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        return UpstreamRequest(
+            "POST",
+            self.base_url(ctx.channel) + "/v1/chat",
+            headers,
+            orjson.dumps(openai_to_cohere(ctx.body, ctx.upstream_model)),
+        )
 
-    def parse_response(self, ctx: RelayContext, status: int, body: bytes, content_type: str) -> ParsedResponse:
+    def parse_response(
+        self, ctx: RelayContext, status: int, body: bytes, content_type: str
+    ) -> ParsedResponse:
         if status // 100 != 2:
             raise upstream_error_from_response(status, body)
         data = orjson.loads(body)
@@ -87,7 +111,13 @@ class CohereAdaptor(Adaptor):
             "object": "chat.completion",
             "created": int(time.time()),
             "model": ctx.origin_model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": FINISH.get(data.get("finish_reason"), "stop")}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": FINISH.get(data.get("finish_reason"), "stop"),
+                }
+            ],
         }
         if usage:
             out["usage"] = _usage_body(usage)
@@ -130,6 +160,19 @@ class CohereStream(ChunkWriter):
         out: list[bytes] = []
         usage = self.usage or self.ctx.extra.get("final_usage")
         if self.ctx.client_wants_usage and usage:
-            out.append(frame(orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.ctx.origin_model, "choices": [], "usage": _usage_body(usage)})))
+            out.append(
+                frame(
+                    orjson.dumps(
+                        {
+                            "id": self.id,
+                            "object": "chat.completion.chunk",
+                            "created": self.created,
+                            "model": self.ctx.origin_model,
+                            "choices": [],
+                            "usage": _usage_body(usage),
+                        }
+                    )
+                )
+            )
         out.append(DONE)
         return out

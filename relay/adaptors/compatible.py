@@ -93,29 +93,56 @@ class XAIAdaptor(CompatibleAdaptor):
 
 
 def _declarations() -> dict[int, OpenAIAdaptor]:
-    v1 = {"chat": "/v1/chat/completions", "completions": "/v1/completions", "embeddings": "/v1/embeddings", "moderations": "/v1/moderations"}
+    v1 = {
+        "chat": "/v1/chat/completions",
+        "completions": "/v1/completions",
+        "embeddings": "/v1/embeddings",
+        "moderations": "/v1/moderations",
+    }
     return {
         4: CompatibleAdaptor("ollama", 4),
         19: CompatibleAdaptor("360", 19),
-        20: CompatibleAdaptor("openrouter", 20, headers={"HTTP-Referer": "https://github.com/Calcium-Ion/new-api", "X-Title": "New API"}),
+        20: CompatibleAdaptor(
+            "openrouter",
+            20,
+            headers={"HTTP-Referer": "https://github.com/Calcium-Ion/new-api", "X-Title": "New API"},
+        ),
         25: CompatibleAdaptor("moonshot", 25),
-        26: CompatibleAdaptor("zhipu_v4", 26, paths={"chat": "/api/paas/v4/chat/completions", "embeddings": "/api/paas/v4/embeddings"}),
+        26: CompatibleAdaptor(
+            "zhipu_v4",
+            26,
+            paths={"chat": "/api/paas/v4/chat/completions", "embeddings": "/api/paas/v4/embeddings"},
+        ),
         27: CompatibleAdaptor("perplexity", 27, paths={"chat": "/chat/completions"}),
         31: CompatibleAdaptor("lingyiwanwu", 31),
         38: CompatibleAdaptor("jina", 38),  # embeddings at /v1/embeddings; rerank in rerank.py
-        35: CompatibleAdaptor("minimax", 35, paths={"chat": "/v1/text/chatcompletion_v2", "embeddings": "/v1/embeddings"}),
+        35: CompatibleAdaptor(
+            "minimax", 35, paths={"chat": "/v1/text/chatcompletion_v2", "embeddings": "/v1/embeddings"}
+        ),
         39: CompatibleAdaptor(
-            "cloudflare", 39,
-            paths={"chat": "/client/v4/accounts/{other}/ai/v1/chat/completions", "completions": "/client/v4/accounts/{other}/ai/v1/completions",
-                   "embeddings": "/client/v4/accounts/{other}/ai/v1/embeddings"},
+            "cloudflare",
+            39,
+            paths={
+                "chat": "/client/v4/accounts/{other}/ai/v1/chat/completions",
+                "completions": "/client/v4/accounts/{other}/ai/v1/completions",
+                "embeddings": "/client/v4/accounts/{other}/ai/v1/embeddings",
+            },
         ),
         40: CompatibleAdaptor("siliconflow", 40, paths=v1),
         42: CompatibleAdaptor("mistral", 42),
-        43: CompatibleAdaptor("deepseek", 43, paths={"chat": "/v1/chat/completions", "completions": "/beta/completions"}),
-        45: VolcEngineAdaptor("volcengine", 45, paths={"chat": "/api/v3/chat/completions", "embeddings": "/api/v3/embeddings"}),
-        46: CompatibleAdaptor("baidu_v2", 46, paths={"chat": "/v2/chat/completions", "embeddings": "/v2/embeddings"}),
+        43: CompatibleAdaptor(
+            "deepseek", 43, paths={"chat": "/v1/chat/completions", "completions": "/beta/completions"}
+        ),
+        45: VolcEngineAdaptor(
+            "volcengine", 45, paths={"chat": "/api/v3/chat/completions", "embeddings": "/api/v3/embeddings"}
+        ),
+        46: CompatibleAdaptor(
+            "baidu_v2", 46, paths={"chat": "/v2/chat/completions", "embeddings": "/v2/embeddings"}
+        ),
         47: CompatibleAdaptor("xinference", 47),
-        48: XAIAdaptor("xai", 48, paths={"chat": "/v1/chat/completions"}, reasoning_suffix_prefixes=("grok-3-mini",)),
+        48: XAIAdaptor(
+            "xai", 48, paths={"chat": "/v1/chat/completions"}, reasoning_suffix_prefixes=("grok-3-mini",)
+        ),
     }
 
 

@@ -36,7 +36,9 @@ def build_query(messages: list[Any]) -> str:
     for msg in messages:
         if not isinstance(msg, dict):
             continue
-        role = {"system": "SYSTEM", "developer": "SYSTEM", "assistant": "ASSISTANT"}.get(msg.get("role", ""), "USER")
+        role = {"system": "SYSTEM", "developer": "SYSTEM", "assistant": "ASSISTANT"}.get(
+            msg.get("role", ""), "USER"
+        )
         for text in _texts(msg.get("content")):
             out.append(f"{role}: \n{text}\n")
     return "".join(out)
@@ -70,7 +72,11 @@ class DifyStream(ChunkWriter):
         elif kind.startswith(("workflow_", "node_")) and settings.DIFY_DEBUG:
             info = obj.get("data") or {}
             status = info.get("status") or kind.split("_", 1)[1]
-            note = f"Workflow: {info.get('workflow_id', '')} [{status}]\n" if kind.startswith("workflow_") else f"Node: {info.get('node_type', '')} [{status}]\n"
+            note = (
+                f"Workflow: {info.get('workflow_id', '')} [{status}]\n"
+                if kind.startswith("workflow_")
+                else f"Node: {info.get('node_type', '')} [{status}]\n"
+            )
             self.debug_chunks += 1
             out.append(self._chunk({"reasoning_content": note}))
         elif kind == "message_end":
@@ -79,14 +85,43 @@ class DifyStream(ChunkWriter):
                 self.usage = usage
             out.append(self._chunk({}, "stop"))
         elif kind == "error":
-            out.append(frame(orjson.dumps({"error": {"message": obj.get("message", ""), "type": "upstream_error", "code": obj.get("code") or "stream_response_error"}})))
+            out.append(
+                frame(
+                    orjson.dumps(
+                        {
+                            "error": {
+                                "message": obj.get("message", ""),
+                                "type": "upstream_error",
+                                "code": obj.get("code") or "stream_response_error",
+                            }
+                        }
+                    )
+                )
+            )
         return out
 
     def finish(self) -> list[bytes]:
         out: list[bytes] = []
         usage: Usage | None = self.usage or self.ctx.extra.get("final_usage")
         if self.ctx.client_wants_usage and usage is not None:
-            out.append(frame(orjson.dumps({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.ctx.origin_model, "choices": [], "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens, "total_tokens": usage.total}})))
+            out.append(
+                frame(
+                    orjson.dumps(
+                        {
+                            "id": self.id,
+                            "object": "chat.completion.chunk",
+                            "created": self.created,
+                            "model": self.ctx.origin_model,
+                            "choices": [],
+                            "usage": {
+                                "prompt_tokens": usage.prompt_tokens,
+                                "completion_tokens": usage.completion_tokens,
+                                "total_tokens": usage.total,
+                            },
+                        }
+                    )
+                )
+            )
         out.append(DONE)
         return out
 
@@ -97,7 +132,12 @@ class DifyAdaptor(Adaptor):
 
     def build_request(self, ctx: RelayContext) -> UpstreamRequest:
         if ctx.mode != "chat":
-            raise LocalError(f"{ctx.mode} is not supported by Dify channels", status=400, type="invalid_request_error", code="invalid_api_type")
+            raise LocalError(
+                f"{ctx.mode} is not supported by Dify channels",
+                status=400,
+                type="invalid_request_error",
+                code="invalid_api_type",
+            )
         body = {
             "inputs": {},
             "query": build_query(ctx.body.get("messages") or []),
@@ -109,15 +149,24 @@ class DifyAdaptor(Adaptor):
         headers = {"Authorization": f"Bearer {ctx.channel.key}", "Content-Type": "application/json"}
         if ctx.is_stream:
             headers["Accept"] = "text/event-stream"
-        return UpstreamRequest("POST", self.base_url(ctx.channel) + "/v1/chat-messages", headers, orjson.dumps(body))
+        return UpstreamRequest(
+            "POST", self.base_url(ctx.channel) + "/v1/chat-messages", headers, orjson.dumps(body)
+        )
 
-    def parse_response(self, ctx: RelayContext, status: int, body: bytes, content_type: str) -> ParsedResponse:
+    def parse_response(
+        self, ctx: RelayContext, status: int, body: bytes, content_type: str
+    ) -> ParsedResponse:
         if status // 100 != 2:
             raise upstream_error_from_response(status, body)
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise UpstreamError("invalid Dify response", status=500, type="upstream_error", code="unmarshal_response_body_failed") from None
+            raise UpstreamError(
+                "invalid Dify response",
+                status=500,
+                type="upstream_error",
+                code="unmarshal_response_body_failed",
+            ) from None
         answer = _answer(data.get("answer", ""))
         usage = usage_from((data.get("metadata") or {}).get("usage"))
         out: dict[str, Any] = {
@@ -125,10 +174,16 @@ class DifyAdaptor(Adaptor):
             "object": "chat.completion",
             "created": int(data.get("created_at") or time.time()),
             "model": ctx.origin_model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
+            ],
         }
         if usage is not None:
-            out["usage"] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens, "total_tokens": usage.total}
+            out["usage"] = {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total,
+            }
         return ParsedResponse(status, orjson.dumps(out), usage, "application/json", answer)
 
     def stream_translator(self, ctx: RelayContext) -> StreamTranslator:

@@ -28,7 +28,14 @@ CATEGORIES = (
     "HARM_CATEGORY_CIVIC_INTEGRITY",
 )
 FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
-DROP_SCHEMA_KEYS = {"default", "exclusiveMaximum", "exclusiveMinimum", "additionalProperties", "title", "$schema"}
+DROP_SCHEMA_KEYS = {
+    "default",
+    "exclusiveMaximum",
+    "exclusiveMinimum",
+    "additionalProperties",
+    "title",
+    "$schema",
+}
 
 
 def version_for(model: str) -> str:
@@ -38,7 +45,9 @@ def version_for(model: str) -> str:
 
 def safety_settings() -> list[dict[str, str]]:
     table = options.get_json("gemini.safety_settings", {}) or {}
-    return [{"category": c, "threshold": str(table.get(c) or table.get("default") or "OFF")} for c in CATEGORIES]
+    return [
+        {"category": c, "threshold": str(table.get(c) or table.get("default") or "OFF")} for c in CATEGORIES
+    ]
 
 
 def clean_schema(schema: Any, depth: int = 0) -> Any:
@@ -80,12 +89,24 @@ def _parts(content: Any) -> list[dict[str, Any]]:
             url = part.get("image_url")
             url = url.get("url", "") if isinstance(url, dict) else str(url or "")
             if not (url.startswith("data:") and ";base64," in url):
-                raise LocalError("Gemini channels need images as base64 data URIs", status=400, type="invalid_request_error", code="convert_request_failed")
+                raise LocalError(
+                    "Gemini channels need images as base64 data URIs",
+                    status=400,
+                    type="invalid_request_error",
+                    code="convert_request_failed",
+                )
             media, data = url[5:].split(";base64,", 1)
             parts.append({"inlineData": {"mimeType": media, "data": data}})
         elif kind == "input_audio":
             audio = part.get("input_audio") or {}
-            parts.append({"inlineData": {"mimeType": f"audio/{audio.get('format', 'wav')}", "data": audio.get("data", "")}})
+            parts.append(
+                {
+                    "inlineData": {
+                        "mimeType": f"audio/{audio.get('format', 'wav')}",
+                        "data": audio.get("data", ""),
+                    }
+                }
+            )
     return parts
 
 
@@ -103,7 +124,11 @@ def openai_to_gemini(body: dict[str, Any]) -> dict[str, Any]:
         if role in ("tool", "function"):
             name = msg.get("name") or call_names.get(msg.get("tool_call_id", ""), "")
             raw = msg.get("content")
-            raw = raw if isinstance(raw, str) else "".join(p.get("text", "") for p in raw or [] if isinstance(p, dict))
+            raw = (
+                raw
+                if isinstance(raw, str)
+                else "".join(p.get("text", "") for p in raw or [] if isinstance(p, dict))
+            )
             try:
                 response = orjson.loads(raw)
             except orjson.JSONDecodeError:
@@ -111,7 +136,11 @@ def openai_to_gemini(body: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(response, dict):
                 response = {"content": response}
             part = {"functionResponse": {"name": name, "response": response}}
-            if contents and contents[-1]["role"] == "user" and "functionResponse" in contents[-1]["parts"][-1]:
+            if (
+                contents
+                and contents[-1]["role"] == "user"
+                and "functionResponse" in contents[-1]["parts"][-1]
+            ):
                 contents[-1]["parts"].append(part)
             else:
                 contents.append({"role": "user", "parts": [part]})
@@ -124,7 +153,12 @@ def openai_to_gemini(body: dict[str, Any]) -> dict[str, Any]:
                 try:
                     args = orjson.loads(fn.get("arguments") or "{}")
                 except orjson.JSONDecodeError:
-                    raise LocalError("tool call arguments are not valid JSON", status=400, type="invalid_request_error", code="convert_request_failed") from None
+                    raise LocalError(
+                        "tool call arguments are not valid JSON",
+                        status=400,
+                        type="invalid_request_error",
+                        code="convert_request_failed",
+                    ) from None
                 parts.append({"functionCall": {"name": fn.get("name", ""), "args": args}})
         if parts:
             contents.append({"role": "model" if role == "assistant" else "user", "parts": parts})
@@ -175,7 +209,13 @@ def gemini_usage(meta: Any) -> Usage | None:
     if not isinstance(meta, dict) or not meta.get("totalTokenCount"):
         return None
     completion = int(meta.get("candidatesTokenCount") or 0) + int(meta.get("thoughtsTokenCount") or 0)
-    return Usage(int(meta.get("promptTokenCount") or 0), completion, int(meta.get("cachedContentTokenCount") or 0), 0, int(meta.get("thoughtsTokenCount") or 0))
+    return Usage(
+        int(meta.get("promptTokenCount") or 0),
+        completion,
+        int(meta.get("cachedContentTokenCount") or 0),
+        0,
+        int(meta.get("thoughtsTokenCount") or 0),
+    )
 
 
 def candidate_delta(cand: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -186,7 +226,17 @@ def candidate_delta(cand: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     for part in (cand.get("content") or {}).get("parts") or []:
         if "functionCall" in part:
             fc = part["functionCall"]
-            calls.append({"index": len(calls), "id": f"call_{uuid.uuid4().hex}", "type": "function", "function": {"name": fc.get("name", ""), "arguments": orjson.dumps(fc.get("args") or {}).decode()}})
+            calls.append(
+                {
+                    "index": len(calls),
+                    "id": f"call_{uuid.uuid4().hex}",
+                    "type": "function",
+                    "function": {
+                        "name": fc.get("name", ""),
+                        "arguments": orjson.dumps(fc.get("args") or {}).decode(),
+                    },
+                }
+            )
         elif "executableCode" in part:
             code = part["executableCode"]
             text.append(f"```{str(code.get('language', '')).lower()}\n{code.get('code', '')}\n```\n")
@@ -213,7 +263,13 @@ class GeminiStream(StreamTranslator):
         self.created = int(time.time())
 
     def _chunk(self, choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
-        obj: dict[str, Any] = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.ctx.origin_model, "choices": choices}
+        obj: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.ctx.origin_model,
+            "choices": choices,
+        }
         if usage is not None:
             obj["usage"] = usage
         return frame(orjson.dumps(obj))
@@ -227,7 +283,19 @@ class GeminiStream(StreamTranslator):
             return []
         if isinstance(obj.get("error"), dict):
             err = obj["error"]
-            return [frame(orjson.dumps({"error": {"message": err.get("message", ""), "type": str(err.get("status") or "upstream_error"), "code": "stream_response_error"}}))]
+            return [
+                frame(
+                    orjson.dumps(
+                        {
+                            "error": {
+                                "message": err.get("message", ""),
+                                "type": str(err.get("status") or "upstream_error"),
+                                "code": "stream_response_error",
+                            }
+                        }
+                    )
+                )
+            ]
         usage = gemini_usage(obj.get("usageMetadata"))
         if usage is not None:
             self.usage = usage
@@ -251,7 +319,16 @@ class GeminiStream(StreamTranslator):
         out: list[bytes] = []
         usage = self.usage or self.ctx.extra.get("final_usage")
         if self.ctx.client_wants_usage and usage is not None:
-            out.append(self._chunk([], {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens, "total_tokens": usage.total}))
+            out.append(
+                self._chunk(
+                    [],
+                    {
+                        "prompt_tokens": usage.prompt_tokens,
+                        "completion_tokens": usage.completion_tokens,
+                        "total_tokens": usage.total,
+                    },
+                )
+            )
         out.append(DONE)
         return out
 
@@ -274,42 +351,79 @@ class GeminiAdaptor(Adaptor):
             items = inputs if isinstance(inputs, list) else [inputs]
             requests = []
             for item in items:
-                req: dict[str, Any] = {"model": f"models/{model}", "content": {"parts": [{"text": str(item)}]}}
+                req: dict[str, Any] = {
+                    "model": f"models/{model}",
+                    "content": {"parts": [{"text": str(item)}]},
+                }
                 if ctx.body.get("dimensions"):
                     req["outputDimensionality"] = ctx.body["dimensions"]
                 requests.append(req)
-            return UpstreamRequest("POST", f"{base}:batchEmbedContents", headers, orjson.dumps({"requests": requests}))
+            return UpstreamRequest(
+                "POST", f"{base}:batchEmbedContents", headers, orjson.dumps({"requests": requests})
+            )
         if ctx.mode != "chat":
-            raise LocalError(f"{ctx.mode} is not supported by Gemini channels", status=400, type="invalid_request_error", code="invalid_api_type")
+            raise LocalError(
+                f"{ctx.mode} is not supported by Gemini channels",
+                status=400,
+                type="invalid_request_error",
+                code="invalid_api_type",
+            )
         body = openai_to_gemini(ctx.body)
         if ctx.is_stream:
-            return UpstreamRequest("POST", f"{base}:streamGenerateContent?alt=sse", headers, orjson.dumps(body))
+            return UpstreamRequest(
+                "POST", f"{base}:streamGenerateContent?alt=sse", headers, orjson.dumps(body)
+            )
         return UpstreamRequest("POST", f"{base}:generateContent", headers, orjson.dumps(body))
 
-    def parse_response(self, ctx: RelayContext, status: int, body: bytes, content_type: str) -> ParsedResponse:
+    def parse_response(
+        self, ctx: RelayContext, status: int, body: bytes, content_type: str
+    ) -> ParsedResponse:
         if status // 100 != 2:
             raise upstream_error_from_response(status, body)
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise UpstreamError("invalid Gemini response", status=500, type="upstream_error", code="unmarshal_response_body_failed") from None
+            raise UpstreamError(
+                "invalid Gemini response",
+                status=500,
+                type="upstream_error",
+                code="unmarshal_response_body_failed",
+            ) from None
         if ctx.mode == "embeddings":
             vectors = [e.get("values") or [] for e in data.get("embeddings") or []]
-            out = {"object": "list", "model": ctx.origin_model, "data": [{"object": "embedding", "embedding": v, "index": i} for i, v in enumerate(vectors)]}
+            out = {
+                "object": "list",
+                "model": ctx.origin_model,
+                "data": [{"object": "embedding", "embedding": v, "index": i} for i, v in enumerate(vectors)],
+            }
             return ParsedResponse(status, orjson.dumps(out), None, "application/json")
         candidates = data.get("candidates") or []
         if not candidates:
-            raise UpstreamError("No candidates returned", status=500, type="server_error", code=500, upstream_body=body)
+            raise UpstreamError(
+                "No candidates returned", status=500, type="server_error", code=500, upstream_body=body
+            )
         choices = []
         for i, cand in enumerate(candidates):
             msg, finish = candidate_delta(cand)
             for call in msg.get("tool_calls") or []:
                 call.pop("index", None)
-            choices.append({"index": int(cand.get("index") or i), "message": msg, "finish_reason": finish or "stop"})
+            choices.append(
+                {"index": int(cand.get("index") or i), "message": msg, "finish_reason": finish or "stop"}
+            )
         usage = gemini_usage(data.get("usageMetadata"))
-        out: dict[str, Any] = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()), "model": ctx.origin_model, "choices": choices}
+        out: dict[str, Any] = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": ctx.origin_model,
+            "choices": choices,
+        }
         if usage is not None:
-            out["usage"] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens, "total_tokens": usage.total}
+            out["usage"] = {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total,
+            }
         text = "".join((c["message"].get("content") or "") for c in choices)
         return ParsedResponse(status, orjson.dumps(out), usage, "application/json", text)
 

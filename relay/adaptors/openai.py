@@ -178,7 +178,11 @@ class OpenAIAdaptor(Adaptor):
             body.pop("temperature")
             ctx.body_changed = True
         msgs = body.get("messages")
-        if (model in ("o1", "o1-2024-12-17") or model.startswith("o3")) and msgs and isinstance(msgs[0], dict):
+        if (
+            (model in ("o1", "o1-2024-12-17") or model.startswith("o3"))
+            and msgs
+            and isinstance(msgs[0], dict)
+        ):
             if msgs[0].get("role") == "system":
                 msgs[0]["role"] = "developer"
                 ctx.body_changed = True
@@ -188,7 +192,9 @@ class OpenAIAdaptor(Adaptor):
         body = orjson.dumps(ctx.body) if ctx.body_changed else ctx.raw_body
         return UpstreamRequest("POST", self.request_url(ctx), self.request_headers(ctx), body)
 
-    def parse_response(self, ctx: RelayContext, status: int, body: bytes, content_type: str) -> ParsedResponse:
+    def parse_response(
+        self, ctx: RelayContext, status: int, body: bytes, content_type: str
+    ) -> ParsedResponse:
         if status // 100 != 2:
             raise upstream_error_from_response(status, body)
         try:

@@ -37,7 +37,9 @@ def build_rerank_request(ctx: RelayContext) -> UpstreamRequest:
     return UpstreamRequest("POST", _base(ctx) + "/v1/rerank", headers, orjson.dumps(body))
 
 
-def parse_rerank(ctx: RelayContext, data: dict[str, Any], counted_prompt: int) -> tuple[dict[str, Any], Usage]:
+def parse_rerank(
+    ctx: RelayContext, data: dict[str, Any], counted_prompt: int
+) -> tuple[dict[str, Any], Usage]:
     documents = ctx.body.get("documents") or []
     want_docs = bool(ctx.body.get("return_documents"))
     results: list[dict[str, Any]] = []
@@ -45,7 +47,10 @@ def parse_rerank(ctx: RelayContext, data: dict[str, Any], counted_prompt: int) -
         if not isinstance(item, dict):
             continue
         index = int(item.get("index") or 0)
-        result: dict[str, Any] = {"index": index, "relevance_score": float(item.get("relevance_score") or item.get("score") or 0)}
+        result: dict[str, Any] = {
+            "index": index,
+            "relevance_score": float(item.get("relevance_score") or item.get("score") or 0),
+        }
         if item.get("document") is not None:
             result["document"] = item["document"]
         elif want_docs and 0 <= index < len(documents):

@@ -68,10 +68,16 @@ class VertexAdaptor(Adaptor):
         if ctx.channel.base_url:
             base = ctx.channel.base_url
         else:
-            base = "https://aiplatform.googleapis.com" if region == "global" else f"https://{region}-aiplatform.googleapis.com"
+            base = (
+                "https://aiplatform.googleapis.com"
+                if region == "global"
+                else f"https://{region}-aiplatform.googleapis.com"
+            )
         project = ctx.extra["vertex_sa"].project_id
         check_url_segment(model)
-        return f"{base}/v1/projects/{project}/locations/{region}/publishers/{publisher}/models/{model}:{action}"
+        return (
+            f"{base}/v1/projects/{project}/locations/{region}/publishers/{publisher}/models/{model}:{action}"
+        )
 
     def _headers(self, ctx: RelayContext) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {ctx.extra['vertex_token']}", "Content-Type": "application/json"}
@@ -86,11 +92,18 @@ class VertexAdaptor(Adaptor):
         if ctx.is_stream:
             body["stream"] = True
         action = "streamRawPredict?alt=sse" if ctx.is_stream else "rawPredict"
-        return UpstreamRequest("POST", self._url(ctx, "anthropic", model, action), self._headers(ctx), orjson.dumps(body))
+        return UpstreamRequest(
+            "POST", self._url(ctx, "anthropic", model, action), self._headers(ctx), orjson.dumps(body)
+        )
 
     def build_request(self, ctx: RelayContext) -> UpstreamRequest:
         if ctx.mode != "chat":
-            raise LocalError(f"{ctx.mode} is not supported by Vertex AI channels", status=400, type="invalid_request_error", code="invalid_api_type")
+            raise LocalError(
+                f"{ctx.mode} is not supported by Vertex AI channels",
+                status=400,
+                type="invalid_request_error",
+                code="invalid_api_type",
+            )
         if is_claude(ctx):
             ctx.extra.setdefault("created", _now())
             return self._claude(ctx, openai_to_claude(dict(ctx.body), ctx.upstream_model))
@@ -98,9 +111,16 @@ class VertexAdaptor(Adaptor):
             action = "streamGenerateContent?alt=sse" if ctx.is_stream else "generateContent"
             url = self._url(ctx, "google", ctx.upstream_model, action)
             return UpstreamRequest("POST", url, self._headers(ctx), orjson.dumps(openai_to_gemini(ctx.body)))
-        raise LocalError(f"model {ctx.upstream_model} is not supported by Vertex AI channels", status=400, type="invalid_request_error", code="invalid_api_type")
+        raise LocalError(
+            f"model {ctx.upstream_model} is not supported by Vertex AI channels",
+            status=400,
+            type="invalid_request_error",
+            code="invalid_api_type",
+        )
 
-    def parse_response(self, ctx: RelayContext, status: int, body: bytes, content_type: str) -> ParsedResponse:
+    def parse_response(
+        self, ctx: RelayContext, status: int, body: bytes, content_type: str
+    ) -> ParsedResponse:
         return (_CLAUDE if is_claude(ctx) else _GEMINI).parse_response(ctx, status, body, content_type)
 
     def stream_translator(self, ctx: RelayContext) -> StreamTranslator:
@@ -109,7 +129,12 @@ class VertexAdaptor(Adaptor):
     # native /v1/messages: Claude models only
     def build_native_request(self, ctx: RelayContext) -> UpstreamRequest:
         if not is_claude(ctx):
-            raise LocalError("/v1/messages on Vertex AI needs a Claude model", status=400, type="invalid_request_error", code="invalid_api_type")
+            raise LocalError(
+                "/v1/messages on Vertex AI needs a Claude model",
+                status=400,
+                type="invalid_request_error",
+                code="invalid_api_type",
+            )
         body = dict(ctx.body)
         if not body.get("max_tokens"):
             body["max_tokens"] = default_max_tokens(ctx.upstream_model)

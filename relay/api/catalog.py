@@ -9,8 +9,21 @@ from relay.models import Ability
 
 # Which built-in model names belong to which channel type, by name prefix.
 _PREFIXES: dict[int, tuple[str, ...]] = {
-    1: ("gpt-", "o1", "o3", "o4", "chatgpt-", "text-embedding-", "text-", "dall-e", "whisper", "tts-", "babbage",
-        "davinci", "omni-moderation"),
+    1: (
+        "gpt-",
+        "o1",
+        "o3",
+        "o4",
+        "chatgpt-",
+        "text-embedding-",
+        "text-",
+        "dall-e",
+        "whisper",
+        "tts-",
+        "babbage",
+        "davinci",
+        "omni-moderation",
+    ),
     3: ("gpt-", "o1", "o3", "text-embedding-", "dall-e", "whisper", "tts-"),
     14: ("claude-",),
     15: ("ERNIE-", "ernie-"),

@@ -19,9 +19,24 @@ VERTEX_AI = 41
 GEMINI = 24
 # Fields an admin may set through the API; `key` is write-only and `used_quota`/balances are ours.
 EDITABLE = (
-    "type", "openai_organization", "test_model", "status", "name", "weight", "base_url", "other", "models",
-    "group", "model_mapping", "status_code_mapping", "priority", "auto_ban", "tag", "setting",
-    "param_override", "other_info",
+    "type",
+    "openai_organization",
+    "test_model",
+    "status",
+    "name",
+    "weight",
+    "base_url",
+    "other",
+    "models",
+    "group",
+    "model_mapping",
+    "status_code_mapping",
+    "priority",
+    "auto_ban",
+    "tag",
+    "setting",
+    "param_override",
+    "other_info",
 )
 _INT_FIELDS = {"type", "status", "weight", "priority", "auto_ban"}
 _JSON_FIELDS = {"model_mapping", "status_code_mapping", "setting", "param_override"}
@@ -30,16 +45,18 @@ _JSON_FIELDS = {"model_mapping", "status_code_mapping", "setting", "param_overri
 def render_channel(channel: Channel) -> dict[str, Any]:
     """Every column but the key: upstream secrets never leave through the API."""
     data = {field: getattr(channel, field) for field in EDITABLE}
-    data.update({
-        "id": channel.pk,
-        "key": "",
-        "created_time": channel.created_time,
-        "test_time": channel.test_time,
-        "response_time": channel.response_time,
-        "balance": channel.balance,
-        "balance_updated_time": channel.balance_updated_time,
-        "used_quota": channel.used_quota,
-    })
+    data.update(
+        {
+            "id": channel.pk,
+            "key": "",
+            "created_time": channel.created_time,
+            "test_time": channel.test_time,
+            "response_time": channel.response_time,
+            "balance": channel.balance,
+            "balance_updated_time": channel.balance_updated_time,
+            "used_quota": channel.used_quota,
+        }
+    )
     return data
 
 
@@ -52,7 +69,11 @@ def list_channels(page: int, size: int, id_sort: bool, tag_mode: bool) -> list[C
         return list(ordered(Channel.objects.all(), id_sort)[page * size : (page + 1) * size])
     # Tag mode: paginate over tags (untagged channels count as their own "tag" each), then expand.
     tags = list(
-        Channel.objects.exclude(tag__isnull=True).exclude(tag="").values_list("tag", flat=True).distinct().order_by("tag")
+        Channel.objects.exclude(tag__isnull=True)
+        .exclude(tag="")
+        .values_list("tag", flat=True)
+        .distinct()
+        .order_by("tag")
     )
     page_tags = tags[page * size : (page + 1) * size]
     channels = list(ordered(Channel.objects.filter(tag__in=page_tags), id_sort))
@@ -111,8 +132,15 @@ def _clean_fields(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
             raise ApiError("模型名称过长")
         fields["models"] = ",".join(dict.fromkeys(models))
     if "group" in fields:
-        fields["group"] = ",".join(dict.fromkeys(g.strip() for g in (fields["group"] or "").split(",") if g.strip()))
-    if "status" in fields and fields["status"] not in (0, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, CHANNEL_AUTO_DISABLED):
+        fields["group"] = ",".join(
+            dict.fromkeys(g.strip() for g in (fields["group"] or "").split(",") if g.strip())
+        )
+    if "status" in fields and fields["status"] not in (
+        0,
+        CHANNEL_ENABLED,
+        CHANNEL_MANUALLY_DISABLED,
+        CHANNEL_AUTO_DISABLED,
+    ):
         raise ApiError("无效的参数: status")
     if not partial:
         fields.setdefault("group", "default")
@@ -149,9 +177,15 @@ def create_channels(data: dict[str, Any]) -> list[Channel]:
 
 def endpoint_changes(channel: Channel, fields: dict[str, Any]) -> list[str]:
     """The fields of this edit that change where the channel's key is sent."""
-    names = [n for n in ("type", "base_url") if n in fields and (fields[n] or "") != (getattr(channel, n) or "")]
+    names = [
+        n for n in ("type", "base_url") if n in fields and (fields[n] or "") != (getattr(channel, n) or "")
+    ]
     # Vertex AI builds its host from the region in `other`.
-    if VERTEX_AI in (channel.type, fields.get("type")) and "other" in fields and (fields["other"] or "") != (channel.other or ""):
+    if (
+        VERTEX_AI in (channel.type, fields.get("type"))
+        and "other" in fields
+        and (fields["other"] or "") != (channel.other or "")
+    ):
         names.append("other")
     return names
 

@@ -47,7 +47,10 @@ class ChannelSearchView(AdminView):
     def get(self, request: Request) -> Response:
         q = request.query_params
         channels = services.search_channels(
-            q.get("keyword", "").strip(), q.get("group", "").strip(), q.get("model", "").strip(), _flag(request, "id_sort")
+            q.get("keyword", "").strip(),
+            q.get("group", "").strip(),
+            q.get("model", "").strip(),
+            _flag(request, "id_sort"),
         )
         return ok([services.render_channel(c) for c in channels])
 
@@ -113,7 +116,9 @@ class FetchModelsView(AdminView):
             channel_type = int(data.get("type") or 1)
         except (TypeError, ValueError):
             raise ApiError("无效的参数: type") from None
-        return ok(services.fetch_upstream_models(channel_type, data.get("base_url"), str(data.get("key") or "")))
+        return ok(
+            services.fetch_upstream_models(channel_type, data.get("base_url"), str(data.get("key") or ""))
+        )
 
 
 class ChannelModelsView(AdminView):

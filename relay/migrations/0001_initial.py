@@ -5,61 +5,78 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Ability',
+            name="Ability",
             fields=[
-                ('pk', models.CompositePrimaryKey('group', 'model', 'channel_id', blank=True, editable=False, primary_key=True, serialize=False)),
-                ('group', models.CharField(max_length=64)),
-                ('model', models.CharField(max_length=255)),
-                ('channel_id', models.BigIntegerField(db_index=True)),
-                ('enabled', models.BooleanField(default=True)),
-                ('priority', models.BigIntegerField(blank=True, db_index=True, default=0, null=True)),
-                ('weight', models.BigIntegerField(db_index=True, default=0)),
-                ('tag', models.CharField(blank=True, db_index=True, max_length=191, null=True)),
+                (
+                    "pk",
+                    models.CompositePrimaryKey(
+                        "group",
+                        "model",
+                        "channel_id",
+                        blank=True,
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("group", models.CharField(max_length=64)),
+                ("model", models.CharField(max_length=255)),
+                ("channel_id", models.BigIntegerField(db_index=True)),
+                ("enabled", models.BooleanField(default=True)),
+                ("priority", models.BigIntegerField(blank=True, db_index=True, default=0, null=True)),
+                ("weight", models.BigIntegerField(db_index=True, default=0)),
+                ("tag", models.CharField(blank=True, db_index=True, max_length=191, null=True)),
             ],
             options={
-                'db_table': 'abilities',
+                "db_table": "abilities",
             },
         ),
         migrations.CreateModel(
-            name='Channel',
+            name="Channel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type', models.BigIntegerField(default=1)),
-                ('key', models.TextField()),
-                ('openai_organization', models.TextField(blank=True, null=True)),
-                ('test_model', models.TextField(blank=True, null=True)),
-                ('status', models.BigIntegerField(default=1)),
-                ('name', models.CharField(blank=True, db_index=True, default='', max_length=191, null=True)),
-                ('weight', models.BigIntegerField(blank=True, default=0, null=True)),
-                ('created_time', models.BigIntegerField(blank=True, default=accounts.models.now_ts, null=True)),
-                ('test_time', models.BigIntegerField(blank=True, default=0, null=True)),
-                ('response_time', models.BigIntegerField(blank=True, default=0, null=True)),
-                ('base_url', models.TextField(blank=True, default='', null=True)),
-                ('other', models.TextField(blank=True, default='', null=True)),
-                ('balance', models.FloatField(blank=True, default=0, null=True)),
-                ('balance_updated_time', models.BigIntegerField(blank=True, default=0, null=True)),
-                ('models', models.TextField(blank=True, default='', null=True)),
-                ('group', models.CharField(blank=True, default='default', max_length=64, null=True)),
-                ('used_quota', models.BigIntegerField(default=0)),
-                ('model_mapping', models.TextField(blank=True, default='', null=True)),
-                ('status_code_mapping', models.CharField(blank=True, default='', max_length=1024, null=True)),
-                ('priority', models.BigIntegerField(blank=True, default=0, null=True)),
-                ('auto_ban', models.BigIntegerField(blank=True, default=1, null=True)),
-                ('other_info', models.TextField(blank=True, default='', null=True)),
-                ('tag', models.CharField(blank=True, db_index=True, max_length=191, null=True)),
-                ('setting', models.TextField(blank=True, default='', null=True)),
-                ('param_override', models.TextField(blank=True, default='', null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("type", models.BigIntegerField(default=1)),
+                ("key", models.TextField()),
+                ("openai_organization", models.TextField(blank=True, null=True)),
+                ("test_model", models.TextField(blank=True, null=True)),
+                ("status", models.BigIntegerField(default=1)),
+                ("name", models.CharField(blank=True, db_index=True, default="", max_length=191, null=True)),
+                ("weight", models.BigIntegerField(blank=True, default=0, null=True)),
+                (
+                    "created_time",
+                    models.BigIntegerField(blank=True, default=accounts.models.now_ts, null=True),
+                ),
+                ("test_time", models.BigIntegerField(blank=True, default=0, null=True)),
+                ("response_time", models.BigIntegerField(blank=True, default=0, null=True)),
+                ("base_url", models.TextField(blank=True, default="", null=True)),
+                ("other", models.TextField(blank=True, default="", null=True)),
+                ("balance", models.FloatField(blank=True, default=0, null=True)),
+                ("balance_updated_time", models.BigIntegerField(blank=True, default=0, null=True)),
+                ("models", models.TextField(blank=True, default="", null=True)),
+                ("group", models.CharField(blank=True, default="default", max_length=64, null=True)),
+                ("used_quota", models.BigIntegerField(default=0)),
+                ("model_mapping", models.TextField(blank=True, default="", null=True)),
+                ("status_code_mapping", models.CharField(blank=True, default="", max_length=1024, null=True)),
+                ("priority", models.BigIntegerField(blank=True, default=0, null=True)),
+                ("auto_ban", models.BigIntegerField(blank=True, default=1, null=True)),
+                ("other_info", models.TextField(blank=True, default="", null=True)),
+                ("tag", models.CharField(blank=True, db_index=True, max_length=191, null=True)),
+                ("setting", models.TextField(blank=True, default="", null=True)),
+                ("param_override", models.TextField(blank=True, default="", null=True)),
             ],
             options={
-                'db_table': 'channels',
+                "db_table": "channels",
             },
         ),
     ]

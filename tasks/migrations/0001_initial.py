@@ -5,64 +5,75 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Midjourney',
+            name="Midjourney",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.BigIntegerField(default=0)),
-                ('user_id', models.BigIntegerField(db_index=True)),
-                ('action', models.CharField(db_index=True, default='', max_length=40)),
-                ('mj_id', models.CharField(db_index=True, default='', max_length=191)),
-                ('prompt', models.TextField(blank=True, default='', null=True)),
-                ('prompt_en', models.TextField(blank=True, default='', null=True)),
-                ('description', models.TextField(blank=True, default='', null=True)),
-                ('state', models.TextField(blank=True, default='', null=True)),
-                ('submit_time', models.BigIntegerField(db_index=True, default=0)),
-                ('start_time', models.BigIntegerField(db_index=True, default=0)),
-                ('finish_time', models.BigIntegerField(db_index=True, default=0)),
-                ('image_url', models.TextField(blank=True, default='', null=True)),
-                ('status', models.CharField(blank=True, db_index=True, default='', max_length=20, null=True)),
-                ('progress', models.CharField(blank=True, db_index=True, default='', max_length=30, null=True)),
-                ('fail_reason', models.TextField(blank=True, default='', null=True)),
-                ('channel_id', models.BigIntegerField(default=0)),
-                ('quota', models.BigIntegerField(default=0)),
-                ('buttons', models.TextField(blank=True, default='', null=True)),
-                ('properties', models.TextField(blank=True, default='', null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.BigIntegerField(default=0)),
+                ("user_id", models.BigIntegerField(db_index=True)),
+                ("action", models.CharField(db_index=True, default="", max_length=40)),
+                ("mj_id", models.CharField(db_index=True, default="", max_length=191)),
+                ("prompt", models.TextField(blank=True, default="", null=True)),
+                ("prompt_en", models.TextField(blank=True, default="", null=True)),
+                ("description", models.TextField(blank=True, default="", null=True)),
+                ("state", models.TextField(blank=True, default="", null=True)),
+                ("submit_time", models.BigIntegerField(db_index=True, default=0)),
+                ("start_time", models.BigIntegerField(db_index=True, default=0)),
+                ("finish_time", models.BigIntegerField(db_index=True, default=0)),
+                ("image_url", models.TextField(blank=True, default="", null=True)),
+                ("status", models.CharField(blank=True, db_index=True, default="", max_length=20, null=True)),
+                (
+                    "progress",
+                    models.CharField(blank=True, db_index=True, default="", max_length=30, null=True),
+                ),
+                ("fail_reason", models.TextField(blank=True, default="", null=True)),
+                ("channel_id", models.BigIntegerField(default=0)),
+                ("quota", models.BigIntegerField(default=0)),
+                ("buttons", models.TextField(blank=True, default="", null=True)),
+                ("properties", models.TextField(blank=True, default="", null=True)),
             ],
             options={
-                'db_table': 'midjourneys',
+                "db_table": "midjourneys",
             },
         ),
         migrations.CreateModel(
-            name='Task',
+            name="Task",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.BigIntegerField(db_index=True, default=accounts.models.now_ts)),
-                ('updated_at', models.BigIntegerField(default=accounts.models.now_ts)),
-                ('task_id', models.CharField(db_index=True, default='', max_length=50)),
-                ('platform', models.CharField(db_index=True, default='', max_length=30)),
-                ('user_id', models.BigIntegerField(db_index=True)),
-                ('channel_id', models.BigIntegerField(db_index=True, default=0)),
-                ('quota', models.BigIntegerField(default=0)),
-                ('action', models.CharField(db_index=True, default='', max_length=40)),
-                ('status', models.CharField(db_index=True, default='', max_length=20)),
-                ('fail_reason', models.TextField(blank=True, default='', null=True)),
-                ('submit_time', models.BigIntegerField(db_index=True, default=0)),
-                ('start_time', models.BigIntegerField(db_index=True, default=0)),
-                ('finish_time', models.BigIntegerField(db_index=True, default=0)),
-                ('progress', models.CharField(db_index=True, default='', max_length=20)),
-                ('properties', models.JSONField(blank=True, null=True)),
-                ('data', models.JSONField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.BigIntegerField(db_index=True, default=accounts.models.now_ts)),
+                ("updated_at", models.BigIntegerField(default=accounts.models.now_ts)),
+                ("task_id", models.CharField(db_index=True, default="", max_length=50)),
+                ("platform", models.CharField(db_index=True, default="", max_length=30)),
+                ("user_id", models.BigIntegerField(db_index=True)),
+                ("channel_id", models.BigIntegerField(db_index=True, default=0)),
+                ("quota", models.BigIntegerField(default=0)),
+                ("action", models.CharField(db_index=True, default="", max_length=40)),
+                ("status", models.CharField(db_index=True, default="", max_length=20)),
+                ("fail_reason", models.TextField(blank=True, default="", null=True)),
+                ("submit_time", models.BigIntegerField(db_index=True, default=0)),
+                ("start_time", models.BigIntegerField(db_index=True, default=0)),
+                ("finish_time", models.BigIntegerField(db_index=True, default=0)),
+                ("progress", models.CharField(db_index=True, default="", max_length=20)),
+                ("properties", models.JSONField(blank=True, null=True)),
+                ("data", models.JSONField(blank=True, null=True)),
             ],
             options={
-                'db_table': 'tasks',
+                "db_table": "tasks",
             },
         ),
     ]

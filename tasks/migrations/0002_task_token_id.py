@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tasks', '0001_initial'),
+        ("tasks", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='midjourney',
-            name='token_id',
+            model_name="midjourney",
+            name="token_id",
             field=models.BigIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='task',
-            name='token_id',
+            model_name="task",
+            name="token_id",
             field=models.BigIntegerField(default=0),
         ),
     ]

@@ -30,7 +30,9 @@ class Command(BaseCommand):
         root.save()
         if settings.INITIAL_ROOT_TOKEN:
             Token.objects.create(
-                user_id=root.pk, key=settings.INITIAL_ROOT_TOKEN.removeprefix("sk-"), name="Initial Root Token",
+                user_id=root.pk,
+                key=settings.INITIAL_ROOT_TOKEN.removeprefix("sk-"),
+                name="Initial Root Token",
                 unlimited_quota=True,
             )
         Setup.objects.get_or_create(defaults={"version": "newapi-django"})
