@@ -350,7 +350,7 @@ class TokenAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = ["used_quota", "created", "accessed", "deleted_at"]
-        return fields + [self._key_field(request, obj), "user_column"] if obj is not None else fields
+        return [*fields, self._key_field(request, obj), "user_column"] if obj is not None else fields
 
     @staticmethod
     def _key_field(request: HttpRequest, obj: Token) -> str:

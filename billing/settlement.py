@@ -202,7 +202,9 @@ def insert_logs(logs: list[dict[str, Any]]) -> None:
     fields = [f for f in Log._meta.concrete_fields if not f.primary_key]
     names = [f.attname for f in fields]
     defaults = [f.get_default() for f in fields]
-    rows = [tuple([log.get(name, default) for name, default in zip(names, defaults)]) for log in logs]
+    rows = [
+        tuple([log.get(name, default) for name, default in zip(names, defaults, strict=True)]) for log in logs
+    ]
     insert_rows(Log, [f.column for f in fields], rows)
 
 

@@ -10,17 +10,16 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newapi_site.settings")
 
-from django.core.asgi import get_asgi_application  # noqa: E402
-
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.asgi import get_asgi_application
 
 # Daphne serves no static files; the admin's CSS/JS come from the staticfiles finders.
 django_app = ASGIStaticFilesHandler(get_asgi_application())
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from relay.asgi import RelayRouter  # noqa: E402
 import tasks.mj_routes  # noqa: E402,F401  (registers the /mj and /suno relay routes)
+from relay.asgi import RelayRouter  # noqa: E402
 from relay.websocket_routing import websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(

@@ -10,6 +10,7 @@ A lost connection fails the commands in flight; the next command reconnects.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import collections
 import socket
 import ssl
@@ -91,7 +92,7 @@ class PipelinedRedis:
         try:
             async with asyncio.timeout(COMMAND_TIMEOUT):
                 return await future
-        except asyncio.TimeoutError:  # the builtin one; redis-py's TimeoutError is another class
+        except builtins.TimeoutError:  # the builtin one; redis-py's TimeoutError is another class
             self.drop(TimeoutError("Redis did not answer"))
             raise TimeoutError("Redis did not answer") from None
 

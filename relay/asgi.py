@@ -12,15 +12,13 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
-from django.conf import settings
-
 from billing import writer
 from newapi_site import bus, client_ip
 
 from . import claude_messages, models_api, modes, pipeline
 from .errors import LocalError, RelayError
-from .safe_paths import check_client_path
 from .request_body import gunzip, max_body_bytes, too_large
+from .safe_paths import check_client_path
 from .wire import ClientRequest, Response, StreamingResponse, error_response
 
 log = logging.getLogger("newapi.relay")

@@ -47,7 +47,7 @@ def measured_seconds(data: bytes) -> float | None:
         return seconds
     try:
         parsed = mutagen.File(io.BytesIO(data))
-    except Exception:  # noqa: BLE001 - mutagen raises many kinds on hostile input: all mean "cannot tell"
+    except Exception:  # mutagen raises many kinds on hostile input: all mean "cannot tell"
         return None
     length = float(getattr(getattr(parsed, "info", None), "length", 0) or 0) if parsed is not None else 0.0
     if length <= 0:

@@ -15,7 +15,7 @@ import hmac
 import struct
 import zlib
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote, urlsplit
 
 
@@ -46,7 +46,7 @@ def sign(
 ) -> dict[str, str]:
     """Return `headers` plus host, x-amz-date (and x-amz-security-token) and Authorization."""
     parts = urlsplit(url)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     amz_date = now.strftime("%Y%m%dT%H%M%SZ")
     day = amz_date[:8]
     out = dict(headers)

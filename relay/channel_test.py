@@ -216,10 +216,10 @@ def apply_outcome(row: Channel, error: RelayError | None, elapsed_ms: int) -> st
         row.status == CHANNEL_AUTO_DISABLED
         and error is None
         and options.get_bool("AutomaticEnableChannelEnabled")
+        and enable_channel(row.pk)
     ):
-        if enable_channel(row.pk):
-            log.info("channel #%s re-enabled by its test", row.pk)
-            return "enabled"
+        log.info("channel #%s re-enabled by its test", row.pk)
+        return "enabled"
     return ""
 
 

@@ -79,7 +79,7 @@ class IdleDeadline:
     nothing new (STREAMING_TIMEOUT). Unlike `asyncio.wait_for` per chunk, it creates no task per
     chunk: one timer, re-armed only when it fires before the deadline of the current wait."""
 
-    __slots__ = ("seconds", "_loop", "_task", "_handle", "_since", "_waiting", "_expired", "_cancelling")
+    __slots__ = ("_cancelling", "_expired", "_handle", "_loop", "_since", "_task", "_waiting", "seconds")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds

@@ -82,7 +82,8 @@ def patch_targets() -> list[Target]:
     channel.timeOut = None  # no idle timer left in the reactor
     channel.makeConnection(StringTransport())
     decoders = (http._ChunkedTransferDecoder(None, None), http._IdentityTransferDecoder(0, None, None))
-    return targets + [
+    return [
+        *targets,
         ("twisted.web.http.HTTPChannel()", channel, ("_transferDecoder", "length")),
         ("twisted.web.http.Request()", http.Request(channel), ("_parsePOSTFormSubmission", "channel")),
         *(

@@ -46,7 +46,7 @@ def new_request_id() -> str:
     # New API's shape: a timestamp, nanoseconds, 8 random hex digits (no secret: `random` will do,
     # and saves a getrandom syscall per request).
     return (
-        time.strftime("%Y%m%d%H%M%S") + str(time.time_ns() % 1_000_000_000) + "%08x" % random.getrandbits(32)
+        time.strftime("%Y%m%d%H%M%S") + str(time.time_ns() % 1_000_000_000) + f"{random.getrandbits(32):08x}"
     )
 
 

@@ -19,7 +19,8 @@ from relay.auth import Caller
 from relay.state import ChannelInfo
 from relay.wire import ClientRequest, Response
 
-from . import charging, mj_actions as A, routing
+from . import charging, routing
+from . import mj_actions as A
 from .models import Midjourney
 
 ACCEPTED_CODES = {1, 21, 22}

@@ -133,7 +133,9 @@ def _json(text: str | None) -> dict:
 
 
 def _config_updates(ctype: int, key: str, other: str, config: dict) -> dict[str, str]:
-    get = lambda name: str(config.get(name) or "").strip()
+    def get(name: str) -> str:
+        return str(config.get(name) or "").strip()
+
     sets: dict[str, str] = {}
     if ctype == 33 and get("ak") and get("sk"):  # AwsClaude: New API's AWS key is ak|sk|region
         sets["key"] = f"{get('ak')}|{get('sk')}|{get('region')}"

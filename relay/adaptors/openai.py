@@ -182,10 +182,10 @@ class OpenAIAdaptor(Adaptor):
             (model in ("o1", "o1-2024-12-17") or model.startswith("o3"))
             and msgs
             and isinstance(msgs[0], dict)
+            and msgs[0].get("role") == "system"
         ):
-            if msgs[0].get("role") == "system":
-                msgs[0]["role"] = "developer"
-                ctx.body_changed = True
+            msgs[0]["role"] = "developer"
+            ctx.body_changed = True
 
     def build_request(self, ctx: RelayContext) -> UpstreamRequest:
         self.convert_body(ctx)
