@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
@@ -55,6 +55,12 @@ from .models import (
     Token,
     User,
 )
+
+
+def _actor(request: HttpRequest) -> User:
+    """The signed-in admin: every console view runs behind the admin site's login check."""
+    return cast(User, request.user)
+
 
 # Django's auth groups mean nothing here: access is the users.role column (see User.has_perm).
 if admin.site.is_registered(AuthGroup):
@@ -103,7 +109,7 @@ class UserAdminForm(forms.ModelForm):
             self.fields["password"].help_text = ""
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = cast(dict[str, Any], super().clean())  # ModelForm.clean returns cleaned_data
         # Keep the raw value away from construct_instance: only set_password may write the column.
         self._new_password = cleaned.pop("password", None) or None
         return cleaned
@@ -112,7 +118,7 @@ class UserAdminForm(forms.ModelForm):
         # Hash before model validation, which would reject a new user's blank password column.
         if self._new_password:
             self.instance.set_password(self._new_password)
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]  # private Django hook, not in the stubs
 
 
 @admin.register(User)
@@ -204,7 +210,7 @@ class UserAdmin(admin.ModelAdmin):
         qs = super().get_queryset(request)
         if request.user.is_superuser:
             return qs
-        return qs.filter(Q(role__lt=request.user.role) | Q(pk=request.user.pk))
+        return qs.filter(Q(role__lt=_actor(request).role) | Q(pk=request.user.pk))
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         allowed = obj is None or may_act_on(request.user, obj.role, obj.pk)
@@ -231,8 +237,8 @@ class UserAdmin(admin.ModelAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         if "role" in form.base_fields and not request.user.is_superuser:
             # Copy: base_fields shares the declared Field object with every other request's form.
-            role = copy.deepcopy(form.base_fields["role"])
-            role.choices = [(v, label) for v, label in ROLE_CHOICES if v < request.user.role]
+            role = cast(forms.ChoiceField, copy.deepcopy(form.base_fields["role"]))
+            role.choices = [(v, label) for v, label in ROLE_CHOICES if v < _actor(request).role]
             form.base_fields["role"] = role
         return form
 
@@ -258,7 +264,7 @@ class UserAdmin(admin.ModelAdmin):
     def _manageable(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if request.user.is_superuser:
             return queryset
-        return queryset.filter(role__lt=request.user.role)
+        return queryset.filter(role__lt=_actor(request).role)
 
 
 def change_user_quota(user: User, seen: int, wanted: int) -> None:
@@ -360,7 +366,7 @@ class TokenAdmin(admin.ModelAdmin):
         qs = with_owner_role(with_username(super().get_queryset(request)))
         if request.user.is_superuser:
             return qs
-        return qs.filter(Q(user_id=request.user.pk) | Q(owner_role__lt=request.user.role))
+        return qs.filter(Q(user_id=request.user.pk) | Q(owner_role__lt=_actor(request).role))
 
     def _may_act(self, request: HttpRequest, obj: Token | None) -> bool:
         return obj is None or may_act_on(request.user, owner_role(obj), obj.user_id)
@@ -385,7 +391,7 @@ class TokenAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Token, form: forms.ModelForm, change: bool) -> None:
         if not change:
-            obj.user_id = request.user.pk
+            obj.user_id = _actor(request).pk
             obj.save()
             return
         save_changed_fields(obj, form, skip=["remain_quota"])

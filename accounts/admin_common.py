@@ -178,7 +178,7 @@ def save_changed_fields(obj: models.Model, form: forms.ModelForm, skip: Iterable
 
 def value_seen(form: forms.ModelForm, name: str) -> int:
     """The value the admin saw when the form was rendered (a field with show_hidden_initial)."""
-    raw = form.data.get(form.add_initial_prefix(name))
+    raw: Any = form.data.get(form.add_initial_prefix(name))
     try:
         return int(raw)
     except (TypeError, ValueError):

@@ -67,5 +67,5 @@ def install(site: AdminSite) -> None:
             messages.warning(request, DEFAULT_PASSWORD_WARNING)
         return index_view(request, extra_context)
 
-    site.login = login
-    site.index = index
+    site.login = login  # type: ignore[method-assign]
+    site.index = index  # type: ignore[method-assign,assignment]

@@ -6,7 +6,8 @@ would lose a POST body).
 
 from __future__ import annotations
 
-from django.urls import re_path
+from django.urls import URLPattern, re_path
+from django.views import View
 
 from accounts.api import oauth, schema, system, tokens, users
 from billing.api import topup
@@ -15,7 +16,7 @@ from relay.api import views as channels
 from tasks import api as async_tasks
 
 
-def route(pattern: str, view: type, name: str | None = None):
+def route(pattern: str, view: type[View], name: str | None = None) -> URLPattern:
     """`pattern` is a regex body without anchors; the trailing slash is optional."""
     return re_path(rf"^{pattern}/?$", view.as_view(), name=name)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin
@@ -41,6 +41,9 @@ from .models import (
     TopUp,
 )
 from .redemption import create_redemptions
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 LOG_TYPE_CHOICES = [
     (LOG_UNKNOWN, "unknown"),
@@ -221,7 +224,9 @@ class RedemptionAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                keys = create_redemptions(request.user, data)  # the same service as POST /api/redemption/
+                keys = create_redemptions(
+                    cast("User", request.user), data
+                )  # the same service as POST /api/redemption/
             except ApiError as exc:
                 form.add_error(None, exc.message)
             else:
@@ -314,7 +319,7 @@ def _warn_of_dead_letters(site: admin.AdminSite) -> None:
                 )
         return index_view(request, extra_context)
 
-    site.index = index
+    site.index = index  # type: ignore[method-assign,assignment]
 
 
 _warn_of_dead_letters(admin.site)

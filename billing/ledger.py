@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -157,7 +158,7 @@ return nil
 """
 
 
-async def _run(script: str, numkeys: int, *args: object):
+async def _run(script: str, numkeys: int, *args: object) -> Any:
     """EVALSHA (the script is sent once per Redis server, not with every request), EVAL on a miss,
     on the loop's pipelined connection (see newapi_site/redis_pipe.py)."""
     client = r.pipelined()
@@ -422,7 +423,8 @@ class Hold:
     def _close_unheld(self) -> None:
         if self.unheld:
             self.unheld = False
-            ledger().unheld_done(self.acct)
+            # only RedisLedger (and LocalLedger, its subclass) admits unheld requests
+            cast(RedisLedger, ledger()).unheld_done(self.acct)
 
 
 async def reserve(acct: Account, amount: int) -> Hold:

@@ -106,7 +106,8 @@ def create_redemptions(creator: User, data: dict[str, Any]) -> list[str]:
 
 def update_redemption(data: dict[str, Any], *, status_only: bool) -> Redemption:
     try:
-        code = get_redemption(int(data.get("id")))
+        raw_id: Any = data.get("id")  # None: TypeError below
+        code = get_redemption(int(raw_id))
     except (TypeError, ValueError):
         raise ApiError("无效的参数: id") from None
     if status_only:

@@ -17,7 +17,7 @@ import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from django.db import transaction
@@ -205,7 +205,7 @@ def insert_logs(logs: list[dict[str, Any]]) -> None:
     rows = [
         tuple([log.get(name, default) for name, default in zip(names, defaults, strict=True)]) for log in logs
     ]
-    insert_rows(Log, [f.column for f in fields], rows)
+    insert_rows(Log, [cast(str, f.column) for f in fields], rows)
 
 
 def insert_rows(model: Any, columns: list[str], rows: list[tuple]) -> None:

@@ -7,6 +7,7 @@ deployment is found at boot rather than at the first request that needs the valu
 from __future__ import annotations
 
 import os
+from typing import overload
 
 
 class ConfigError(RuntimeError):
@@ -29,6 +30,10 @@ def env_bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
 
 
+@overload
+def env_int(name: str, default: int) -> int: ...
+@overload
+def env_int(name: str, default: None) -> int | None: ...
 def env_int(name: str, default: int | None) -> int | None:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":

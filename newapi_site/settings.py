@@ -76,7 +76,7 @@ if REDIS_CONN_STRING:
         }
     }
     CELERY_BROKER_URL = REDIS_CONN_STRING
-    CELERY_RESULT_BACKEND = REDIS_CONN_STRING
+    CELERY_RESULT_BACKEND: str | None = REDIS_CONN_STRING
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     # The embedded default needs no broker server: kombu's filesystem transport.

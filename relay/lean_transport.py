@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from functools import partial
+from typing import Any, cast
 
 import httpx
 
@@ -299,7 +300,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
     async def _connect(self, key: _Key, timeout: float | None) -> _Connection:
         scheme, host, port = key
         loop = asyncio.get_running_loop()
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if scheme == "https":
             kwargs = {"ssl": self.ssl_context, "server_hostname": host}
         try:
@@ -389,7 +390,7 @@ class UnsafeHeaderValue(httpx.LocalProtocolError):
         self.header = name
 
 
-def _serialise(request: httpx.Request) -> tuple[bytes, bytes, object | None]:
+def _serialise(request: httpx.Request) -> tuple[bytes, bytes, tuple[Any, bool] | None]:
     """The request head, and the body as bytes (or its stream when it is not in memory)."""
     url = request.url
     target = url.raw_path or b"/"
@@ -414,14 +415,12 @@ def _serialise(request: httpx.Request) -> tuple[bytes, bytes, object | None]:
         if not has_length and not chunked:
             lines.append(b"Transfer-Encoding: chunked")
             chunked = True
-    if stream is not None:
-        stream = (stream, chunked)
-    return b"\r\n".join(lines) + b"\r\n\r\n", body, stream
+    return b"\r\n".join(lines) + b"\r\n\r\n", body, (stream, chunked) if stream is not None else None
 
 
-async def _write_stream(conn: _Connection, body_stream) -> None:
+async def _write_stream(conn: _Connection, body_stream: tuple[Any, bool]) -> None:
     stream, chunked = body_stream
-    transport = conn.transport
+    transport = cast(asyncio.Transport, conn.transport)  # the caller checked it is open
     async for piece in stream:
         if not piece:
             continue

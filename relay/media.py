@@ -132,7 +132,7 @@ async def resolve_public(host: str, port: int) -> str:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
         raise media_error(f"cannot resolve image host {host}") from None
-    addresses = [info[4][0] for info in infos]
+    addresses = [str(info[4][0]) for info in infos]
     if not addresses:
         raise media_error(f"cannot resolve image host {host}")
     if not settings.MEDIA_FETCH_ALLOW_PRIVATE and not all(_address_allowed(a) for a in addresses):
@@ -242,7 +242,7 @@ async def image_part_tokens(image_url: Any, model: str, is_stream: bool) -> int:
 
 
 def image_parts(body: dict[str, Any]) -> list[Any]:
-    out = []
+    out: list[Any] = []
     for msg in body.get("messages") or []:
         content = msg.get("content") if isinstance(msg, dict) else None
         if isinstance(content, list):

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -70,7 +71,7 @@ def remap_channel_types(connection: BaseDatabaseWrapper, say: Say) -> int:
         remap = ONE_API_TYPES.get(int(old_type or 0))
         if remap is None:
             continue
-        sets: dict[str, object] = {}
+        sets: dict[str, Any] = {}
         if remap.new_type is None:
             sets["type"] = UNKNOWN
             if status == CHANNEL_ENABLED:

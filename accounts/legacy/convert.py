@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
@@ -51,7 +52,7 @@ def convert_token_limits(connection: BaseDatabaseWrapper, say: Say) -> int:
         rows = cursor.fetchall()
     changed = 0
     for token_id, models_csv, subnet in rows:
-        sets: dict[str, object] = {}
+        sets: dict[str, Any] = {}
         model_list = _split(models_csv)
         if model_list:
             sets["model_limits"] = ",".join(model_list)

@@ -12,6 +12,7 @@ One-API-only columns.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -43,7 +44,7 @@ def widen_columns(connection: BaseDatabaseWrapper, model_list: Iterable[type[mod
             continue
         cols = columns_of(connection, table)
         for field in _concrete_fields(model):
-            col = cols.get(field.column)
+            col = cols.get(cast(str, field.column))  # _concrete_fields keeps fields with a column
             if col is None or field.primary_key:
                 continue
             new_type = _wider_type(field, col, table, vendor)
@@ -94,7 +95,7 @@ def _alter_type(connection: BaseDatabaseWrapper, table: str, col: Column, new_ty
 def _mysql_default_sql(connection: BaseDatabaseWrapper, col: Column) -> str | None:
     if col.default is None or col.default.upper() == "NULL":
         return None
-    if connection.mysql_is_mariadb:
+    if connection.mysql_is_mariadb:  # type: ignore[attr-defined]  # the MySQL backend's own flag
         return col.default  # MariaDB reports the literal already quoted: 'default', 0
     if col.data_type in ("varchar", "char", "text", "longtext", "mediumtext"):
         return "'" + col.default.replace("'", "''") + "'"
@@ -156,24 +157,25 @@ def _add_missing_indexes(connection: BaseDatabaseWrapper, model: type[models.Mod
     qn = connection.ops.quote_name
     added = 0
     for field in _concrete_fields(model):
-        if field.primary_key or not (field.db_index or field.unique):
+        if field.primary_key or not (field.db_index or field.unique):  # type: ignore[attr-defined]  # missing from the stubs
             continue
+        column = cast(str, field.column)  # _concrete_fields keeps fields with a column
         if field.unique:
-            if any(unique and columns == [field.column] for columns, unique in present):
+            if any(unique and columns == [column] for columns, unique in present):
                 continue
-        elif any(columns[:1] == [field.column] for columns, _ in present):
+        elif any(columns[:1] == [column] for columns, _ in present):
             continue
-        if connection.vendor == "mysql" and cols[field.column].data_type.endswith("text"):
-            say(f"  skip index on {table}.{field.column}: a TEXT column on MySQL cannot be indexed")
+        if connection.vendor == "mysql" and cols[column].data_type.endswith("text"):
+            say(f"  skip index on {table}.{column}: a TEXT column on MySQL cannot be indexed")
             continue
-        name = _free_name(connection, table, ("uni_" if field.unique else "idx_") + f"{table}_{field.column}")
+        name = _free_name(connection, table, ("uni_" if field.unique else "idx_") + f"{table}_{column}")
         unique_sql = "UNIQUE " if field.unique else ""
         say(f"  add {unique_sql.lower()}index {name}")
         with connection.cursor() as cursor:
-            cursor.execute(f"CREATE {unique_sql}INDEX {qn(name)} ON {qn(table)} ({qn(field.column)})")
+            cursor.execute(f"CREATE {unique_sql}INDEX {qn(name)} ON {qn(table)} ({qn(column)})")
         added += 1
     for index in model._meta.indexes:
-        wanted = [model._meta.get_field(f.lstrip("-")).column for f in index.fields]
+        wanted = [cast(models.Field, model._meta.get_field(f.lstrip("-"))).column for f in index.fields]
         if any(columns == wanted for columns, _ in present):
             continue
         say(f"  add index {index.name}")

@@ -11,6 +11,7 @@ import secrets
 import threading
 import time
 import uuid
+from typing import cast
 from urllib.parse import quote
 
 from django.core.mail import EmailMessage, get_connection
@@ -48,14 +49,14 @@ def check_code(email: str, code: str, purpose: str, *, consume: bool = False) ->
         key = r.key("verify", purpose, email)
         if consume:
             return bool(r.sync_redis().eval(_TAKE_IF_EQUAL, 1, key, code))
-        stored = r.sync_redis().get(key)
+        stored = cast("bytes | None", r.sync_redis().get(key))  # the client does not decode
         return stored is not None and hmac.compare_digest(stored, code.encode())
     with _lock:
-        stored = _memory.get(purpose + email)
+        entry = _memory.get(purpose + email)
         ok = (
-            stored is not None
-            and stored[1] > time.time()
-            and hmac.compare_digest(stored[0].encode(), code.encode())
+            entry is not None
+            and entry[1] > time.time()
+            and hmac.compare_digest(entry[0].encode(), code.encode())
         )
         if ok and consume:
             _memory.pop(purpose + email, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.request import Request
@@ -13,7 +15,8 @@ from billing.services import epay
 
 def _amount(data: dict) -> int:
     try:
-        return int(data.get("amount"))
+        raw: Any = data.get("amount")  # None: TypeError below
+        return int(raw)
     except (TypeError, ValueError):
         raise ApiError("参数错误") from None
 

@@ -7,10 +7,15 @@ and its "recently seen balance" (the ledger's trusted rule must not outlive a lo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from django.db.models import F
 
 from billing import ledger
 from newapi_site import bus
+
+if TYPE_CHECKING:
+    from accounts.models import Token, User
 
 _CAS_ATTEMPTS = 20
 
@@ -42,7 +47,7 @@ def credit_token(token_id: int, token_key: str, delta: int, *, user_id: int = 0)
             forget_recent_balance(user_id)
 
 
-def _compare_and_set(model: type, pk: int, column: str, wanted: int) -> int | None:
+def _compare_and_set(model: type[User] | type[Token], pk: int, column: str, wanted: int) -> int | None:
     """Set column to `wanted` only if it still holds the value just read; return that value.
 
     The Redis mirror must move by exactly the change the database saw: the DB can be ahead of
@@ -56,8 +61,9 @@ def _compare_and_set(model: type, pk: int, column: str, wanted: int) -> int | No
         if old == wanted or model.objects.filter(pk=pk, **{column: old}).update(**{column: wanted}):
             return int(old)
     # Billing writes keep moving the row: fall back to a delta against the last value read.
-    model.objects.filter(pk=pk).update(**{column: F(column) + (wanted - old)})
-    return int(old)
+    last = cast(int, old)  # the loop above returned on None
+    model.objects.filter(pk=pk).update(**{column: F(column) + (wanted - last)})
+    return int(last)
 
 
 def set_user_quota(user_id: int, wanted: int) -> int | None:

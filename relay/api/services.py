@@ -177,7 +177,7 @@ def create_channels(data: dict[str, Any]) -> list[Channel]:
 
 def endpoint_changes(channel: Channel, fields: dict[str, Any]) -> list[str]:
     """The fields of this edit that change where the channel's key is sent."""
-    names = [
+    names: list[str] = [
         n for n in ("type", "base_url") if n in fields and (fields[n] or "") != (getattr(channel, n) or "")
     ]
     # Vertex AI builds its host from the region in `other`.
@@ -199,7 +199,8 @@ def check_endpoint_change(actor: User, changes: list[str], new_key: bool) -> Non
 def update_channel(actor: User, data: dict[str, Any]) -> Channel:
     """Partial update: fields present in the body change; an empty or absent key keeps the old one."""
     try:
-        channel = get_channel(int(data.get("id")))
+        raw_id: Any = data.get("id")  # None: TypeError below
+        channel = get_channel(int(raw_id))
     except (TypeError, ValueError):
         raise ApiError("无效的参数: id") from None
     fields = _clean_fields(data, partial=True)
