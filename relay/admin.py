@@ -9,7 +9,7 @@ Channel.save() so relay/signals.py rebuilds abilities and tells the gateway proc
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -128,7 +128,7 @@ class ChannelAdminForm(forms.ModelForm):
         return ",".join(dict.fromkeys(groups)) or "default"
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = cast(dict[str, Any], super().clean())  # ModelForm.clean returns cleaned_data
         for name in _JSON_OBJECT_FIELDS:
             raw = (cleaned.get(name) or "").strip()
             if raw and not _is_json_object(raw):
@@ -140,7 +140,7 @@ class ChannelAdminForm(forms.ModelForm):
             cleaned.pop("key", None)  # editing with an empty key keeps the stored one
         if not self._adding and self.actor is not None:
             # self.instance is still the stored row here: the form's values are put on it later.
-            moved = {n: cleaned[n] for n in ("type", "base_url", "other") if n in cleaned}
+            moved: dict[str, Any] = {n: cleaned[n] for n in ("type", "base_url", "other") if n in cleaned}
             try:
                 check_endpoint_change(self.actor, endpoint_changes(self.instance, moved), bool(key))
             except ApiError:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from billing import writer
 from newapi_site import bus, client_ip
@@ -22,6 +23,13 @@ from .safe_paths import check_client_path
 from .wire import ClientRequest, Response, StreamingResponse, error_response
 
 log = logging.getLogger("newapi.relay")
+
+# The ASGI interface, as plain dicts.
+Scope = dict[str, Any]
+Message = Mapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Handler = Callable[..., Awaitable[Response | StreamingResponse]]
 
 NOT_IMPLEMENTED = LocalError(
@@ -116,11 +124,11 @@ CORS_HEADERS = [
 
 
 class RelayRouter:
-    def __init__(self, fallback) -> None:
+    def __init__(self, fallback: ASGIApp) -> None:
         self.fallback = fallback
         self._started = False
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _is_relay_path(scope["path"]):
             await self.fallback(scope, receive, send)
             return
@@ -130,7 +138,7 @@ class RelayRouter:
             writer.start_background_writer()
         await self.handle(scope, receive, send)
 
-    async def handle(self, scope, receive, send) -> None:
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
         path = scope["path"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -172,7 +180,7 @@ class RelayRouter:
         await _send_response(send, response, request_id)
 
 
-async def _read_body(receive, headers: dict[str, str]) -> bytes:
+async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes:
     limit = max_body_bytes()
     declared = headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -208,7 +216,7 @@ def _common_headers(request_id: str) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-async def _send_response(send, response: Response, request_id: str = "") -> None:
+async def _send_response(send: Send, response: Response, request_id: str = "") -> None:
     # A Content-Length lets the server send the response in one write instead of chunked framing.
     headers = [
         (b"content-type", response.content_type),
@@ -220,7 +228,7 @@ async def _send_response(send, response: Response, request_id: str = "") -> None
     await send({"type": "http.response.body", "body": response.body})
 
 
-async def _send_stream(send, receive, response: StreamingResponse, request_id: str) -> None:
+async def _send_stream(send: Send, receive: Receive, response: StreamingResponse, request_id: str) -> None:
     """Relay the chunks from this task; a watcher cancels it when the client goes away, which
     stops the upstream read and lets the generator's cleanup bill what was produced."""
     headers = [*response.headers, *_common_headers(request_id)]

@@ -186,7 +186,7 @@ class OpenAIToClaudeStream(StreamTranslator):
 
     def _start(self, chunk: dict[str, Any]) -> list[bytes]:
         self.started = True
-        message = {
+        message: dict[str, Any] = {
             "id": chunk.get("id") or f"msg_{time.time_ns()}",
             "type": "message",
             "role": "assistant",

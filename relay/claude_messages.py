@@ -79,7 +79,7 @@ async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Respon
     if adaptor.needs_setup:
         await adaptor.setup(ctx)
     if native:
-        upstream = adaptor.build_native_request(ctx)
+        upstream = adaptor.build_native_request(ctx)  # type: ignore[attr-defined]  # optional, duck-typed
     elif isinstance(adaptor, OpenAIAdaptor):
         to_openai(job, ctx, adaptor)
         upstream = adaptor.build_request(ctx)
@@ -93,7 +93,9 @@ async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Respon
     resp = await pipeline.open_upstream(upstream)
     if job.is_stream and adaptor.is_stream_response(resp.headers.get("content-type", "")):
         translator = (
-            adaptor.native_stream_translator(ctx) if native else OpenAIToClaudeStream(ctx, job.count_prompt())
+            adaptor.native_stream_translator(ctx)  # type: ignore[attr-defined]
+            if native
+            else OpenAIToClaudeStream(ctx, job.count_prompt())
         )
         return pipeline.streaming_response(job, ctx, _Translators(translator, adaptor), resp, tried)
     try:
@@ -103,7 +105,7 @@ async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Respon
     finally:
         await resp.aclose()
     if native:
-        parsed = adaptor.parse_native(ctx, resp.status_code, raw)
+        parsed = adaptor.parse_native(ctx, resp.status_code, raw)  # type: ignore[attr-defined]
         usage = parsed.usage or pipeline.fallback_usage(job, parsed)
         out = parsed.body
     else:

@@ -10,7 +10,7 @@ charged n × modelRatio tokens in ratio mode: a bug). Speech is billed per input
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -23,7 +23,7 @@ from .adaptors.base import RelayContext, Usage
 from .adaptors.openai import OpenAIAdaptor
 from .adaptors.rerank import build_rerank_request, parse_rerank
 from .errors import LocalError, UpstreamError, upstream_error_from_response
-from .wire import ClientRequest, Response
+from .wire import ClientRequest, Response, StreamingResponse
 
 
 def _image_error(message: str) -> LocalError:
@@ -91,7 +91,7 @@ def validate_image(body: dict[str, Any], model: str) -> tuple[str, str, int]:
     return size, quality, n
 
 
-async def images(req: ClientRequest, **_params: str) -> Response:
+async def images(req: ClientRequest, **_params: str) -> Response | StreamingResponse:
     job = await pipeline.prepare(req, "images", "dall-e-2")
     try:
         size, quality, n = validate_image(job.body, job.model)
@@ -120,7 +120,7 @@ async def images(req: ClientRequest, **_params: str) -> Response:
 
 
 # -- text to speech -------------------------------------------------------------------------------
-async def speech(req: ClientRequest, **_params: str) -> Response:
+async def speech(req: ClientRequest, **_params: str) -> Response | StreamingResponse:
     job = await pipeline.prepare(req, "audio_speech")
     text = job.body.get("input")
     if not isinstance(text, str) or not text:
@@ -154,7 +154,7 @@ def count_rerank_prompt(body: dict[str, Any], model: str) -> int:
     return total
 
 
-async def rerank(req: ClientRequest, **_params: str) -> Response:
+async def rerank(req: ClientRequest, **_params: str) -> Response | StreamingResponse:
     job = await pipeline.prepare(req, "rerank")
     try:
         if not job.body.get("query"):
@@ -207,10 +207,11 @@ def parse_form(
     fields: dict[str, str] = {}
     uploads: list[Upload] = []
     for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
+        # a plain str from HTTP clients (RFC 2231 tuples are a mail thing)
+        name = cast(str, part.get_param("name", header="content-disposition"))
         if not name:
             continue
-        payload = part.get_payload(decode=True) or b""
+        payload = cast(bytes, part.get_payload(decode=True) or b"")  # a leaf part decodes to bytes
         filename = part.get_filename()
         if filename is not None or name == "file":
             uploads.append((name, filename or name, payload, part.get_content_type()))
@@ -274,7 +275,7 @@ def audio_seconds(data: bytes, response: bytes) -> float:
     return audio_length.fallback_seconds(data)
 
 
-async def transcription(req: ClientRequest, **_params: str) -> Response:
+async def transcription(req: ClientRequest, **_params: str) -> Response | StreamingResponse:
     import math
 
     fields, uploads = parse_form(req)
@@ -318,7 +319,7 @@ def validate_image_form(
     return size, n
 
 
-async def _image_upload(req: ClientRequest, edit: bool) -> Response:
+async def _image_upload(req: ClientRequest, edit: bool) -> Response | StreamingResponse:
     what = "image edit" if edit else "image variation"
     fields, uploads = parse_form(req, code="invalid_image_request")
     model = fields.get("model") or "dall-e-2"
@@ -345,9 +346,9 @@ async def _image_upload(req: ClientRequest, edit: bool) -> Response:
     return await pipeline.run(job, send)
 
 
-async def image_edits(req: ClientRequest, **_params: str) -> Response:
+async def image_edits(req: ClientRequest, **_params: str) -> Response | StreamingResponse:
     return await _image_upload(req, edit=True)
 
 
-async def image_variations(req: ClientRequest, **_params: str) -> Response:
+async def image_variations(req: ClientRequest, **_params: str) -> Response | StreamingResponse:
     return await _image_upload(req, edit=False)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts import sessions
@@ -129,7 +130,7 @@ async def run(request: HttpRequest) -> Response | StreamingResponse:
 
 
 @csrf_exempt  # like /api: a SameSite=Strict cookie plus the New-Api-User header
-async def chat_completions(request: HttpRequest) -> HttpResponse:
+async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     bus.ensure_listener()
     writer.start_background_writer()
     if request.method != "POST":
@@ -165,12 +166,13 @@ def _close_if_never_started(response: StreamingResponse, started: list[bool]) ->
     before it iterates the body (Django swallows that cancel): the generator never runs, so its
     cleanup cannot either. The close hook then runs when that task ends (the view runs in it)."""
     task = asyncio.current_task()
-    if task is None or response.on_close is None:
+    on_close = response.on_close
+    if task is None or on_close is None:
         return
 
     def done(_ended: asyncio.Future) -> None:
         if not started:  # Django's request task sends the whole body: it ended without doing so
-            closing = asyncio.ensure_future(response.on_close())
+            closing = asyncio.ensure_future(on_close())
             _closing.add(closing)
             closing.add_done_callback(_closing.discard)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -35,7 +35,7 @@ class Response:
 @dataclass(slots=True)
 class StreamingResponse:
     status: int
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncGenerator[bytes, None]  # closed with aclose() however the stream ends
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     # Runs after the stream ends however it ended; must be idempotent. It covers a generator
     # that never started (client gone before the first byte), whose own cleanup never runs.

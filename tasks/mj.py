@@ -203,7 +203,7 @@ async def _submit(req: ClientRequest, caller: Caller, kind: str) -> Response:
     except BaseException:
         await hold.refund()
         raise
-    code = data.get("code") if isinstance(data.get("code"), int) else 0
+    code = c if isinstance(c := data.get("code"), int) else 0
     result = data.get("result")
     mj_id = result if isinstance(result, str) else ""
     accepted = status == 200 and code in ACCEPTED_CODES
@@ -243,7 +243,7 @@ def apply_accepted(task: Midjourney, action: str, code: int, data: dict[str, Any
     if action == A.UPLOAD:
         task.progress, task.status = "100%", "SUCCESS"
     if code == 21:
-        props = data.get("properties") if isinstance(data.get("properties"), dict) else {}
+        props = p if isinstance(p := data.get("properties"), dict) else {}
         if isinstance(props.get("imageUrl"), str) and isinstance(props.get("status"), str):
             task.image_url, task.status = props["imageUrl"], props["status"]
             if props["status"] == "SUCCESS":
@@ -280,9 +280,9 @@ async def swap_face(req: ClientRequest) -> Response:
             await hold.refund()
             raise
         accepted = status == 200 and data.get("code") == 1
-        mj_id = data.get("result") if isinstance(data.get("result"), str) else ""
+        mj_id = r if isinstance(r := data.get("result"), str) else ""
         task = Midjourney(
-            code=data.get("code") if isinstance(data.get("code"), int) else 0,
+            code=c if isinstance(c := data.get("code"), int) else 0,
             user_id=caller.user.id,
             action=A.SWAP_FACE,
             mj_id=mj_id,

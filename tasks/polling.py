@@ -119,7 +119,7 @@ def mj_update(task: Midjourney, item: dict[str, Any] | None, now: int) -> tuple[
     if failed:
         fields["progress"] = DONE
     unchanged = task.code == 1 and all(getattr(task, k) == v for k, v in fields.items())
-    return None if unchanged else (fields, failed)  # type: ignore[return-value]
+    return None if unchanged else (fields, failed)
 
 
 def poll_midjourney() -> dict[str, int]:

@@ -19,7 +19,13 @@ from relay.streaming import DONE, frame, frame_event
 from .base import Adaptor, ChunkWriter, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest, Usage
 
 ANTHROPIC_VERSION = "2023-06-01"
-STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
+# looked up with the upstream value as is, None included
+STOP_REASONS: dict[str | None, str] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+}
 
 
 # -- shared helpers -----------------------------------------------------------------------------
@@ -54,7 +60,7 @@ def openai_usage_body(u: Usage) -> dict[str, Any]:
 
 
 def claude_error(data: dict[str, Any], status: int = 500) -> UpstreamError:
-    err = data.get("error") if isinstance(data.get("error"), dict) else {}
+    err = e if isinstance(e := data.get("error"), dict) else {}
     etype = str(err.get("type") or "upstream_error")
     return UpstreamError(
         str(err.get("message") or "upstream error"),

@@ -20,7 +20,7 @@ from relay.streaming import DONE, frame, iter_lines
 from .base import Adaptor, ChunkWriter, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest, Usage
 
 ROLES = {"assistant": "CHATBOT", "system": "SYSTEM", "developer": "SYSTEM"}
-FINISH = {"COMPLETE": "stop", "MAX_TOKENS": "length"}
+FINISH: dict[str | None, str] = {"COMPLETE": "stop", "MAX_TOKENS": "length"}
 
 
 def _text(content: Any) -> str:

@@ -391,7 +391,7 @@ class GeminiAdaptor(Adaptor):
             ) from None
         if ctx.mode == "embeddings":
             vectors = [e.get("values") or [] for e in data.get("embeddings") or []]
-            out = {
+            out: dict[str, Any] = {
                 "object": "list",
                 "model": ctx.origin_model,
                 "data": [{"object": "embedding", "embedding": v, "index": i} for i, v in enumerate(vectors)],
@@ -402,7 +402,7 @@ class GeminiAdaptor(Adaptor):
             raise UpstreamError(
                 "No candidates returned", status=500, type="server_error", code=500, upstream_body=body
             )
-        choices = []
+        choices: list[dict[str, Any]] = []
         for i, cand in enumerate(candidates):
             msg, finish = candidate_delta(cand)
             for call in msg.get("tool_calls") or []:
@@ -411,7 +411,7 @@ class GeminiAdaptor(Adaptor):
                 {"index": int(cand.get("index") or i), "message": msg, "finish_reason": finish or "stop"}
             )
         usage = gemini_usage(data.get("usageMetadata"))
-        out: dict[str, Any] = {
+        out = {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(time.time()),

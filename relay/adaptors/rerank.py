@@ -57,8 +57,8 @@ def parse_rerank(
             result["document"] = documents[index]
         results.append(result)
     prompt = 0
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    usage = u if isinstance(u := data.get("usage"), dict) else {}
+    meta = m if isinstance(m := data.get("meta"), dict) else {}
     if usage:
         prompt = int(usage.get("total_tokens") or usage.get("prompt_tokens") or 0)
     elif isinstance(meta.get("tokens"), dict):  # SiliconFlow
