@@ -277,10 +277,9 @@ async def attempt_all(job: Job, sender: Sender) -> Response | StreamingResponse:
     last_error: RelayError | None = None
     for attempt in range(retries + 1):
         channel = await choose_channel(job, index, exclude)
-        if channel is None and not tried:  # or added a moment ago through another process?
-            await state.caught_up()
-            if (fresh := await state.channels.index()) is not index:
-                index, channel = fresh, await choose_channel(job, fresh, exclude)
+        # or added a moment ago through another process?
+        if channel is None and not tried and (fresh := await state.fresher_channels(index)) is not None:
+            index, channel = fresh, await choose_channel(job, fresh, exclude)
         if channel is None:
             if last_error is not None:
                 break

@@ -451,6 +451,14 @@ async def caught_up() -> bool:
     return await bus.catch_up()
 
 
+async def fresher_channels(index: ChannelIndex) -> ChannelIndex | None:
+    """Call only when no channel in `index` fits: the reloaded index if this catch-up (or an
+    earlier one) dropped `index` since, else None (nothing new to look at)."""
+    await caught_up()
+    fresh = await channels.index()
+    return fresh if fresh is not index else None
+
+
 async def ensure_options_loaded() -> None:
     from accounts.options import options
 
