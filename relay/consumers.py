@@ -220,12 +220,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         retries = 0 if pinned is not None else options.get_int("RetryTimes", 0)
         last: Exception | None = None
         for _attempt in range(retries + 1):
-            if pinned is not None:
-                channel = index.channels.get(pinned)
-                if channel is None or channel.status != 1:
-                    raise LocalError("该渠道已被禁用或不存在 (channel disabled or missing)", status=403)
-            else:
-                channel = index.pick(self.caller.group, self.model, exclude)
+            channel = self._choose(index, exclude)
+            unusable = channel is None or channel.status != 1
+            # or added a moment ago through another process?
+            if unusable and last is None and (fresh := await state.fresher_channels(index)) is not None:
+                index, channel = fresh, self._choose(fresh, exclude)
+            if pinned is not None and (channel is None or channel.status != 1):
+                raise LocalError("该渠道已被禁用或不存在 (channel disabled or missing)", status=403)
             if channel is None:
                 break
             self.channel = channel
@@ -243,6 +244,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             f"当前分组 {self.caller.group} 下对于模型 {self.model} 无可用渠道 (no available channel for model {self.model} in group {self.caller.group})",
             status=503, code="model_not_available",
         )
+
+    def _choose(self, index: state.ChannelIndex, exclude: set[int]) -> state.ChannelInfo | None:
+        pinned = self.caller.pinned_channel_id
+        if pinned is not None:
+            return index.channels.get(pinned)
+        return index.pick(self.caller.group, self.model, exclude)
 
     async def _dial(self, c, headers: dict[str, str], query: dict[str, list[str]]):
         base = c.base_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)

@@ -34,17 +34,17 @@ def model_object(model: str) -> dict[str, Any]:
     }
 
 
-async def visible_models(caller: auth.Caller) -> list[str]:
+def visible_models(caller: auth.Caller, index: state.ChannelIndex) -> list[str]:
     if caller.token.model_limits_enabled:
         return sorted(caller.token.model_limits)
-    index = await state.channels.index()
     return index.models_by_group.get(caller.group, [])
 
 
 async def list_models(req: ClientRequest) -> Response:
     await state.ensure_options_loaded()
     caller = await auth.authenticate(req.headers, req.path)
-    models = await visible_models(caller)
+    # A listing is not a failure: no catch-up here (the bus brings a new channel within milliseconds).
+    models = visible_models(caller, await state.channels.index())
     # OpenAI's list shape, plus New API's `success` key for tools written against it.
     return json_response({"object": "list", "success": True, "data": [model_object(m) for m in models]})
 
@@ -52,8 +52,11 @@ async def list_models(req: ClientRequest) -> Response:
 async def retrieve_model(req: ClientRequest, model: str) -> Response:
     await state.ensure_options_loaded()
     caller = await auth.authenticate(req.headers, req.path)
-    if model not in await visible_models(caller):
-        raise LocalError(
-            f"The model '{model}' does not exist", status=404, type="invalid_request_error", code="model_not_found", param="model"
-        )
+    index = await state.channels.index()
+    if model not in visible_models(caller, index):  # or added a moment ago through another process?
+        fresh = await state.fresher_channels(index)
+        if fresh is None or model not in visible_models(caller, fresh):
+            raise LocalError(
+                f"The model '{model}' does not exist", status=404, type="invalid_request_error", code="model_not_found", param="model"
+            )
     return json_response(model_object(model))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from relay import auth, state
 from relay.auth import Caller
 from relay.errors import LocalError
-from relay.state import ChannelInfo
+from relay.state import ChannelIndex, ChannelInfo
 from relay.wire import ClientRequest
 
 
@@ -16,18 +16,28 @@ async def authenticate(req: ClientRequest) -> Caller:
     return caller
 
 
-async def pick_channel(caller: Caller, model: str) -> ChannelInfo:
-    index = await state.channels.index()
+def _choose(index: ChannelIndex, caller: Caller, model: str) -> ChannelInfo | None:
     pinned = caller.pinned_channel_id
     if pinned is not None:
-        channel = index.channels.get(pinned)
+        return index.channels.get(pinned)
+    return index.pick(caller.group, model, set())
+
+
+async def pick_channel(caller: Caller, model: str) -> ChannelInfo:
+    if caller.pinned_channel_id is None:
+        auth.check_model_allowed(caller.token, model)
+    index = await state.channels.index()
+    channel = _choose(index, caller, model)
+    # or added / enabled a moment ago through another process?
+    unusable = channel is None or channel.status != 1
+    if unusable and (fresh := await state.fresher_channels(index)) is not None:
+        channel = _choose(fresh, caller, model)
+    if caller.pinned_channel_id is not None:
         if channel is None:
             raise LocalError("无效的渠道 Id (invalid channel id)", status=400)
         if channel.status != 1:
             raise LocalError("该渠道已被禁用 (channel disabled)", status=403)
         return channel
-    auth.check_model_allowed(caller.token, model)
-    channel = index.pick(caller.group, model, set())
     if channel is None:
         raise LocalError(
             f"当前分组 {caller.group} 下对于模型 {model} 无可用渠道 (no available channel for model {model} in group {caller.group})",
@@ -39,4 +49,8 @@ async def pick_channel(caller: Caller, model: str) -> ChannelInfo:
 
 async def channel_by_id(channel_id: int) -> ChannelInfo | None:
     index = await state.channels.index()
-    return index.channels.get(channel_id)
+    channel = index.channels.get(channel_id)
+    unusable = channel is None or channel.status != 1  # or re-enabled a moment ago through another process?
+    if unusable and (fresh := await state.fresher_channels(index)) is not None:
+        channel = fresh.channels.get(channel_id)
+    return channel
