@@ -61,7 +61,9 @@ class Journal:
         if self.size >= SEGMENT_BYTES:
             os.close(self.fd)
             self.number += 1
-            self.fd = os.open(_segment(self.directory, self.number), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self.fd = os.open(
+                _segment(self.directory, self.number), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+            )
             self.size = 0
 
     def close(self) -> None:
@@ -80,8 +82,10 @@ def _cut_torn_tail(path: Path) -> None:
 def read_mark() -> tuple[int, int] | None:
     """(segment, position) applied so far, or None when this database has never had a journal."""
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TABLE IF NOT EXISTS {MARK_TABLE} "
-                       "(id INTEGER PRIMARY KEY, segment BIGINT NOT NULL, position BIGINT NOT NULL)")
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {MARK_TABLE} "
+            "(id INTEGER PRIMARY KEY, segment BIGINT NOT NULL, position BIGINT NOT NULL)"
+        )
         cursor.execute(f"SELECT segment, position FROM {MARK_TABLE} WHERE id = 1")
         row = cursor.fetchone()
     return (int(row[0]), int(row[1])) if row else None
@@ -89,7 +93,9 @@ def read_mark() -> tuple[int, int] | None:
 
 def _write_mark(segment: int, position: int) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {MARK_TABLE} SET segment = %s, position = %s WHERE id = 1", [segment, position])
+        cursor.execute(
+            f"UPDATE {MARK_TABLE} SET segment = %s, position = %s WHERE id = 1", [segment, position]
+        )
 
 
 class Applier:
@@ -140,7 +146,7 @@ class Applier:
     def _apply(self, data: bytes) -> int:
         lines = data.splitlines(keepends=True)
         for start in range(0, len(lines), BATCH):
-            chunk = lines[start:start + BATCH]
+            chunk = lines[start : start + BATCH]
             position = self.position + sum(len(line) for line in chunk)
             with transaction.atomic():
                 apply_settlements([Settlement.from_json(line) for line in chunk])

@@ -244,7 +244,7 @@ class Owner:
             u = self.users[uid] = self.load_user(uid)
         t = -1
         if limited:
-            t = self.tokens.get(tid)
+            t = self.tokens.get(tid)  # type: ignore[assignment]
             if t is None:
                 t = self.tokens[tid] = self.load_token(tid)
             if t <= 0:
@@ -265,7 +265,13 @@ class Owner:
 
     def _commit(self, conn: _Conn, line: bytes, journal: list[bytes]) -> bytes:
         head = line.split(b" ", 6)
-        uid, tid, limited, held, diff = int(head[1]), int(head[2]), head[3] == b"1", int(head[4]), int(head[5])
+        uid, tid, limited, held, diff = (
+            int(head[1]),
+            int(head[2]),
+            head[3] == b"1",
+            int(head[4]),
+            int(head[5]),
+        )
         if held:
             self._unhold(conn.pid, uid, tid, limited, held)
         u = self.users.get(uid)

@@ -234,7 +234,8 @@ class LocalLedger(RedisLedger):
         if self._trusted(acct, amount):
             return 0
         reply = await _client().call(
-            b"R %d %d %d %d\n" % (acct.user_id, acct.token_id, acct.token_limited, amount))
+            b"R %d %d %d %d\n" % (acct.user_id, acct.token_id, acct.token_limited, amount)
+        )
         parts = reply.split()
         code = int(parts[0])
         if code == 1:
@@ -245,13 +246,22 @@ class LocalLedger(RedisLedger):
 
     async def release(self, acct: Account, amount: int, ids: Sequence[str] = (), recorded: int = 0) -> None:
         if amount > 0:
-            await _client().call(b"F %d %d %d %d\n" % (acct.user_id, acct.token_id, acct.token_limited, amount))
+            await _client().call(
+                b"F %d %d %d %d\n" % (acct.user_id, acct.token_id, acct.token_limited, amount)
+            )
 
-    async def commit(self, acct: Account, reserved: int, s: Settlement, ids: Sequence[str] = (),
-                     recorded: int = 0) -> None:
+    async def commit(
+        self, acct: Account, reserved: int, s: Settlement, ids: Sequence[str] = (), recorded: int = 0
+    ) -> None:
         # The database never saw the reservation: it must receive the whole charge.
         s.user_delta = s.token_delta = -s.quota
-        head = b"C %d %d %d %d %d " % (acct.user_id, acct.token_id, acct.token_limited, reserved, s.quota - reserved)
+        head = b"C %d %d %d %d %d " % (
+            acct.user_id,
+            acct.token_id,
+            acct.token_limited,
+            reserved,
+            s.quota - reserved,
+        )
         user_balance, token_balance = (await _client().call(head + s.to_json() + b"\n")).split()
         if int(user_balance) >= 0:
             self._remember(acct, int(user_balance), int(token_balance))

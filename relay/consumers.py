@@ -42,11 +42,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.options import options
-from newapi_site import bus, client_ip
 from billing import ledger, writer
 from billing.ledger import Account, Hold, QuotaError
 from billing.pricing import PriceNotSet, pre_consume_estimate, price_for
 from billing.settlement import Settlement
+from newapi_site import bus, client_ip
 
 from . import auth, rate_limit, state
 from .charge import quota_error
@@ -68,13 +68,17 @@ def audio_ratio(model: str) -> float:
     return 10 if "mini" in model else 20
 
 
-def realtime_quota(usage: dict[str, Any], model_ratio: float, group_ratio: float, completion_ratio: float, a_ratio: float) -> int:
+def realtime_quota(
+    usage: dict[str, Any], model_ratio: float, group_ratio: float, completion_ratio: float, a_ratio: float
+) -> int:
     inp = usage.get("input_token_details") or {}
     out = usage.get("output_token_details") or {}
     d = lambda v: Decimal(str(v or 0))  # noqa: E731
     tokens = (
-        d(inp.get("text_tokens")) + d(out.get("text_tokens")) * d(completion_ratio)
-        + d(inp.get("audio_tokens")) * d(a_ratio) + d(out.get("audio_tokens")) * d(a_ratio) * AUDIO_COMPLETION_RATIO
+        d(inp.get("text_tokens"))
+        + d(out.get("text_tokens")) * d(completion_ratio)
+        + d(inp.get("audio_tokens")) * d(a_ratio)
+        + d(out.get("audio_tokens")) * d(a_ratio) * AUDIO_COMPLETION_RATIO
     )
     ratio = d(model_ratio) * d(group_ratio)
     quota = int((tokens * ratio).to_integral_value(ROUND_HALF_UP))
@@ -123,7 +127,8 @@ class Tally:
 
     def usage(self) -> dict[str, Any]:
         return {
-            "input_tokens": self.input, "output_tokens": self.output,
+            "input_tokens": self.input,
+            "output_tokens": self.output,
             "input_token_details": {"text_tokens": self.text_in, "audio_tokens": self.audio_in},
             "output_token_details": {"text_tokens": self.text_out, "audio_tokens": self.audio_out},
         }
@@ -131,7 +136,12 @@ class Tally:
     @classmethod
     def from_usage(cls, usage: dict[str, Any]) -> Tally:
         inp, out = usage.get("input_token_details") or {}, usage.get("output_token_details") or {}
-        t = cls(int(inp.get("text_tokens") or 0), int(inp.get("audio_tokens") or 0), int(out.get("text_tokens") or 0), int(out.get("audio_tokens") or 0))
+        t = cls(
+            int(inp.get("text_tokens") or 0),
+            int(inp.get("audio_tokens") or 0),
+            int(out.get("text_tokens") or 0),
+            int(out.get("audio_tokens") or 0),
+        )
         # Usage without details: count the totals as text.
         t.text_in += max(int(usage.get("input_tokens") or 0) - t.input, 0)
         t.text_out += max(int(usage.get("output_tokens") or 0) - t.output, 0)
@@ -142,11 +152,19 @@ def error_event(request_id: str, err: RelayError) -> str:
     message = err.message
     if err.status == 429:
         message = "当前分组上游负载已饱和，请稍后再试"
-    return orjson.dumps({
-        "type": "error", "event_id": f"evt_{request_id}",
-        "error": {"message": f"{message} (request id: {request_id})", "type": err.type, "param": err.param,
-                  "code": err.code, "status": err.status},
-    }).decode()
+    return orjson.dumps(
+        {
+            "type": "error",
+            "event_id": f"evt_{request_id}",
+            "error": {
+                "message": f"{message} (request id: {request_id})",
+                "type": err.type,
+                "param": err.param,
+                "code": err.code,
+                "status": err.status,
+            },
+        }
+    ).decode()
 
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
@@ -193,9 +211,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self.caller.pinned_channel_id is None:
             auth.check_model_allowed(self.caller.token, self.model)
         try:
-            self.price = price_for(self.model, self.caller.group, bool(self.caller.user.setting.get("accept_unset_model_ratio_model")))
+            self.price = price_for(
+                self.model,
+                self.caller.group,
+                bool(self.caller.user.setting.get("accept_unset_model_ratio_model")),
+            )
         except PriceNotSet:
-            raise LocalError(f"模型 {self.model} 倍率或价格未配置; Model {self.model} ratio or price not set", status=500, code="model_price_error") from None
+            raise LocalError(
+                f"模型 {self.model} 倍率或价格未配置; Model {self.model} ratio or price not set",
+                status=500,
+                code="model_price_error",
+            ) from None
         self.acct = Account(self.caller.user.id, self.caller.token.id, not self.caller.token.unlimited_quota)
         pre = pre_consume_estimate(self.price, 0, 0)
         try:
@@ -229,20 +255,25 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 raise LocalError("该渠道已被禁用或不存在 (channel disabled or missing)", status=403)
             if channel is None:
                 break
-            self.channel = channel
+            self.channel = channel  # type: ignore[assignment]
             try:
                 return await self._dial(channel, headers, query)
-            except (OSError, asyncio.TimeoutError, websockets.exceptions.WebSocketException) as exc:
+            except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
                 log.info("realtime dial to channel #%s failed: %s", channel.id, exc)
                 last = exc
                 exclude.add(channel.id)
         if last is not None:
             # What the dial said (addresses, ports, the upstream's answer) is for our log, not the client.
-            raise RelayError("do_request_failed: the upstream could not be reached", status=500, type="new_api_error",
-                             code="do_request_failed")
+            raise RelayError(
+                "do_request_failed: the upstream could not be reached",
+                status=500,
+                type="new_api_error",
+                code="do_request_failed",
+            )
         raise LocalError(
             f"当前分组 {self.caller.group} 下对于模型 {self.model} 无可用渠道 (no available channel for model {self.model} in group {self.caller.group})",
-            status=503, code="model_not_available",
+            status=503,
+            code="model_not_available",
         )
 
     def _choose(self, index: state.ChannelIndex, exclude: set[int]) -> state.ChannelInfo | None:
@@ -258,7 +289,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         upstream_model = c.model_mapping.get(self.model, self.model)
         if c.type == 3:
             version = (query.get("api-version") or [""])[0] or c.other or settings.AZURE_DEFAULT_API_VERSION
-            url = f"{base}/openai/realtime?" + urlencode({"deployment": upstream_model.replace(".", ""), "api-version": version})
+            url = f"{base}/openai/realtime?" + urlencode(
+                {"deployment": upstream_model.replace(".", ""), "api-version": version}
+            )
             extra["api-key"] = c.key
         else:
             url = base + self.scope["path"] + "?" + urlencode({"model": upstream_model})
@@ -269,8 +302,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if c.type == 1 and c.organization:
                 extra["OpenAI-Organization"] = c.organization
         check_header_values([*extra.items(), *(("Sec-WebSocket-Protocol", p) for p in subprotocols or ())])
-        return await websockets.connect(url, additional_headers=extra, subprotocols=subprotocols, open_timeout=10,
-                                        close_timeout=UPSTREAM_CLOSE_SECONDS)
+        return await websockets.connect(
+            url,
+            additional_headers=extra,
+            subprotocols=subprotocols,  # type: ignore[arg-type]
+            open_timeout=10,
+            close_timeout=UPSTREAM_CLOSE_SECONDS,
+        )
 
     # -- client → upstream ------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -298,7 +336,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if isinstance(session.get("instructions"), str):
                 self.local.text_in += count_text(session["instructions"], self.model)
         elif kind == "input_audio_buffer.append":
-            self.local.audio_in += audio_tokens(str(event.get("audio") or ""), self.formats["in"], output=False)
+            self.local.audio_in += audio_tokens(
+                str(event.get("audio") or ""), self.formats["in"], output=False
+            )
         elif kind == "conversation.item.create":
             item = event.get("item") or {}
             for part in item.get("content") or []:
@@ -308,7 +348,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     # -- upstream → client ------------------------------------------------------------
     async def _pump_upstream(self) -> None:
         try:
-            async for message in self.upstream:
+            async for message in self.upstream:  # type: ignore[attr-defined]
                 text = message if isinstance(message, str) else message.decode("utf-8", "replace")
                 if not self.first_frame_ms:
                     self.first_frame_ms = int((time.time() - self.started) * 1000)
@@ -341,14 +381,22 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             estimate, self.local = self.local, Tally()
             return await self._charge(estimate)
         elif kind == "response.audio.delta":
-            self.local.audio_out += audio_tokens(str(event.get("delta") or ""), self.formats["out"], output=True)
-        elif kind in ("response.audio_transcript.delta", "response.text.delta", "response.function_call_arguments.delta"):
+            self.local.audio_out += audio_tokens(
+                str(event.get("delta") or ""), self.formats["out"], output=True
+            )
+        elif kind in (
+            "response.audio_transcript.delta",
+            "response.text.delta",
+            "response.function_call_arguments.delta",
+        ):
             self.local.text_out += count_text(str(event.get("delta") or ""), self.model)
         return True
 
     def _quota(self, tally: Tally) -> int:
         p = self.price
-        return realtime_quota(tally.usage(), p.model_ratio, p.group_ratio, p.completion_ratio, audio_ratio(self.model))
+        return realtime_quota(
+            tally.usage(), p.model_ratio, p.group_ratio, p.completion_ratio, audio_ratio(self.model)
+        )
 
     async def _charge(self, tally: Tally) -> bool:
         """Count `tally` into the session; reserve its quota now so the balance is checked while we run."""
@@ -363,11 +411,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             quota = self._quota(tally)
             self.charged += quota  # it arrived, so it is billed even if the balance is short
             try:
-                await ledger.reserve_more(self.hold, quota)  # checked against the balance, never trusted
+                await ledger.reserve_more(self.hold, quota)  # type: ignore[arg-type]  # checked against the balance, never trusted
             except QuotaError as exc:
                 await self.send(text_data=error_event(self.request_id, quota_error(exc)))
                 return False
-            self.reserved = self.hold.amount
+            self.reserved = self.hold.amount  # type: ignore[union-attr]
         return True
 
     # -- the end ------------------------------------------------------------------------
@@ -404,25 +452,52 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             t, p = self.totals, self.price
             now = time.time()
             other = {
-                "model_ratio": p.model_ratio, "group_ratio": p.group_ratio, "completion_ratio": p.completion_ratio,
-                "model_price": p.model_price if p.use_price else -1, "frt": self.first_frame_ms, "ws": True,
-                "audio_input": t.audio_in, "audio_output": t.audio_out, "text_input": t.text_in, "text_output": t.text_out,
-                "audio_ratio": audio_ratio(self.model), "audio_completion_ratio": AUDIO_COMPLETION_RATIO,
-                "admin_info": {"use_channel": [self.channel.id]},
+                "model_ratio": p.model_ratio,
+                "group_ratio": p.group_ratio,
+                "completion_ratio": p.completion_ratio,
+                "model_price": p.model_price if p.use_price else -1,
+                "frt": self.first_frame_ms,
+                "ws": True,
+                "audio_input": t.audio_in,
+                "audio_output": t.audio_out,
+                "text_input": t.text_in,
+                "text_output": t.text_out,
+                "audio_ratio": audio_ratio(self.model),
+                "audio_completion_ratio": AUDIO_COMPLETION_RATIO,
+                "admin_info": {"use_channel": [self.channel.id]},  # type: ignore[attr-defined]
             }
             log_row = {
-                "user_id": self.caller.user.id, "username": self.caller.user.username, "created_at": int(now),
-                "content": "", "prompt_tokens": t.input, "completion_tokens": t.output, "model_name": self.model,
-                "token_name": self.caller.token.name, "token_id": self.caller.token.id, "quota": self.charged,
-                "use_time": int(now - self.started), "is_stream": True, "channel_id": self.channel.id,
-                "group": self.caller.group, "other": orjson.dumps(other).decode(),
+                "user_id": self.caller.user.id,
+                "username": self.caller.user.username,
+                "created_at": int(now),
+                "content": "",
+                "prompt_tokens": t.input,
+                "completion_tokens": t.output,
+                "model_name": self.model,
+                "token_name": self.caller.token.name,
+                "token_id": self.caller.token.id,
+                "quota": self.charged,
+                "use_time": int(now - self.started),
+                "is_stream": True,
+                "channel_id": self.channel.id,  # type: ignore[attr-defined]
+                "group": self.caller.group,
+                "other": orjson.dumps(other).decode(),
             }
             # One hold for everything reserved in this session: the ledger applies charged − reserved
             # to the balances and queues the counters and the log row for the batched writer.
-            await (self.hold or Hold(self.acct, 0)).settle(Settlement(
-                user_id=self.caller.user.id, token_id=self.caller.token.id, channel_id=self.channel.id,
-                user_delta=0, token_delta=0, quota=self.charged,
-                counted=self.price.use_price or not t.empty(), log=log_row, username=self.caller.user.username,
-                model_name=self.model, tokens_used=t.input + t.output,
-            ))
+            await (self.hold or Hold(self.acct, 0)).settle(
+                Settlement(
+                    user_id=self.caller.user.id,
+                    token_id=self.caller.token.id,
+                    channel_id=self.channel.id,  # type: ignore[attr-defined]
+                    user_delta=0,
+                    token_delta=0,
+                    quota=self.charged,
+                    counted=self.price.use_price or not t.empty(),
+                    log=log_row,
+                    username=self.caller.user.username,
+                    model_name=self.model,
+                    tokens_used=t.input + t.output,
+                )
+            )
         await rate_limit.record_success(self.caller.user.id)

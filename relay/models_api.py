@@ -14,12 +14,22 @@ CREATED = 1626777600
 def _owner(model: str) -> str:
     m = model.lower()
     for prefix, owner in (
-        ("claude", "anthropic"), ("gemini", "google"), ("command", "cohere"), ("deepseek", "deepseek"),
-        ("jina", "jina"), ("mistral", "mistral"), ("grok", "xai"), ("llama", "meta"),
+        ("claude", "anthropic"),
+        ("gemini", "google"),
+        ("command", "cohere"),
+        ("deepseek", "deepseek"),
+        ("jina", "jina"),
+        ("mistral", "mistral"),
+        ("grok", "xai"),
+        ("llama", "meta"),
     ):
         if m.startswith(prefix):
             return owner
-    return "openai" if m.startswith(("gpt", "o1", "o3", "text-", "dall-e", "whisper", "tts", "chatgpt")) else "custom"
+    return (
+        "openai"
+        if m.startswith(("gpt", "o1", "o3", "text-", "dall-e", "whisper", "tts", "chatgpt"))
+        else "custom"
+    )
 
 
 def model_object(model: str) -> dict[str, Any]:
@@ -57,6 +67,10 @@ async def retrieve_model(req: ClientRequest, model: str) -> Response:
         fresh = await state.fresher_channels(index)
         if fresh is None or model not in visible_models(caller, fresh):
             raise LocalError(
-                f"The model '{model}' does not exist", status=404, type="invalid_request_error", code="model_not_found", param="model"
+                f"The model '{model}' does not exist",
+                status=404,
+                type="invalid_request_error",
+                code="model_not_found",
+                param="model",
             )
     return json_response(model_object(model))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,12 +99,14 @@ def validate(mode: str, body: dict[str, Any], model: str) -> None:
     elif mode == "completions":
         if body.get("prompt") is None:
             raise invalid_request("field prompt is required", code="invalid_text_request")
-    elif mode in ("embeddings", "moderations"):
+    elif mode in ("embeddings", "moderations"):  # noqa: SIM102
         if body.get("input") is None:
             raise invalid_request("field input is required", code="invalid_text_request")
     for key in ("max_tokens", "max_completion_tokens"):
         value = body.get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > 1 << 31):
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 0 or value > 1 << 31
+        ):
             raise invalid_request(f"{key} must be a non-negative integer", code="invalid_text_request")
 
 
@@ -159,7 +161,11 @@ async def prepare_for(caller: auth.Caller, req: ClientRequest, mode: str, model_
             await state.ensure_options_loaded()
             price = price_for(model, caller.group, accept_unset)
     except PriceNotSet:
-        who = "请设置或开始自用模式 (set it or enable self-use mode)" if caller.user.id == 1 else "请联系管理员设置 (ask an administrator)"
+        who = (
+            "请设置或开始自用模式 (set it or enable self-use mode)"
+            if caller.user.id == 1
+            else "请联系管理员设置 (ask an administrator)"
+        )
         raise LocalError(
             f"模型 {model} 倍率或价格未配置，{who}; Model {model} ratio or price not set",
             status=500,
@@ -219,7 +225,9 @@ async def choose_channel(job: Job, index: state.ChannelIndex, exclude: set[int])
 def make_context(job: Job, channel: ChannelInfo) -> RelayContext:
     upstream_model = channel.model_mapping.get(job.model, job.model)
     body = dict(job.body)  # each attempt converts its own copy
-    client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage")) if job.is_stream else False
+    client_wants_usage = (
+        bool((body.get("stream_options") or {}).get("include_usage")) if job.is_stream else False
+    )
     ctx = RelayContext(
         mode=job.mode,
         channel=channel,
@@ -300,7 +308,12 @@ async def attempt_all(job: Job, sender: Sender) -> Response | StreamingResponse:
             await report_channel_failure(channel, err)
             if not should_retry(err, channel, job.caller.pinned_channel_id is not None) or attempt >= retries:
                 break
-            log.info("retrying request %s after channel #%s failed with %s", job.req.request_id, channel.id, err.status)
+            log.info(
+                "retrying request %s after channel #%s failed with %s",
+                job.req.request_id,
+                channel.id,
+                err.status,
+            )
     assert last_error is not None
     raise last_error
 
@@ -314,7 +327,7 @@ async def report_channel_failure(channel: ChannelInfo, err: UpstreamError) -> No
     await channel_health.on_upstream_error(channel, err)
 
 
-async def open_upstream(upstream) -> httpx.Response:
+async def open_upstream(upstream) -> httpx.Response:  # type: ignore[no-untyped-def]
     """Send one upstream request; a non-2xx answer becomes an UpstreamError (body read, closed)."""
     resp = await http.send(upstream.method, upstream.url, upstream.headers, upstream.body)
     if resp.status_code // 100 != 2:
@@ -328,7 +341,9 @@ async def open_upstream(upstream) -> httpx.Response:
     return resp
 
 
-def streaming_response(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response, tried: list[int]) -> StreamingResponse:
+def streaming_response(  # type: ignore[no-untyped-def]
+    job: Job, ctx: RelayContext, adaptor, resp: httpx.Response, tried: list[int]
+) -> StreamingResponse:
     """The SSE answer; its on_close refunds the hold if the stream never got to settle."""
     billing: list[asyncio.Future] = []  # the stream's bill, once stream_body has started it
 
@@ -343,7 +358,12 @@ def streaming_response(job: Job, ctx: RelayContext, adaptor, resp: httpx.Respons
                 log.exception("billing stream request %s failed", job.req.request_id)
         await job.hold.refund()  # no-op when the stream already settled
 
-    return StreamingResponse(200, stream_body(job, ctx, adaptor, resp, tried, billing), list(SSE_HEADERS), on_close)
+    return StreamingResponse(
+        200,
+        stream_body(job, ctx, adaptor, resp, tried, billing),
+        list(SSE_HEADERS),
+        on_close,
+    )
 
 
 async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | StreamingResponse:
@@ -376,8 +396,14 @@ def fallback_usage(job: Job, parsed: ParsedResponse) -> Usage:
     return Usage(job.count_prompt(), completion)
 
 
-async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response, tried: list[int],
-                      billing: list[asyncio.Future]) -> AsyncIterator[bytes]:
+async def stream_body(  # type: ignore[no-untyped-def]
+    job: Job,
+    ctx: RelayContext,
+    adaptor,
+    resp: httpx.Response,
+    tried: list[int],
+    billing: list[asyncio.Future],
+) -> AsyncGenerator[bytes, None]:
     translator = adaptor.stream_translator(ctx)
     deadline = IdleDeadline(_streaming_timeout(ctx.upstream_model))
     budget = StreamBudget(job)
@@ -394,7 +420,9 @@ async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response
             except StopAsyncIteration:
                 break
             except TimeoutError:
-                log.warning("stream idle for %.0fs, closing (request %s)", deadline.seconds, job.req.request_id)
+                log.warning(
+                    "stream idle for %.0fs, closing (request %s)", deadline.seconds, job.req.request_id
+                )
                 break
             out = translator.feed(event, data)
             if first_output_at is None and translator.first_output:
@@ -414,7 +442,9 @@ async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response
         deadline.close()
         # A client leaving now cancels this task (relay/asgi.py): the bill for what arrived is
         # shielded so that it is written to the end all the same, never cut off halfway.
-        billing.append(asyncio.ensure_future(_bill_stream(job, ctx, resp, translator, tried, first_output_at, budget)))
+        billing.append(
+            asyncio.ensure_future(_bill_stream(job, ctx, resp, translator, tried, first_output_at, budget))
+        )
         await asyncio.shield(billing[0])
     if finished:
         for piece in translator.finish():
@@ -424,8 +454,15 @@ async def stream_body(job: Job, ctx: RelayContext, adaptor, resp: httpx.Response
             yield piece
 
 
-async def _bill_stream(job: Job, ctx: RelayContext, resp: httpx.Response, translator, tried: list[int],
-                       first_output_at: float | None, budget: StreamBudget) -> None:
+async def _bill_stream(  # type: ignore[no-untyped-def]
+    job: Job,
+    ctx: RelayContext,
+    resp: httpx.Response,
+    translator,
+    tried: list[int],
+    first_output_at: float | None,
+    budget: StreamBudget,
+) -> None:
     await resp.aclose()
     await budget.done()
     if translator.usage is None and translator.text:
@@ -446,7 +483,7 @@ def _streaming_timeout(model: str) -> float:
     return base * 2 if model.startswith(("o1", "o3")) else base
 
 
-def stream_usage(job: Job, translator) -> Usage:
+def stream_usage(job: Job, translator) -> Usage:  # type: ignore[no-untyped-def]
     if translator.usage is not None:
         return translator.usage
     text = translator.text

@@ -135,7 +135,7 @@ def channel_info(c: Any) -> ChannelInfo:
 
 
 class _Entry:
-    __slots__ = ("value", "expires")
+    __slots__ = ("expires", "value")
 
     def __init__(self, value: Any, ttl: float) -> None:
         self.value = value
@@ -274,7 +274,7 @@ class _BatchLookup:
             future = self._waiting[key] = loop.create_future()
             if not self._draining:
                 self._draining = True
-                loop.create_task(self._drain())
+                loop.create_task(self._drain())  # noqa: RUF006 - _draining guards it
         # shielded: one caller going away must not cancel the lookup for the others
         return await asyncio.shield(future)
 
@@ -295,7 +295,7 @@ class _BatchLookup:
                             if not future.done():
                                 future.set_exception(exc)
                         continue
-                    for key, future in zip(batch, futures):
+                    for key, future in zip(batch, futures, strict=False):
                         if not future.done():
                             future.set_result(found.get(key))
                 # Idle: give the connection back (misses come in bursts, a held one is wasted).
