@@ -1,11 +1,15 @@
 """The embedded ledger's crash-safe write-behind: an append-only journal of settlements, applied
-to the database in batches, each batch in the same transaction as the journal position it ends at.
+to the database in batches, the journal position advanced once a batch is written.
 
 The ledger owner appends one settlement per line (its JSON) with a single write() before it
 answers the commit, so a kill -9 of any process loses nothing that was answered (the page cache
 outlives the process). `Applier.apply_available` reads past the recorded position and applies
 what it finds; after a crash the next owner replays from that position, so every line reaches
-the database exactly once. The journal is cut into numbered segments; a segment is deleted once
+the database exactly once: each line's id is its place in the journal ("j<segment>:<offset>"),
+recorded with its charge (billing/idempotent.py), so a batch replayed after a crash skips what
+was written. A line the database refuses even alone is dead-lettered (billing_dead_settlements,
+in the transaction that moves the position past it) instead of stopping billing for everyone.
+The journal is cut into numbered segments; a segment is deleted once
 the position has moved past it.
 """
 
@@ -14,19 +18,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 from django.db import connection, transaction
 
-from .settlement import Settlement, apply_settlements
+from .idempotent import apply_isolated
+from .settlement import Settlement
 
 log = logging.getLogger("newapi.billing")
 
 BATCH = 500
 SEGMENT_BYTES = 64 << 20
 READ_BYTES = 4 << 20
-# Created on first use rather than by a migration: only the embedded ledger needs it.
-MARK_TABLE = "billing_journal_mark"
+MARK_TABLE = "billing_journal_mark"  # billing.models.JournalMark
 
 
 def _segment(directory: Path, number: int) -> Path:
@@ -82,10 +87,6 @@ def _cut_torn_tail(path: Path) -> None:
 def read_mark() -> tuple[int, int] | None:
     """(segment, position) applied so far, or None when this database has never had a journal."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TABLE IF NOT EXISTS {MARK_TABLE} "
-            "(id INTEGER PRIMARY KEY, segment BIGINT NOT NULL, position BIGINT NOT NULL)"
-        )
         cursor.execute(f"SELECT segment, position FROM {MARK_TABLE} WHERE id = 1")
         row = cursor.fetchone()
     return (int(row[0]), int(row[1])) if row else None
@@ -146,10 +147,57 @@ class Applier:
     def _apply(self, data: bytes) -> int:
         lines = data.splitlines(keepends=True)
         for start in range(0, len(lines), BATCH):
-            chunk = lines[start : start + BATCH]
-            position = self.position + sum(len(line) for line in chunk)
-            with transaction.atomic():
-                apply_settlements([Settlement.from_json(line) for line in chunk])
-                _write_mark(self.segment, position)
+            position = self._apply_chunk(lines[start : start + BATCH])
             self.position = position
         return len(lines)
+
+    def _apply_chunk(self, chunk: list[bytes]) -> int:
+        """Write one chunk (rows the database refuses are dead-lettered); returns the new position."""
+        from .models import AppliedSettlement, DeadSettlement
+
+        position = self.position
+        batch: list[Settlement] = []
+        raw: dict[str, bytes] = {}
+        dead: list[tuple[str, bytes, str]] = []
+        for line in chunk:
+            sid = f"j{self.segment}:{position}"
+            position += len(line)
+            try:
+                s = Settlement.from_json(line)
+            except Exception as exc:
+                dead.append((sid, line, f"unreadable: {exc}"))
+                continue
+            s.id = sid  # the same on every replay of this line
+            raw[sid] = line
+            batch.append(s)
+        for s, exc in apply_isolated(batch):  # raises while the database is unreachable
+            dead.append((s.id, raw[s.id], str(exc)))
+            log.error(
+                "billing: settlement %s (user %s, channel %s, model %r, quota %s) rejected by the database, "
+                "dead-lettered: %s",
+                s.id,
+                s.user_id,
+                s.channel_id,
+                s.model_name[:80],
+                s.quota,
+                exc,
+            )
+        now = int(time.time())
+        with transaction.atomic():
+            if dead:
+                DeadSettlement.objects.bulk_create(
+                    [
+                        DeadSettlement(
+                            id=sid,
+                            payload=line.decode("utf-8", "replace").rstrip("\n"),
+                            error=error[:2000],
+                            created_at=now,
+                        )
+                        for sid, line, error in dead
+                    ],
+                    ignore_conflicts=True,
+                )
+            # Past the mark the ids protect nothing: forget them with the move, not by age.
+            AppliedSettlement.objects.filter(pk__in=list(raw))._raw_delete(AppliedSettlement.objects.db)
+            _write_mark(self.segment, position)
+        return position

@@ -91,3 +91,28 @@ class AppliedSettlement(models.Model):
 
     class Meta:
         db_table = "billing_applied_settlements"
+
+
+class JournalMark(models.Model):
+    """How far the embedded ledger's journal has been written to the database (one row, id 1);
+    advanced in the same transaction as what it covers."""
+
+    id = models.IntegerField(primary_key=True)
+    segment = models.BigIntegerField()
+    position = models.BigIntegerField()
+
+    class Meta:
+        db_table = "billing_journal_mark"
+
+
+class DeadSettlement(models.Model):
+    """Settlements of the embedded journal the database refused even alone (with Redis they go to
+    a Redis list): kept for an operator, counted on the admin index, never retried by us."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    payload = models.TextField()  # the journal line as written (JSON, or whatever could not be read)
+    error = models.TextField()
+    created_at = models.BigIntegerField(db_index=True)
+
+    class Meta:
+        db_table = "billing_dead_settlements"

@@ -72,8 +72,13 @@ def dead_letter_key() -> str:
 
 
 def dead_letter_count() -> int:
-    """Settlements the database rejected even alone (each also logged); 0 without Redis."""
-    return int(r.sync_redis().llen(dead_letter_key())) if r.redis_enabled() else 0
+    """Settlements the database rejected even alone (each also logged): the Redis list, or without
+    Redis the embedded journal's table."""
+    if r.redis_enabled():
+        return int(r.sync_redis().llen(dead_letter_key()))
+    from .models import DeadSettlement
+
+    return DeadSettlement.objects.count()
 
 
 _owner = uuid.uuid4().hex
@@ -92,7 +97,7 @@ def _apply_batch(client, batch_id: str, raw: list[bytes]) -> int:
     for i, item in enumerate(raw):
         try:
             s = Settlement.from_json(item)
-        except Exception as exc:  # noqa: BLE001 - any unreadable item is dead-lettered
+        except Exception as exc:
             dead.append(_dead_letter(batch_id, item, f"unreadable: {exc}"))
             continue
         if not s.id:  # queued by an older version: an id stable across re-applies of this batch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,28 @@ def test_the_worker_exits_at_start_up_naming_what_is_missing() -> None:
     assert done.returncode != 0
     assert "twisted.web.http.HTTPChannel.allHeadersReceived" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_serve_exits_with_the_reason_before_starting_any_worker(tmp_path: Path) -> None:
+    # Without the check in serve, its workers would die at start-up and be restarted in a loop.
+    script = (
+        "import sys, django; from twisted.web import http; del http.HTTPChannel.allHeadersReceived;"
+        "django.setup(); from django.core.management import call_command;"
+        "call_command('serve', '--no-celery', '--host', '127.0.0.1', '--port', '0', '--workers', '1')"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("SQL_DSN", "REDIS_CONN_STRING", "SQLITE_PATH")}
+    env.update(
+        DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="newapi_site.settings", SESSION_SECRET="guard-test"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode != 0
+    assert "twisted.web.http.HTTPChannel.allHeadersReceived" in done.stderr
+    assert "exited with" not in done.stderr  # no worker was ever started

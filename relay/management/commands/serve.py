@@ -65,13 +65,45 @@ def bind_listeners(host: str, port: int, count: int) -> list[socket.socket]:
 
 def web_command(fd: int) -> list[str]:
     # -v 0: no per-request access log (it costs measurable CPU per request).
-    return [sys.executable, "-m", "relay.web_worker", "--fd", str(fd), "-v", "0", "newapi_site.asgi:application"]
+    return [
+        sys.executable,
+        "-m",
+        "relay.web_worker",
+        "--fd",
+        str(fd),
+        "-v",
+        "0",
+        "newapi_site.asgi:application",
+    ]
 
 
 def celery_command() -> list[str]:
     schedule = Path(settings.DATA_DIR) / "celerybeat-schedule"
-    return [sys.executable, "-m", "celery", "-A", "newapi_site", "worker", "-B", "-s", str(schedule),
-            "--concurrency=1", "-l", "warning"]
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "newapi_site",
+        "worker",
+        "-B",
+        "-s",
+        str(schedule),
+        "--concurrency=1",
+        "-l",
+        "warning",
+    ]
+
+
+def check_web_worker_patches() -> None:
+    """Each web worker refuses to start on a Daphne/Twisted its patches do not fit; checked here
+    first, so that serve exits with the reason instead of restarting workers that cannot start."""
+    from relay.web_worker import PatchTargetMissing, check_patch_targets, patch_targets
+
+    try:
+        check_patch_targets(patch_targets())
+    except PatchTargetMissing as exc:
+        raise CommandError(f"web workers cannot start: {exc}") from None
 
 
 class Supervisor:
@@ -90,7 +122,9 @@ class Supervisor:
         if kind == "web":
             fd = self.socks[slot].fileno()
             env = {**os.environ, "BILLING_DRAIN_IN_WORKER": "false"} if self.drainer else None
-            proc = subprocess.Popen(web_command(fd), pass_fds=(fd,), cwd=self.cwd, env=env, preexec_fn=_die_with_parent)
+            proc = subprocess.Popen(
+                web_command(fd), pass_fds=(fd,), cwd=self.cwd, env=env, preexec_fn=_die_with_parent
+            )
         else:
             proc = subprocess.Popen(celery_command(), cwd=self.cwd, preexec_fn=_die_with_parent)
         self.children[proc.pid] = (kind, slot, proc)
@@ -102,8 +136,9 @@ class Supervisor:
         bus.ensure_listener()  # this process caches options and rows too (the billing writer)
 
         if redis.redis_enabled():
-            self.drainer = threading.Thread(target=writer.drain_forever, args=(self.drain_stop,),
-                                            name="billing-writer", daemon=True)
+            self.drainer = threading.Thread(
+                target=writer.drain_forever, args=(self.drain_stop,), name="billing-writer", daemon=True
+            )
             self.drainer.start()
         else:  # the embedded ledger: this process owns the balances and writes the journal out
             from billing import local_ledger
@@ -173,6 +208,7 @@ class Command(BaseCommand):
     def handle(self, *args, **opts) -> None:
         port = opts["port"] or settings.PORT
         workers = opts["workers"] or settings.WEB_WORKERS
+        check_web_worker_patches()
         try:
             socks = bind_listeners(opts["host"], port, workers)
         except OSError as exc:
