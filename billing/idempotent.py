@@ -50,7 +50,7 @@ def is_applied(settlement_id: str) -> bool:
 
 def _connection_errors() -> tuple[type[BaseException], ...]:
     # psycopg's COPY is not wrapped by Django, so the driver's own classes count too.
-    db = connection.Database
+    db = connection.Database  # type: ignore[attr-defined]
     return (OperationalError, InterfaceError, db.OperationalError, db.InterfaceError)
 
 
@@ -59,8 +59,21 @@ def _database_answers() -> bool:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return True
-    except Exception:  # noqa: BLE001 - any failure means "not now"
+    except Exception:  # any failure means "not now"
         return False
+
+
+def log_rejected(s: Settlement, error: Exception) -> None:
+    log.error(
+        "billing: settlement %s (user %s, channel %s, model %r, quota %s) rejected by the database, "
+        "dead-lettered: %s",
+        s.id,
+        s.user_id,
+        s.channel_id,
+        s.model_name[:80],
+        s.quota,
+        error,
+    )
 
 
 def apply_isolated(batch: list[Settlement]) -> list[tuple[Settlement, Exception]]:
@@ -70,7 +83,7 @@ def apply_isolated(batch: list[Settlement]) -> list[tuple[Settlement, Exception]
     try:
         apply_settlements(batch, once=True)
         return []
-    except Exception as exc:  # noqa: BLE001 - whatever the cause, the rows are tried one by one
+    except Exception as exc:
         log.warning("billing batch of %d rejected (%s); retrying row by row", len(batch), exc)
     failed: list[tuple[Settlement, Exception]] = []
     for s in batch:

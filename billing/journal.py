@@ -23,7 +23,7 @@ from pathlib import Path
 
 from django.db import connection, transaction
 
-from .idempotent import apply_isolated
+from .idempotent import apply_isolated, log_rejected
 from .settlement import Settlement
 
 log = logging.getLogger("newapi.billing")
@@ -170,18 +170,9 @@ class Applier:
             s.id = sid  # the same on every replay of this line
             raw[sid] = line
             batch.append(s)
-        for s, exc in apply_isolated(batch):  # raises while the database is unreachable
-            dead.append((s.id, raw[s.id], str(exc)))
-            log.error(
-                "billing: settlement %s (user %s, channel %s, model %r, quota %s) rejected by the database, "
-                "dead-lettered: %s",
-                s.id,
-                s.user_id,
-                s.channel_id,
-                s.model_name[:80],
-                s.quota,
-                exc,
-            )
+        for s, err in apply_isolated(batch):  # raises while the database is unreachable
+            dead.append((s.id, raw[s.id], str(err)))
+            log_rejected(s, err)
         now = int(time.time())
         with transaction.atomic():
             if dead:

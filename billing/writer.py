@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 import uuid
+from typing import cast
 
 import orjson
 from asgiref.sync import sync_to_async
@@ -90,7 +91,7 @@ def _stamp() -> str:
 
 def _apply_batch(client, batch_id: str, raw: list[bytes]) -> int:
     """Write one registered batch and unregister it; returns how many settlements it held."""
-    from .idempotent import apply_isolated
+    from .idempotent import apply_isolated, log_rejected
 
     settlements: list[Settlement] = []
     dead: list[bytes] = []
@@ -103,10 +104,9 @@ def _apply_batch(client, batch_id: str, raw: list[bytes]) -> int:
         if not s.id:  # queued by an older version: an id stable across re-applies of this batch
             s.id = f"{batch_id}:{i}"
         settlements.append(s)
-    for s, exc in apply_isolated(settlements):  # raises while the database is unreachable
-        dead.append(_dead_letter(batch_id, s.to_json(), str(exc)))
-        log.error("billing: settlement %s (user %s, channel %s, model %r, quota %s) rejected by the database, "
-                  "dead-lettered: %s", s.id, s.user_id, s.channel_id, s.model_name[:80], s.quota, exc)
+    for s, err in apply_isolated(settlements):  # raises while the database is unreachable
+        dead.append(_dead_letter(batch_id, s.to_json(), str(err)))
+        log_rejected(s, err)
     pipe = client.pipeline(transaction=True)
     if dead:
         pipe.rpush(dead_letter_key(), *dead)
@@ -117,8 +117,14 @@ def _apply_batch(client, batch_id: str, raw: list[bytes]) -> int:
 
 
 def _dead_letter(batch_id: str, item: bytes, error: str) -> bytes:
-    return orjson.dumps({"at": int(time.time()), "batch": batch_id, "error": error[:500],
-                         "settlement": item.decode("utf-8", "replace")})
+    return orjson.dumps(
+        {
+            "at": int(time.time()),
+            "batch": batch_id,
+            "error": error[:500],
+            "settlement": item.decode("utf-8", "replace"),
+        }
+    )
 
 
 def _retry_registered(client, everything: bool) -> int:
@@ -147,7 +153,9 @@ def drain_now(recover: bool = False) -> int:
     total = _retry_registered(client, recover)
     while True:
         batch_id = uuid.uuid4().hex
-        raw = client.eval(_POP, 3, queue_key(), _batch_key(batch_id), _registry_key(), BATCH, batch_id, _stamp())
+        raw = client.eval(
+            _POP, 3, queue_key(), _batch_key(batch_id), _registry_key(), BATCH, batch_id, _stamp()
+        )
         if not raw:
             return total
         total += _apply_batch(client, batch_id, raw)
@@ -175,7 +183,7 @@ def _prune(now: float) -> None:
 
     horizon = now - KEEP_APPLIED_SECONDS
     for value in r.sync_redis().hvals(_registry_key()):
-        when = float(value.decode().partition(" ")[2] or 0)
+        when = float(cast(bytes, value).decode().partition(" ")[2] or 0)
         horizon = min(horizon, when - 300)  # ids written for a batch still registered stay
     prune_applied(horizon)
 
@@ -222,7 +230,9 @@ def drain_forever(stop: threading.Event) -> None:
                 count = _retry_registered(r.sync_redis(), everything=True)
                 recovered = True
                 if count:
-                    log.warning("billing: %d settlements left in processing by a crash written at start-up", count)
+                    log.warning(
+                        "billing: %d settlements left in processing by a crash written at start-up", count
+                    )
             tick()
         except Exception:
             log.exception("billing drain failed")
