@@ -20,7 +20,7 @@ def rss_mb(pid: str) -> int:
 
 
 def worker_pids(serve_pid: int) -> list[str]:
-    out = subprocess.run(["pgrep", "-P", str(serve_pid), "-f", "relay.web_worker"], capture_output=True, text=True)
+    out = subprocess.run(["pgrep", "-P", str(serve_pid), "-f", "relay.edge.web_worker"], capture_output=True, text=True)
     return out.stdout.split()
 
 

@@ -5,6 +5,8 @@ Model ratio 1 = $0.002 / 1K tokens ($2 / 1M). Prices are USD per call.
 
 from __future__ import annotations
 
+import json
+
 DEFAULT_MODEL_RATIO: dict[str, float] = {
     "gpt-4": 15,
     "gpt-4-0613": 15,
@@ -230,3 +232,14 @@ DEFAULT_CACHE_RATIO: dict[str, float] = {
 
 DEFAULT_GROUP_RATIO: dict[str, float] = {"default": 1, "vip": 1, "svip": 1}
 DEFAULT_USER_USABLE_GROUPS: dict[str, str] = {"default": "默认分组", "vip": "vip分组"}
+
+# The option rows these tables seed (see newapi_site/option_defaults.py), registered at start-up.
+OPTION_DEFAULTS: dict[str, str] = {
+    "ModelRatio": json.dumps(DEFAULT_MODEL_RATIO),
+    "ModelPrice": json.dumps(DEFAULT_MODEL_PRICE),
+    "CompletionRatio": json.dumps(DEFAULT_COMPLETION_RATIO),
+    "CacheRatio": json.dumps(DEFAULT_CACHE_RATIO),
+    "GroupRatio": json.dumps(DEFAULT_GROUP_RATIO),
+    "UserUsableGroups": json.dumps(DEFAULT_USER_USABLE_GROUPS, ensure_ascii=False),
+    "TopupGroupRatio": json.dumps(DEFAULT_GROUP_RATIO),
+}

@@ -19,8 +19,8 @@ django_app = ASGIStaticFilesHandler(get_asgi_application())
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 import tasks.mj_routes  # noqa: E402,F401  (registers the /mj and /suno relay routes)
-from relay.asgi import RelayRouter  # noqa: E402
-from relay.websocket_routing import websocket_application  # noqa: E402
+from relay.edge.asgi import RelayRouter  # noqa: E402
+from relay.edge.websocket_routing import websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

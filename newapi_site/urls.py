@@ -5,7 +5,7 @@ from django.urls import include, path, re_path
 
 from accounts import admin_login
 from billing.api import dashboard
-from relay import playground
+from relay.modes import playground
 
 admin_login.install(admin.site)  # login limit and default-password warning, before the URLs are built
 

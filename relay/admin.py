@@ -3,7 +3,7 @@
 Keys are secrets: lists show a mask, the change form has a write-only key field (empty = keep).
 Sending a stored key somewhere else (a new type, base URL or Vertex region) is root's alone; an
 admin may do it only with a new key of their own (as PUT /api/channel/). Every change goes through
-Channel.save() so relay/signals.py rebuilds abilities and tells the gateway processes to reload.
+Channel.save() so relay/channels/signals.py rebuilds abilities and tells the gateway processes to reload.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.admin_common import choices_filter, compare_with_seen, format_ts, quota_in_usd, save_each
 from accounts.api.base import ApiError
-
-from .api.services import check_endpoint_change, endpoint_changes, save_channel_fields
-from .channel_test import test_channel_sync
-from .channel_types import CHANNEL_TYPE_CHOICES, channel_type_name, effective_base_url
-from .models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, Ability, Channel
+from relay.api.services import check_endpoint_change, endpoint_changes, save_channel_fields
+from relay.channels.tester import test_channel_sync
+from relay.channels.types import CHANNEL_TYPE_CHOICES, channel_type_name, effective_base_url
+from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, Ability, Channel
 
 CHANNEL_STATUS_CHOICES = [
     (CHANNEL_ENABLED, "enabled"),

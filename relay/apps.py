@@ -5,4 +5,4 @@ class RelayConfig(AppConfig):
     name = "relay"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (abilities rebuild + cache invalidation)
+        from relay.channels import signals  # noqa: F401  (abilities rebuild + cache invalidation)

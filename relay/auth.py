@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 from accounts.options import options
 from newapi_site import bus
-
-from . import state
-from .errors import LocalError
-from .state import TokenInfo, UserInfo
+from relay import state
+from relay.errors import LocalError
+from relay.state import TokenInfo, UserInfo
 
 
 @dataclass(slots=True)

@@ -15,8 +15,7 @@ from collections import deque
 
 from accounts.options import options
 from newapi_site import redis as r
-
-from .errors import LocalError
+from relay.errors import LocalError
 
 # KEYS: total, success. ARGV: now_ms, window_ms, total_max, success_max, member.
 # Returns 0 admitted (and recorded), 1 total cap reached, 2 success cap reached.

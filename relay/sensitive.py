@@ -11,8 +11,7 @@ import re
 from typing import Any
 
 from accounts.options import options
-
-from .errors import LocalError
+from relay.errors import LocalError
 
 _cache: tuple[str, re.Pattern[str] | None] = ("", None)
 

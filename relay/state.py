@@ -429,7 +429,7 @@ class ChannelCache:
 
     @staticmethod
     def _load() -> ChannelIndex:
-        from .models import Channel
+        from relay.models import Channel
 
         return ChannelIndex.build([channel_info(c) for c in Channel.objects.all()])
 

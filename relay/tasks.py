@@ -55,7 +55,7 @@ def release(name: str) -> None:
 @shared_task(name="relay.test_all_channels", ignore_result=True)
 def test_all_channels(locked: bool = False) -> int | None:
     """`locked`: the caller (the API view) already holds the lock for this run."""
-    from .channel_test import test_all_channels as run
+    from relay.channels.tester import test_all_channels as run
 
     if not locked and not try_lock(TEST_ALL_LOCK):
         return None
@@ -70,7 +70,7 @@ def test_all_channels(locked: bool = False) -> int | None:
 
 @shared_task(name="relay.update_all_balances", ignore_result=True)
 def update_all_balances() -> int | None:
-    from .channel_balance import update_all_balances as run
+    from relay.channels.balance import update_all_balances as run
 
     if not try_lock(BALANCE_LOCK):
         return None

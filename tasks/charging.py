@@ -17,7 +17,7 @@ from billing.ledger import Account, Hold, QuotaError
 from billing.pricing import group_ratio, model_price, quota_per_unit
 from billing.settlement import Settlement
 from relay.auth import Caller
-from relay.pipeline import quota_error
+from relay.modes.pipeline import quota_error
 
 DEFAULT_TASK_PRICE = 0.1
 

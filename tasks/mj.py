@@ -14,10 +14,10 @@ import orjson
 from asgiref.sync import sync_to_async
 
 from accounts.options import options
-from relay import http
 from relay.auth import Caller
+from relay.edge.wire import ClientRequest, Response
 from relay.state import ChannelInfo
-from relay.wire import ClientRequest, Response
+from relay.upstream import http
 
 from . import charging, routing
 from . import mj_actions as A
@@ -256,7 +256,8 @@ async def disable_channel(channel: ChannelInfo, reason: str) -> None:
     """Status 3 (automatically disabled, so channel tests may enable it again), like other fatal errors."""
     if not (channel.auto_ban and options.get_bool("AutomaticDisableChannelEnabled")):
         return
-    from relay import channel_health, state
+    from relay import state
+    from relay.channels import health as channel_health
 
     state.channels.mark_disabled(channel.id)
     await sync_to_async(channel_health.disable_channel)(channel.id, reason)

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 
-from relay.wire import ClientRequest, Response
+from relay.edge.wire import ClientRequest, Response
 
 from . import polling
 from .mj import MjError, parse_json

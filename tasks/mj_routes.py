@@ -1,4 +1,4 @@
-"""Registers the Midjourney and Suno relay routes on the relay router (relay/asgi.py `add_route`).
+"""Registers the Midjourney and Suno relay routes on the relay router (relay/edge/asgi.py `add_route`).
 
 Every Midjourney path also exists under any one-segment mode prefix: /fast/mj/..., /mj-turbo/mj/...
 """
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.asgi import add_route
-from relay.wire import ClientRequest, Response
+from relay.edge.asgi import add_route
+from relay.edge.wire import ClientRequest, Response
 
 from . import mj, mj_notify, suno
 

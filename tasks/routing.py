@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from relay import auth, state
 from relay.auth import Caller
+from relay.edge.wire import ClientRequest
 from relay.errors import LocalError
 from relay.state import ChannelIndex, ChannelInfo
-from relay.wire import ClientRequest
 
 
 async def authenticate(req: ClientRequest) -> Caller:

@@ -13,11 +13,12 @@ import orjson
 from asgiref.sync import sync_to_async
 
 from accounts.options import options
-from relay import http, state
+from relay import state
 from relay.auth import Caller
-from relay.pipeline import NO_RETRY_STATUSES
+from relay.edge.wire import ClientRequest, Response
+from relay.modes.pipeline import NO_RETRY_STATUSES
 from relay.state import ChannelInfo
-from relay.wire import ClientRequest, Response
+from relay.upstream import http
 
 from . import charging, routing
 from .models import Task

@@ -87,7 +87,7 @@ def start_gateway(extra_env: dict[str, str] | None = None) -> Gateway:
     log = open(Path(settings.DATA_DIR) / f"gateway-{port}.log", "wb")
     proc = subprocess.Popen(
         # The production web worker (Daphne plus its uvloop, socket and write-path settings).
-        [sys.executable, "-m", "relay.web_worker", "-b", "127.0.0.1", "-p", str(port), "newapi_site.asgi:application"],
+        [sys.executable, "-m", "relay.edge.web_worker", "-b", "127.0.0.1", "-p", str(port), "newapi_site.asgi:application"],
         cwd=ROOT,
         env=gateway_env(extra_env),
         stdout=log,

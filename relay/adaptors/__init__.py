@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from .azure import AzureAdaptor
-from .base import Adaptor
-from .bedrock import BedrockAdaptor
-from .claude import ClaudeAdaptor
-from .cohere import CohereAdaptor
-from .compatible import COMPATIBLE
-from .dify import DifyAdaptor
-from .gemini import GeminiAdaptor
-from .openai import CustomURLAdaptor, OpenAIAdaptor
-from .vertex import VertexAdaptor
+from relay.adaptors.azure import AzureAdaptor
+from relay.adaptors.base import Adaptor
+from relay.adaptors.bedrock import BedrockAdaptor
+from relay.adaptors.claude import ClaudeAdaptor
+from relay.adaptors.cohere import CohereAdaptor
+from relay.adaptors.compatible import COMPATIBLE
+from relay.adaptors.dify import DifyAdaptor
+from relay.adaptors.gemini import GeminiAdaptor
+from relay.adaptors.openai import CustomURLAdaptor, OpenAIAdaptor
+from relay.adaptors.vertex import VertexAdaptor
 
 _OPENAI = OpenAIAdaptor()
 

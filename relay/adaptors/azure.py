@@ -10,9 +10,9 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 
-from ..safe_paths import check_url_segment
-from .base import RelayContext
-from .openai import OpenAIAdaptor
+from relay.adaptors.base import RelayContext
+from relay.adaptors.openai import OpenAIAdaptor
+from relay.upstream.safe_paths import check_url_segment
 
 CF_GATEWAY = "https://gateway.ai.cloudflare.com"
 

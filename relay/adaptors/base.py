@@ -1,6 +1,6 @@
 """The adaptor interface: turn our request into a provider's, and its answer back into ours.
 
-Adaptors do no I/O. The pipeline (relay/pipeline.py) sends what `build_request` returns through
+Adaptors do no I/O. The pipeline (relay/modes/pipeline.py) sends what `build_request` returns through
 the shared client, then hands the answer to `parse_response` or, for streams, to the
 `StreamTranslator` from `stream_translator`. Raise relay.errors.RelayError subclasses for
 anything the client should see as an error.

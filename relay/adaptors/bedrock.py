@@ -1,5 +1,5 @@
 """AWS Bedrock, Claude models (type 33): InvokeModel / InvokeModelWithResponseStream over HTTPS,
-signed with SigV4 (relay/aws.py). Spec: shared/spec/relay.md §7.11.
+signed with SigV4 (relay/upstream/aws.py). Spec: shared/spec/relay.md §7.11.
 
 The channel key is `AK|SK|region` (an optional fourth part is a session token). The body is a
 Claude Messages body without `model`/`stream`, with `anthropic_version: bedrock-2023-05-31`;
@@ -16,11 +16,10 @@ from typing import Any
 
 import orjson
 
-from relay import aws
+from relay.adaptors.base import RelayContext, UpstreamRequest
+from relay.adaptors.claude import ClaudeAdaptor, apply_thinking_suffix, default_max_tokens, openai_to_claude
 from relay.errors import LocalError
-
-from .base import RelayContext, UpstreamRequest
-from .claude import ClaudeAdaptor, apply_thinking_suffix, default_max_tokens, openai_to_claude
+from relay.upstream import aws
 
 BEDROCK_VERSION = "bedrock-2023-05-31"
 EVENTSTREAM = "application/vnd.amazon.eventstream"

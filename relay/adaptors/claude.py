@@ -13,10 +13,17 @@ from typing import Any
 import orjson
 
 from accounts.options import options
+from relay.adaptors.base import (
+    Adaptor,
+    ChunkWriter,
+    ParsedResponse,
+    RelayContext,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+)
 from relay.errors import LocalError, UpstreamError, upstream_error_from_response
 from relay.streaming import DONE, frame, frame_event
-
-from .base import Adaptor, ChunkWriter, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest, Usage
 
 ANTHROPIC_VERSION = "2023-06-01"
 # looked up with the upstream value as is, None included

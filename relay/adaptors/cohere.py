@@ -14,10 +14,17 @@ from typing import Any
 import orjson
 from django.conf import settings
 
+from relay.adaptors.base import (
+    Adaptor,
+    ChunkWriter,
+    ParsedResponse,
+    RelayContext,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+)
 from relay.errors import LocalError, upstream_error_from_response
 from relay.streaming import DONE, frame, iter_lines
-
-from .base import Adaptor, ChunkWriter, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest, Usage
 
 ROLES = {"assistant": "CHATBOT", "system": "SYSTEM", "developer": "SYSTEM"}
 FINISH: dict[str | None, str] = {"COMPLETE": "stop", "MAX_TOKENS": "length"}

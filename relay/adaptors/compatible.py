@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay.channel_types import default_base_url
-
-from .base import RelayContext, StreamTranslator
-from .openai import OpenAIAdaptor, OpenAIStreamTranslator, usage_from
+from relay.adaptors.base import RelayContext, StreamTranslator
+from relay.adaptors.openai import OpenAIAdaptor, OpenAIStreamTranslator, usage_from
+from relay.channels.types import default_base_url
 
 # New API's SupportStreamOptions list, less the non-OpenAI-family types.
 STREAM_OPTIONS_TYPES = {1, 3, 4, 39, 45, 48}
@@ -53,7 +52,7 @@ class CompatibleAdaptor(OpenAIAdaptor):
     def convert_body(self, ctx: RelayContext) -> dict[str, Any]:
         body = super().convert_body(ctx)
         if self.reasoning_suffix_prefixes and ctx.upstream_model.startswith(self.reasoning_suffix_prefixes):
-            from .openai import split_reasoning_effort
+            from relay.adaptors.openai import split_reasoning_effort
 
             split_reasoning_effort(ctx, body)
         return body

@@ -14,11 +14,18 @@ from typing import Any
 import orjson
 from django.conf import settings
 
+from relay.adaptors.base import (
+    Adaptor,
+    ChunkWriter,
+    ParsedResponse,
+    RelayContext,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+)
+from relay.adaptors.openai import usage_from
 from relay.errors import LocalError, UpstreamError, upstream_error_from_response
 from relay.streaming import DONE, frame
-
-from .base import Adaptor, ChunkWriter, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest, Usage
-from .openai import usage_from
 
 THINK_OPEN = '<details style="color:gray;background-color: #f8f8f8;padding: 8px;border-radius: 4px;" open> <summary> Thinking... </summary>'
 

@@ -14,11 +14,17 @@ from typing import Any
 import orjson
 
 from accounts.options import options
+from relay.adaptors.base import (
+    Adaptor,
+    ParsedResponse,
+    RelayContext,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+)
 from relay.errors import LocalError, UpstreamError, upstream_error_from_response
 from relay.streaming import DONE, frame
-
-from ..safe_paths import check_url_segment
-from .base import Adaptor, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest, Usage
+from relay.upstream.safe_paths import check_url_segment
 
 CATEGORIES = (
     "HARM_CATEGORY_HARASSMENT",

@@ -12,10 +12,16 @@ from typing import Any
 import orjson
 from django.conf import settings
 
+from relay.adaptors.base import (
+    Adaptor,
+    ParsedResponse,
+    RelayContext,
+    StreamTranslator,
+    UpstreamRequest,
+    Usage,
+)
 from relay.errors import upstream_error_from_response
 from relay.streaming import DONE, frame
-
-from .base import Adaptor, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest, Usage
 
 
 def usage_from(obj: Any) -> Usage | None:
@@ -204,7 +210,7 @@ class OpenAIAdaptor(Adaptor):
         if isinstance(data, dict) and isinstance(data.get("error"), dict) and data["error"].get("type"):
             raise upstream_error_from_response(status if status != 200 else 500, body)
         if isinstance(data, dict) and ctx.channel.setting.get("thinking_to_content"):
-            from . import thinking
+            from relay.adaptors import thinking
 
             if thinking.convert_body(data):
                 body = orjson.dumps(data)
@@ -216,7 +222,7 @@ class OpenAIAdaptor(Adaptor):
 
     def stream_translator(self, ctx: RelayContext) -> StreamTranslator:
         if ctx.channel.setting.get("thinking_to_content"):
-            from .thinking import ThinkingToContentTranslator
+            from relay.adaptors.thinking import ThinkingToContentTranslator
 
             return ThinkingToContentTranslator(ctx)
         return OpenAIStreamTranslator(ctx)

@@ -11,13 +11,13 @@ from typing import Any
 
 import orjson
 
-from .base import RelayContext, UpstreamRequest, Usage
+from relay.adaptors.base import RelayContext, UpstreamRequest, Usage
 
 COHERE = 34
 
 
 def _base(ctx: RelayContext) -> str:
-    from relay.channel_types import effective_base_url
+    from relay.channels.types import effective_base_url
 
     return effective_base_url(ctx.channel.type, ctx.channel.base_url) or "https://api.openai.com"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from .openai import OpenAIStreamTranslator
+from relay.adaptors.openai import OpenAIStreamTranslator
 
 OPEN, CLOSE = "<think>\n", "\n</think>\n"
 REASONING_KEYS = ("reasoning_content", "reasoning")

@@ -1,7 +1,7 @@
 """Google Vertex AI (type 41): Claude and Gemini models behind a service-account key (relay.md §7.10).
 
 The key is the service-account JSON; `setup` turns it into an OAuth access token (cached,
-relay/google_auth.py) before the request is built. The region comes from channel.other: a plain
+relay/upstream/google_auth.py) before the request is built. The region comes from channel.other: a plain
 string, or JSON {"default": "...", "<origin model>": "..."}. Claude models use Anthropic's
 rawPredict / streamRawPredict with `anthropic_version: vertex-2023-10-16`; Gemini models use
 generateContent / streamGenerateContent?alt=sse with the Gemini conversion. channel.base_url,
@@ -15,13 +15,12 @@ from typing import Any
 
 import orjson
 
-from relay import google_auth
+from relay.adaptors.base import Adaptor, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest
+from relay.adaptors.claude import ClaudeAdaptor, apply_thinking_suffix, default_max_tokens, openai_to_claude
+from relay.adaptors.gemini import GeminiAdaptor, openai_to_gemini
 from relay.errors import LocalError
-
-from ..safe_paths import check_url_segment
-from .base import Adaptor, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest
-from .claude import ClaudeAdaptor, apply_thinking_suffix, default_max_tokens, openai_to_claude
-from .gemini import GeminiAdaptor, openai_to_gemini
+from relay.upstream import google_auth
+from relay.upstream.safe_paths import check_url_segment
 
 VERTEX_VERSION = "vertex-2023-10-16"
 DEFAULT_REGION = "us-central1"

@@ -11,8 +11,8 @@ from django.db.models import Q, QuerySet
 
 from accounts.api.base import ApiError
 from accounts.models import ROLE_ROOT, User
-from relay.abilities import fix_abilities, rebuild_abilities
-from relay.channel_types import effective_base_url
+from relay.channels.abilities import fix_abilities, rebuild_abilities
+from relay.channels.types import effective_base_url
 from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, Channel
 
 VERTEX_AI = 41

@@ -6,9 +6,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import ADMIN, ApiError, ApiView, body, int_path, ok, page_zero_based
+from relay.api import catalog, services
 from relay.models import CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED
-
-from . import catalog, services
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -134,7 +133,7 @@ class ChannelModelsEnabledView(AdminView):
 # -- channel test and balance (tasks-special.md §9.1): top-level `time` / `balance` keys ----------
 class ChannelTestView(AdminView):
     def get(self, request: Request, channel_id: str) -> Response:
-        from relay.channel_test import test_channel_sync
+        from relay.channels.tester import test_channel_sync
 
         channel = services.get_channel(int_path(channel_id))
         result = test_channel_sync(channel, request.query_params.get("model", "").strip() or None)
@@ -157,7 +156,7 @@ class ChannelTestAllView(AdminView):
 
 class ChannelBalanceView(AdminView):
     def get(self, request: Request, channel_id: str) -> Response:
-        from relay.channel_balance import update_balance
+        from relay.channels.balance import update_balance
 
         result = update_balance(services.get_channel(int_path(channel_id)))
         return Response({"success": result.success, "message": result.message, "balance": result.balance})
@@ -166,7 +165,7 @@ class ChannelBalanceView(AdminView):
 class ChannelBalanceAllView(AdminView):
     def get(self, request: Request) -> Response:
         from relay import tasks
-        from relay.channel_balance import update_all_balances
+        from relay.channels.balance import update_all_balances
 
         if not tasks.try_lock(tasks.BALANCE_LOCK):
             raise ApiError("余额更新已在运行中 (a balance update is already in progress)")

@@ -168,7 +168,7 @@ def test_channel_edit_keeps_a_concurrent_auto_disable(as_admin, fake_upstream):
     channel = make_channel(fake_upstream.base_url, name="c1")
     api = as_admin
 
-    def meanwhile() -> None:  # relay/channel_health.py disables it after an upstream 401
+    def meanwhile() -> None:  # relay/channels/health.py disables it after an upstream 401
         Channel.objects.filter(pk=channel.pk).update(status=CHANNEL_AUTO_DISABLED, response_time=77)
 
     body = during_change(meanwhile, lambda: api.put("/api/channel/", {"id": channel.pk, "name": "renamed", "priority": 3}))

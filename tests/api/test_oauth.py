@@ -10,8 +10,8 @@ import pytest
 
 from accounts.models import User
 from accounts.options import update_option
-from tests.api_client import Api
 from tests.api.fake_oauth import FakeOAuth
+from tests.api_client import Api
 
 BOT_TOKEN = "123456:telegram-bot-token"
 

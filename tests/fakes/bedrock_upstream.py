@@ -1,6 +1,6 @@
 """A fake Bedrock runtime (InvokeModel, InvokeModelWithResponseStream) on 127.0.0.1 that checks
 every request's SigV4 signature the way AWS does: it rebuilds the canonical request from what it
-received and signs it with the secret it knows for the access key (independently of relay/aws.py).
+received and signs it with the secret it knows for the access key (independently of relay/upstream/aws.py).
 
 Access keys: any key in `secrets` answers Claude's "Hello from Claude!" (usage 10/5); a key
 starting `status-<code>` answers that status the Bedrock way; `throttle` streams one text delta

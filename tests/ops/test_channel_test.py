@@ -7,7 +7,8 @@ import json
 import pytest
 
 from accounts.options import update_option
-from relay import channel_test, tasks
+from relay import tasks
+from relay.channels import tester as channel_test
 from relay.models import Ability, Channel
 from tests.conftest import make_channel
 

@@ -12,7 +12,7 @@ import pytest
 from accounts.models import User
 from accounts.options import update_option
 from billing.models import Log
-from relay import channel_test
+from relay.channels import tester as channel_test
 from tests.conftest import live, make_channel, make_token, make_user, propagated, settle
 
 pytestmark = [live, pytest.mark.relay]

@@ -73,7 +73,7 @@ def test_lists_need_login(client):
 
 
 def test_management_mj_paths_are_not_relay_paths():
-    from relay.asgi import _is_relay_path
+    from relay.edge.asgi import _is_relay_path
 
     assert not _is_relay_path("/api/mj/self") and not _is_relay_path("/api/mj/")
     assert _is_relay_path("/mj/submit/imagine") and _is_relay_path("/fast/mj/submit/imagine")

@@ -1,4 +1,4 @@
-"""relay.aws.sign against AWS's published Signature Version 4 test suite.
+"""relay.upstream.aws.sign against AWS's published Signature Version 4 test suite.
 
 Each vector is the suite's request.txt, the session token from its context.json (if any), whether
 it signs the body (then the harness sends x-amz-content-sha256), and header-signature.txt, from
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from relay import aws
+from relay.upstream import aws
 
 pytestmark = [pytest.mark.relay]
 

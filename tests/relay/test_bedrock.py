@@ -13,8 +13,8 @@ import orjson
 import pytest
 
 from billing.models import Log
-from relay import aws
 from relay.adaptors.bedrock import model_id
+from relay.upstream import aws
 from tests.conftest import live, make_channel, make_token, make_user, settle
 from tests.fakes.bedrock_upstream import FakeBedrock
 

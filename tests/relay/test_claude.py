@@ -13,7 +13,7 @@ import pytest
 
 from billing.models import Log
 from relay.adaptors.base import RelayContext
-from relay.claude_convert import OpenAIToClaudeStream
+from relay.modes.claude_convert import OpenAIToClaudeStream
 from relay.state import ChannelInfo
 from tests.conftest import live, make_channel, make_token, make_user, settle
 from tests.fakes.anthropic_upstream import FakeAnthropic
@@ -287,8 +287,8 @@ def test_thinking_suffix_enables_extended_thinking(gateway, fake_claude):
 
 
 def test_claude_request_and_openai_answer_conversions():
-    from relay.claude_convert import claude_to_openai_request, openai_to_claude_response
     from relay.adaptors.base import Usage
+    from relay.modes.claude_convert import claude_to_openai_request, openai_to_claude_response
 
     body = {
         "model": MODEL, "max_tokens": 10, "stop_sequences": ["A", "B"],

@@ -7,8 +7,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from relay import google_auth
 from relay.errors import LocalError
+from relay.upstream import google_auth
 
 pytestmark = [pytest.mark.relay]
 

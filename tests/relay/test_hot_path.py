@@ -14,16 +14,16 @@ import threading
 from contextlib import ExitStack
 
 import httpx
-from asgiref.sync import sync_to_async
 import pytest
 import redis.asyncio.client as aredis_client
+from asgiref.sync import sync_to_async
 from django.db import connections
 from django.db.backends.signals import connection_created
 
 from billing import local_ledger
 from newapi_site import redis as r
 from newapi_site import redis_pipe
-from relay import http as relay_http
+from relay.upstream import http as relay_http
 from tests.conftest import live, make_channel, make_token, make_user
 
 pytestmark = [live, pytest.mark.relay]

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from relay.lean_transport import Http11Transport
+from relay.upstream.lean_transport import Http11Transport
 
 pytestmark = [pytest.mark.relay]
 
@@ -414,8 +414,8 @@ async def test_waiting_past_the_pool_timeout_is_a_pool_timeout():
 
 
 async def test_the_relay_reports_an_ambiguous_answer_as_an_upstream_failure():
-    from relay import http
     from relay.errors import UpstreamError
+    from relay.upstream import http
 
     async def handler(reader, writer, server):
         await keep_answering(reader, writer, server,

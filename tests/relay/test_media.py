@@ -16,8 +16,9 @@ import pytest
 from aiohttp import web
 
 from billing.models import Log
-from relay import media, tokenizer
 from relay.errors import LocalError
+from relay.metering import image_tokens as media
+from relay.metering import tokenizer
 from tests.conftest import live, make_channel, make_token, make_user, settle, start_gateway
 
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relay.lean_transport import MAX_HEAD, Http11Transport, _Connection
+from relay.upstream.lean_transport import MAX_HEAD, Http11Transport, _Connection
 
 pytestmark = [pytest.mark.relay]
 

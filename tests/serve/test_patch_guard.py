@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.web_worker import PatchTargetMissing, check_patch_targets, patch_targets
+from relay.edge.web_worker import PatchTargetMissing, check_patch_targets, patch_targets
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +49,7 @@ def test_the_worker_exits_at_start_up_naming_what_is_missing() -> None:
     script = (
         "import sys; from twisted.web import http; del http.HTTPChannel.allHeadersReceived;"
         "sys.argv = ['daphne', '-b', '127.0.0.1', '-p', '0', 'newapi_site.asgi:application'];"
-        "from relay.web_worker import main; main()"
+        "from relay.edge.web_worker import main; main()"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60

@@ -1,4 +1,4 @@
-"""relay.web_worker.prompt_reaping: Daphne forgets each request when it ends, not in a 1-second sweep.
+"""relay.edge.web_worker.prompt_reaping: Daphne forgets each request when it ends, not in a 1-second sweep.
 
 Run in a child interpreter: importing daphne.server installs Twisted's asyncio reactor, which is
 not something to do inside the test session. The fake protocol stands in for Twisted's request.
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = r"""
 import asyncio, json
-from relay.web_worker import prompt_reaping
+from relay.edge.web_worker import prompt_reaping
 prompt_reaping()
 from daphne.server import Server
 

@@ -97,7 +97,7 @@ def test_serve_runs_workers_answers_and_stops(served) -> None:
 
     kids = children(proc.pid)
     cmdlines = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode() for pid in kids]
-    web = [pid for pid, cmd in zip(kids, cmdlines) if "relay.web_worker" in cmd]
+    web = [pid for pid, cmd in zip(kids, cmdlines) if "relay.edge.web_worker" in cmd]
     celery = [pid for pid, cmd in zip(kids, cmdlines) if "celery" in cmd]
     assert len(web) == 2 and len(celery) == 1
 
@@ -144,11 +144,11 @@ def test_a_dead_web_worker_is_replaced(served) -> None:
     proc, port, env = served
     wait_answering(f"http://127.0.0.1:{port}/api/status")
     kids = children(proc.pid)
-    web = [p for p in kids if b"relay.web_worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    web = [p for p in kids if b"relay.edge.web_worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
     os.kill(web[0], signal.SIGKILL)
     deadline = time.time() + 10
     while time.time() < deadline:
-        now = [p for p in children(proc.pid) if b"relay.web_worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        now = [p for p in children(proc.pid) if b"relay.edge.web_worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
         if len(now) == 2 and web[0] not in now:
             break
         time.sleep(0.2)
@@ -185,7 +185,7 @@ def test_with_redis_the_parent_writes_billing_and_each_worker_has_a_socket(serve
     wait_answering(f"{base}/api/status")
     key = run_in(env, PROVISION.format(base_url=fake_upstream.base_url)).splitlines()[-1]
     assert listening_sockets(port) == 2
-    web = [p for p in children(proc.pid) if b"relay.web_worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    web = [p for p in children(proc.pid) if b"relay.edge.web_worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
     assert all(b"BILLING_DRAIN_IN_WORKER=false" in Path(f"/proc/{p}/environ").read_bytes().split(b"\0") for p in web)
 
     count_logs = "import django; django.setup(); from billing.models import Log; print(Log.objects.count())"

@@ -68,7 +68,7 @@ def web_command(fd: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "relay.web_worker",
+        "relay.edge.web_worker",
         "--fd",
         str(fd),
         "-v",
@@ -98,7 +98,7 @@ def celery_command() -> list[str]:
 def check_web_worker_patches() -> None:
     """Each web worker refuses to start on a Daphne/Twisted its patches do not fit; checked here
     first, so that serve exits with the reason instead of restarting workers that cannot start."""
-    from relay.web_worker import PatchTargetMissing, check_patch_targets, patch_targets
+    from relay.edge.web_worker import PatchTargetMissing, check_patch_targets, patch_targets
 
     try:
         check_patch_targets(patch_targets())

@@ -81,7 +81,7 @@ def count_messages(messages: list[dict[str, Any]], model: str, tools: list[Any] 
 
 
 def image_tokens(image_url: Any, model: str) -> int:
-    """The low-cost estimate without fetching the image (full tile counting lives in relay/media.py)."""
+    """The low-cost estimate without fetching the image (full tile counting lives in relay/metering/image_tokens.py)."""
     detail = image_url.get("detail") if isinstance(image_url, dict) else None
     if model.startswith("glm-4v"):
         return 1047

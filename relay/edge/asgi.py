@@ -15,12 +15,13 @@ from typing import Any
 
 from billing import writer
 from newapi_site import bus, client_ip
-
-from . import claude_messages, models_api, modes, pipeline
-from .errors import LocalError, RelayError
-from .request_body import gunzip, max_body_bytes, too_large
-from .safe_paths import check_client_path
-from .wire import ClientRequest, Response, StreamingResponse, error_response
+from relay.edge.request_body import gunzip, max_body_bytes, too_large
+from relay.edge.wire import ClientRequest, Response, StreamingResponse, error_response
+from relay.errors import LocalError, RelayError
+from relay.modes import claude_messages, pipeline
+from relay.modes import media as modes
+from relay.modes import models_list as models_api
+from relay.upstream.safe_paths import check_client_path
 
 log = logging.getLogger("newapi.relay")
 

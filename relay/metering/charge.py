@@ -10,13 +10,12 @@ import orjson
 from billing.ledger import QuotaError
 from billing.pricing import normalize_model, quota_per_unit, text_quota
 from billing.settlement import Settlement
-
-from . import rate_limit
-from .adaptors.base import RelayContext, Usage
-from .errors import LocalError
+from relay import rate_limit
+from relay.adaptors.base import RelayContext, Usage
+from relay.errors import LocalError
 
 if TYPE_CHECKING:
-    from .pipeline import Job
+    from relay.modes.pipeline import Job
 
 
 def quota_error(exc: QuotaError) -> LocalError:

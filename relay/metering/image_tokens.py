@@ -27,8 +27,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 from django.conf import settings
 
-from . import tokenizer
-from .errors import LocalError
+from relay.errors import LocalError
+from relay.metering import tokenizer
 
 MAX_REDIRECTS = 3
 HEADER_STEPS = (8 * 1024, 24 * 1024, 64 * 1024)

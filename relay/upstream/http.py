@@ -1,6 +1,6 @@
 """The one shared upstream HTTP client.
 
-httpx's API on our own lean HTTP/1.1 transport (relay/lean_transport.py): measured here, httpx's
+httpx's API on our own lean HTTP/1.1 transport (relay/upstream/lean_transport.py): measured here, httpx's
 default transport cost ~2 ms of CPU per call, and aiohttp underneath still added ~1.5 ms to a
 stream's first byte (issue 7). One pooled client per event loop. Network failures are mapped once
 into UpstreamError.
@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 import httpx
 from django.conf import settings
 
-from .errors import LocalError, UpstreamError
-from .lean_transport import Http11Transport, ResponseBody, UnsafeHeaderValue
+from relay.errors import LocalError, UpstreamError
+from relay.upstream.lean_transport import Http11Transport, ResponseBody, UnsafeHeaderValue
 
 # One client per event loop, forgotten with its loop (an id() key could be reused by a new loop).
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (

@@ -18,10 +18,9 @@ from asgiref.sync import sync_to_async
 
 from accounts.options import options
 from newapi_site import bus
-
-from . import state
-from .errors import RelayError
-from .state import ChannelInfo
+from relay import state
+from relay.errors import RelayError
+from relay.state import ChannelInfo
 
 log = logging.getLogger("newapi.relay")
 
@@ -92,7 +91,7 @@ def disable_channel(channel_id: int, reason: str) -> bool:
     """Status 3, reason recorded, abilities off, all processes told. False if it was not enabled."""
     from django.db import transaction
 
-    from .models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, Ability, Channel
+    from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, Ability, Channel
 
     with transaction.atomic():
         row = Channel.objects.select_for_update().filter(pk=channel_id).values("status", "other_info").first()

@@ -18,13 +18,12 @@ import orjson
 
 from billing import ledger
 from billing.ledger import QuotaError
-
-from . import tokenizer
-from .errors import RelayError
-from .streaming import DONE, frame, frame_event
+from relay.errors import RelayError
+from relay.metering import tokenizer
+from relay.streaming import DONE, frame, frame_event
 
 if TYPE_CHECKING:
-    from .pipeline import Job
+    from relay.modes.pipeline import Job
 
 # A token is about 4 characters of English and 1 of CJK: 3 and 1 err towards cutting early.
 ASCII_CHARS_PER_TOKEN = 3

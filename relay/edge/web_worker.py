@@ -1,4 +1,4 @@
-"""One Daphne web worker: `python -m relay.web_worker --fd N newapi_site.asgi:application`.
+"""One Daphne web worker: `python -m relay.edge.web_worker --fd N newapi_site.asgi:application`.
 
 Daphne creates its Twisted asyncio loop at import time with `asyncio.new_event_loop()`, so
 installing uvloop's policy first puts the whole worker (Twisted reactor included) on uvloop.
@@ -249,7 +249,7 @@ def limit_request_bodies() -> None:
     from daphne.http_protocol import WebRequest
     from twisted.web import http
 
-    from relay.request_body import max_body_bytes, too_large_http_response
+    from relay.edge.request_body import max_body_bytes, too_large_http_response
 
     limit = max_body_bytes()
     refusal = too_large_http_response(limit)
@@ -323,7 +323,7 @@ def main() -> None:
     try:
         check_patch_targets(patch_targets())
     except PatchTargetMissing as exc:
-        raise SystemExit(f"relay.web_worker: {exc}") from None
+        raise SystemExit(f"relay.edge.web_worker: {exc}") from None
     skip_form_parsing()
     no_delay()
     eager_writes()

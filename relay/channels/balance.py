@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import httpx
 from django.conf import settings
 
-from .models import CHANNEL_ENABLED, Channel
+from relay.models import CHANNEL_ENABLED, Channel
 
 log = logging.getLogger("newapi.relay")
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -162,7 +162,7 @@ def update_balance(channel: Channel, client: httpx.Client | None = None) -> Bala
 
 
 def update_all_balances() -> list[BalanceResult]:
-    from .channel_health import disable_channel
+    from relay.channels.health import disable_channel
 
     results = []
     with httpx.Client(follow_redirects=False) as client:

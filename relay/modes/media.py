@@ -16,14 +16,15 @@ import httpx
 import orjson
 
 from billing.pricing import quota_per_unit
-
-from . import audio_length, http, pipeline, tokenizer
-from .adaptors import adaptor_for
-from .adaptors.base import RelayContext, Usage
-from .adaptors.openai import OpenAIAdaptor
-from .adaptors.rerank import build_rerank_request, parse_rerank
-from .errors import LocalError, UpstreamError, upstream_error_from_response
-from .wire import ClientRequest, Response, StreamingResponse
+from relay.adaptors import adaptor_for
+from relay.adaptors.base import RelayContext, Usage
+from relay.adaptors.openai import OpenAIAdaptor
+from relay.adaptors.rerank import build_rerank_request, parse_rerank
+from relay.edge.wire import ClientRequest, Response, StreamingResponse
+from relay.errors import LocalError, UpstreamError, upstream_error_from_response
+from relay.metering import audio_length, tokenizer
+from relay.modes import pipeline
+from relay.upstream import http
 
 
 def _image_error(message: str) -> LocalError:
@@ -261,7 +262,7 @@ def _passthrough(resp: httpx.Response) -> Response:
 
 # -- speech to text -------------------------------------------------------------------------------
 def audio_seconds(data: bytes, response: bytes) -> float:
-    """The upload's own length (relay/audio_length.py); otherwise the duration the upstream
+    """The upload's own length (relay/metering/audio_length.py); otherwise the duration the upstream
     reports (verbose_json); otherwise an estimate from the size, never zero."""
     measured = audio_length.measured_seconds(data)
     if measured:

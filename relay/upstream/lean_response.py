@@ -17,7 +17,7 @@ import httptools
 import httpx
 
 if TYPE_CHECKING:
-    from .lean_transport import _Connection, _Key
+    from relay.upstream.lean_transport import _Connection, _Key
 
 MAX_HEAD = 64 * 1024  # bytes of response head (interim answers included), and of framing between bodies
 

@@ -3,7 +3,7 @@
 Why not aiohttp underneath: on a stream, aiohttp took ~1.9 ms (p50 at 10 streams) from the call
 to the upstream's response head, while a plain asyncio protocol on the same loop had it in
 ~0.3 ms, and each SSE event passed through aiohttp's StreamReader and httpx's byte-stream layers.
-Here each read is parsed in data_received (by llhttp, relay/lean_response.py), the body is handed
+Here each read is parsed in data_received (by llhttp, relay/upstream/lean_response.py), the body is handed
 out as it arrives, and httpx's API stays the one the rest of the code uses (this is an
 httpx.AsyncBaseTransport).
 
@@ -25,7 +25,7 @@ from typing import Any, cast
 
 import httpx
 
-from .lean_response import MAX_HEAD, ResponseBody, ResponseParse
+from relay.upstream.lean_response import MAX_HEAD, ResponseBody, ResponseParse
 
 __all__ = ["MAX_HEAD", "Http11Transport", "ResponseBody", "UnsafeHeaderValue"]
 

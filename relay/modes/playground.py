@@ -21,12 +21,12 @@ from accounts import sessions
 from accounts.models import USER_ENABLED, User
 from billing import writer
 from newapi_site import bus, client_ip
-
-from . import pipeline, state
-from .auth import Caller
-from .errors import LocalError, RelayError, invalid_request
-from .state import TokenInfo, UserInfo, parse_json_map
-from .wire import ClientRequest, Response, StreamingResponse, error_response
+from relay import state
+from relay.auth import Caller
+from relay.edge.wire import ClientRequest, Response, StreamingResponse, error_response
+from relay.errors import LocalError, RelayError, invalid_request
+from relay.modes import pipeline
+from relay.state import TokenInfo, UserInfo, parse_json_map
 
 
 def _refuse(message: str, status: int, code: str | None = None) -> LocalError:
@@ -180,7 +180,7 @@ def _close_if_never_started(response: StreamingResponse, started: list[bool]) ->
 
 
 async def _relay_chunks(response: StreamingResponse, started: list[bool]) -> AsyncIterator[bytes]:
-    """The relay's chunks, then its close hook, as relay/asgi.py runs them: whether the stream ends,
+    """The relay's chunks, then its close hook, as relay/edge/asgi.py runs them: whether the stream ends,
     breaks or the client leaves, the upstream is closed and an unsettled hold goes back."""
     started.append(True)
     try:

@@ -12,7 +12,7 @@ import zlib
 import orjson
 from django.conf import settings
 
-from .errors import LocalError
+from relay.errors import LocalError
 
 _STEP = 1 << 20  # inflate at most this much per call, so the cap is checked as the output grows
 

@@ -47,13 +47,12 @@ from billing.ledger import Account, Hold, QuotaError
 from billing.pricing import PriceNotSet, pre_consume_estimate, price_for
 from billing.settlement import Settlement
 from newapi_site import bus, client_ip
-
-from . import auth, rate_limit, state
-from .charge import quota_error
-from .errors import LocalError, RelayError
-from .safe_paths import check_header_values
-from .tokenizer import count_text
-from .wire import new_request_id
+from relay import auth, rate_limit, state
+from relay.edge.wire import new_request_id
+from relay.errors import LocalError, RelayError
+from relay.metering.charge import quota_error
+from relay.metering.tokenizer import count_text
+from relay.upstream.safe_paths import check_header_values
 
 log = logging.getLogger("newapi.relay")
 AUDIO_COMPLETION_RATIO = 2

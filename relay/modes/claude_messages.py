@@ -14,13 +14,19 @@ from typing import Any
 import httpx
 import orjson
 
-from . import http, pipeline, tokenizer
-from .adaptors import adaptor_for
-from .adaptors.base import RelayContext, StreamTranslator
-from .adaptors.openai import OpenAIAdaptor
-from .claude_convert import OpenAIToClaudeStream, claude_to_openai_request, openai_to_claude_response
-from .errors import LocalError, RelayError, UpstreamError
-from .wire import ClientRequest, Response, StreamingResponse
+from relay.adaptors import adaptor_for
+from relay.adaptors.base import RelayContext, StreamTranslator
+from relay.adaptors.openai import OpenAIAdaptor
+from relay.edge.wire import ClientRequest, Response, StreamingResponse
+from relay.errors import LocalError, RelayError, UpstreamError
+from relay.metering import tokenizer
+from relay.modes import pipeline
+from relay.modes.claude_convert import (
+    OpenAIToClaudeStream,
+    claude_to_openai_request,
+    openai_to_claude_response,
+)
+from relay.upstream import http
 
 log = logging.getLogger("newapi.relay")
 MODE = "claude"

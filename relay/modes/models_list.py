@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import auth, state
-from .errors import LocalError
-from .wire import ClientRequest, Response, json_response
+from relay import auth, state
+from relay.edge.wire import ClientRequest, Response, json_response
+from relay.errors import LocalError
 
 CREATED = 1626777600
 

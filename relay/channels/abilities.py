@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from .models import CHANNEL_ENABLED, Ability, Channel
+from relay.models import CHANNEL_ENABLED, Ability, Channel
 
 
 def rebuild_abilities(channel: Channel) -> int:

@@ -16,8 +16,8 @@ import httpx
 import jwt
 import orjson
 
-from . import http
-from .errors import LocalError, UpstreamError
+from relay.errors import LocalError, UpstreamError
+from relay.upstream import http
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"

@@ -5,7 +5,7 @@ adaptor, exactly as a relayed request would. The elapsed time is stored on the c
 (response_time ms, test_time s), failures included. Then the automatic status rules:
 
 - disable (status 3, reason in other_info) when the option AutomaticDisableChannelEnabled is on,
-  the channel allows it (auto_ban) and the test failed with a fatal error (relay/channel_health.py's
+  the channel allows it (auto_ban) and the test failed with a fatal error (relay/channels/health.py's
   rules) or took longer than ChannelDisableThreshold seconds (0 = never). New API let the slow
   path bypass the option; here the option is the one master switch for automatic disabling.
 - enable an auto-disabled (status 3) channel when AutomaticEnableChannelEnabled is on and the
@@ -29,12 +29,12 @@ from asgiref.sync import async_to_sync, sync_to_async
 
 from accounts.options import options
 from newapi_site import bus
-
-from . import http, state
-from .adaptors import adaptor_for
-from .adaptors.base import RelayContext
-from .errors import RelayError, UpstreamError, upstream_error_from_response
-from .models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, Channel
+from relay import state
+from relay.adaptors import adaptor_for
+from relay.adaptors.base import RelayContext
+from relay.errors import RelayError, UpstreamError, upstream_error_from_response
+from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, Channel
+from relay.upstream import http
 
 log = logging.getLogger("newapi.relay")
 
@@ -189,7 +189,7 @@ def disable_threshold_ms() -> int:
 
 def disable_reason(error: RelayError | None, elapsed_ms: int, channel_type: int) -> str | None:
     """Why this test result disables the channel, or None."""
-    from .channel_health import is_fatal
+    from relay.channels.health import is_fatal
 
     if not options.get_bool("AutomaticDisableChannelEnabled"):
         return None
@@ -206,7 +206,7 @@ def apply_outcome(row: Channel, error: RelayError | None, elapsed_ms: int) -> st
     if row.status == CHANNEL_ENABLED and (row.auto_ban if row.auto_ban is not None else 1) == 1:
         reason = disable_reason(error, elapsed_ms, int(row.type or 0))
         if reason is not None:
-            from .channel_health import disable_channel
+            from relay.channels.health import disable_channel
 
             state.channels.mark_disabled(row.pk)
             if disable_channel(row.pk, reason):
@@ -227,7 +227,7 @@ def enable_channel(channel_id: int) -> bool:
     """Status 3 → 1 (only from auto-disabled), reason cleared, abilities rebuilt, processes told."""
     from django.db import transaction
 
-    from .abilities import rebuild_abilities
+    from relay.channels.abilities import rebuild_abilities
 
     with transaction.atomic():
         row = Channel.objects.select_for_update().filter(pk=channel_id).first()

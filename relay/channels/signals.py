@@ -6,9 +6,8 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from newapi_site import bus
-
-from .abilities import rebuild_abilities
-from .models import Ability, Channel
+from relay.channels.abilities import rebuild_abilities
+from relay.models import Ability, Channel
 
 
 @receiver(post_save, sender=Channel)

@@ -21,16 +21,18 @@ from accounts.options import options
 from billing import ledger
 from billing.ledger import Account, Hold, QuotaError
 from billing.pricing import Price, PriceNotSet, normalize_model, pre_consume_estimate, price_for
-
-from . import auth, http, media, rate_limit, sensitive, state, tokenizer
-from .adaptors import adaptor_for
-from .adaptors.base import ParsedResponse, RelayContext, Usage
-from .charge import quota_error, settle  # pipeline.settle / quota_error for the other relays
-from .errors import LocalError, RelayError, UpstreamError, invalid_request, upstream_error_from_response
-from .state import ChannelInfo
-from .stream_budget import StreamBudget, cut_frames
-from .streaming import SSE_HEADERS, IdleDeadline, iter_events
-from .wire import ClientRequest, Response, StreamingResponse
+from relay import auth, rate_limit, sensitive, state
+from relay.adaptors import adaptor_for
+from relay.adaptors.base import ParsedResponse, RelayContext, Usage
+from relay.edge.wire import ClientRequest, Response, StreamingResponse
+from relay.errors import LocalError, RelayError, UpstreamError, invalid_request, upstream_error_from_response
+from relay.metering import image_tokens as media
+from relay.metering import tokenizer
+from relay.metering.charge import quota_error, settle  # pipeline.settle / quota_error for the other relays
+from relay.metering.stream_budget import StreamBudget, cut_frames
+from relay.state import ChannelInfo
+from relay.streaming import SSE_HEADERS, IdleDeadline, iter_events
+from relay.upstream import http
 
 log = logging.getLogger("newapi.relay")
 
@@ -74,7 +76,7 @@ def count_prompt(mode: str, body: dict[str, Any], model: str) -> int:
     if mode == "completions":
         return tokenizer.count_input(body.get("prompt"), model)
     if mode == "claude":
-        from .claude_messages import count_claude_prompt  # it imports this module
+        from relay.modes.claude_messages import count_claude_prompt  # it imports this module
 
         return count_claude_prompt(body, model)
     return tokenizer.count_input(body.get("input"), model)
@@ -319,9 +321,9 @@ async def attempt_all(job: Job, sender: Sender) -> Response | StreamingResponse:
 
 
 async def report_channel_failure(channel: ChannelInfo, err: UpstreamError) -> None:
-    """Hook for channel health (auto-disable); see relay/channel_health.py when present."""
+    """Hook for channel health (auto-disable); see relay/channels/health.py when present."""
     try:
-        from . import channel_health
+        from relay.channels import health as channel_health
     except ImportError:
         return
     await channel_health.on_upstream_error(channel, err)
@@ -440,7 +442,7 @@ async def stream_body(  # type: ignore[no-untyped-def]
         log.warning("upstream stream broke for request %s: %s", job.req.request_id, exc)
     finally:
         deadline.close()
-        # A client leaving now cancels this task (relay/asgi.py): the bill for what arrived is
+        # A client leaving now cancels this task (relay/edge/asgi.py): the bill for what arrived is
         # shielded so that it is written to the end all the same, never cut off halfway.
         billing.append(
             asyncio.ensure_future(_bill_stream(job, ctx, resp, translator, tried, first_output_at, budget))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from .errors import RelayError
+from relay.errors import RelayError
 
 
 @dataclass(slots=True)

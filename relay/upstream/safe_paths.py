@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .errors import LocalError
+from relay.errors import LocalError
 
 _UNSAFE_PATH = re.compile(r"[?#\\\x00-\x1f\x7f]|(?:^|/)\.\.?(?:/|$)")
 # A name pasted into a URL path (a model, a deployment): no query, fragment, escapes or dot segments.

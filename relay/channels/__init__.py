@@ -1,0 +1,1 @@
+"""Channels: their types, routing rows (abilities), health, tests and balances."""

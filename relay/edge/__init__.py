@@ -1,0 +1,1 @@
+"""The server edge: the web worker, the ASGI router and the request limits applied before anything else."""

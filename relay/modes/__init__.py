@@ -1,0 +1,1 @@
+"""Relay modes: text (chat, completions, embeddings), media, Claude Messages, Realtime, the playground, model lists."""
