@@ -5,12 +5,15 @@ from __future__ import annotations
 from django.db import models as dj
 
 from accounts.models import now_ts
+from relay.channels.types import ChannelStatus, ChannelType
 
-CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, CHANNEL_AUTO_DISABLED = 1, 2, 3
+CHANNEL_ENABLED = ChannelStatus.ENABLED
+CHANNEL_MANUALLY_DISABLED = ChannelStatus.MANUALLY_DISABLED
+CHANNEL_AUTO_DISABLED = ChannelStatus.AUTO_DISABLED
 
 
 class Channel(dj.Model):
-    type = dj.BigIntegerField(default=1)
+    type = dj.BigIntegerField(default=ChannelType.OPENAI)
     key = dj.TextField()
     openai_organization = dj.TextField(null=True, blank=True)
     test_model = dj.TextField(null=True, blank=True)
