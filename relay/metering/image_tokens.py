@@ -1,8 +1,10 @@
-"""Image input tokens for chat prompts (shared/spec/tasks-special.md §10, relay.md §8.3).
+"""Image input tokens for chat prompts: each image counted in tiles from its real size.
 
-Dimensions come from the image's own header (PNG, GIF, JPEG, WebP: parsed here, no Pillow),
-from a data URI or from a URL fetched progressively until the header is readable (at most
-HEADER_READ_LIMIT bytes, and never past MAX_FILE_DOWNLOAD_MB). A request's fetches are bounded:
+Dimensions come from the image's own header (PNG, GIF, JPEG, WebP), read by `imagesize` (no
+Pillow) from a data URI or from a URL fetched progressively until the header is readable (at most
+HEADER_READ_LIMIT bytes, and never past MAX_FILE_DOWNLOAD_MB). imagesize gets only the prefix read
+so far, as an in-memory file: it never downloads or seeks past it, and a header not yet complete
+reads as "not yet", so the same bounded prefix works for all four formats. A request's fetches are bounded:
 at most MEDIA_FETCH_MAX_IMAGES URLs (further ones count at the flat estimate), at most
 MEDIA_FETCH_CONCURRENCY at a time, all within MEDIA_FETCH_DEADLINE_SECONDS; the relay fetches
 only after the request's quota is held. URLs are fetched only from public addresses: the host is
@@ -17,14 +19,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import io
 import ipaddress
 import math
 import socket
-import struct
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
+import imagesize
 from django.conf import settings
 
 from relay.errors import LocalError
@@ -42,56 +45,38 @@ def media_error(message: str) -> LocalError:
 
 
 # -- dimensions from headers ---------------------------------------------------------------------
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG, GIF, JPEG or WebP header; None when not (yet) decodable."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
-        return struct.unpack(">II", data[16:24])
-    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-        return struct.unpack("<HH", data[6:10])
+def _kind(data: bytes) -> str | None:
+    """Which supported format the bytes start with (the formats OpenAI accepts as image input)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
     if data[:2] == b"\xff\xd8":
-        return _jpeg_size(data)
+        return "jpeg"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return _webp_size(data)
+        return "vp8" if data[12:16] == b"VP8 " else "webp"
     return None
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    i = 2
-    while i + 4 <= len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            i += 2
-            continue
-        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if i + 9 > len(data):
-                return None
-            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-            return w, h
-        i += 2 + length
-    return None
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG, GIF, JPEG or WebP header; None when not (yet) decodable.
 
-
-def _webp_size(data: bytes) -> tuple[int, int] | None:
-    chunk = data[12:16]
-    if chunk == b"VP8 " and len(data) >= 30:
-        w, h = struct.unpack("<HH", data[26:30])
-        return w & 0x3FFF, h & 0x3FFF
-    if chunk == b"VP8L" and len(data) >= 25:
-        b = data[21:25]
-        w = 1 + (((b[1] & 0x3F) << 8) | b[0])
-        h = 1 + (((b[3] & 0x0F) << 10) | (b[2] << 2) | ((b[1] & 0xC0) >> 6))
-        return w, h
-    if chunk == b"VP8X" and len(data) >= 30:
-        w = 1 + int.from_bytes(data[24:27], "little")
-        h = 1 + int.from_bytes(data[27:30], "little")
-        return w, h
-    return None
+    Other formats imagesize knows (BMP, TIFF, SVG, HEIF...) stay refused: upstreams reject them, and
+    SVG would mean parsing untrusted XML. The bytes go in as a file object: imagesize reads a
+    `bytes` argument as a path."""
+    kind = _kind(data)
+    if kind is None:
+        return None
+    width, height = imagesize.get(io.BytesIO(data), exif_rotation=False)
+    if kind == "gif" and len(data) >= 10:
+        # imagesize reads GIF's unsigned 16-bit fields as signed: a width over 32767 comes back negative
+        width, height = width & 0xFFFF, height & 0xFFFF
+    elif kind == "vp8" and width > 0:
+        # a lossy WebP's top two bits are an upscale hint, not part of the size; imagesize keeps them
+        width, height = width & 0x3FFF, height & 0x3FFF
+    if width <= 0 or height <= 0:
+        return None  # imagesize answers (-1, -1) when the header is not (yet) all there
+    return width, height
 
 
 def tile_tokens(width: int, height: int, base: int, tile: int) -> int:

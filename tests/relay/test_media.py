@@ -95,6 +95,25 @@ def test_headers_and_tiles():
     assert media.tile_tokens(512, 512, 2833, 5667) == 8500
 
 
+def test_header_edge_cases():
+    # a prefix cut before the size reads as "not yet", then the full header as the size
+    big = png(640, 480)
+    assert media.image_size(big[:20]) is None
+    exif = b"\xff\xe1" + struct.pack(">H", 2 + 40_000) + b"Exif\0\0" + b"\0" * (40_000 - 6)
+    photo = b"\xff\xd8" + exif + jpeg(4032, 3024)[2:]
+    assert media.image_size(photo[:24 * 1024]) is None
+    assert media.image_size(photo) == (4032, 3024)
+    # GIF's 16-bit sizes are unsigned; a lossy WebP's top two bits are a scale hint
+    assert media.image_size(b"GIF89a" + struct.pack("<HH", 40_000, 7) + b"\0" * 8) == (40_000, 7)
+    vp8 = b"RIFF\0\0\0\0WEBPVP8 " + b"\0" * 10 + struct.pack("<HH", 300 | 0x4000, 200 | 0xC000)
+    assert media.image_size(vp8) == (300, 200)
+    # formats upstreams refuse stay unsupported even where imagesize could read them
+    bmp = b"BM" + b"\0" * 16 + struct.pack("<ll", 10, 10) + b"\0" * 30
+    assert media.image_size(bmp) is None
+    assert media.image_size(b'<svg width="10" height="10"></svg>') is None
+    assert media.image_size(b"") is None
+
+
 async def test_part_rules_and_data_uris(settings):
     settings.GET_MEDIA_TOKEN = True
     settings.GET_MEDIA_TOKEN_NOT_STREAM = True
