@@ -1,5 +1,5 @@
 """Non-text relay modes: image generation, edits and variations, text-to-speech, speech to text and
-rerank (shared/spec/relay.md §13). Multipart uploads (audio, image edits) are parsed, checked and
+rerank. Multipart uploads (audio, image edits) are parsed (relay/edge/form_data.py), checked and
 re-encoded for the chosen channel by one code path.
 
 Images are priced per image (size, quality, n) in dollars in both price and ratio mode (New API
@@ -10,7 +10,7 @@ charged n × modelRatio tokens in ratio mode: a bug). Speech is billed per input
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import orjson
@@ -20,10 +20,13 @@ from relay.adaptors import adaptor_for
 from relay.adaptors.base import RelayContext, Usage
 from relay.adaptors.openai import OpenAIAdaptor
 from relay.adaptors.rerank import build_rerank_request, parse_rerank
+from relay.edge.form_data import Upload, parse_form
 from relay.edge.wire import ClientRequest, Response, StreamingResponse
 from relay.errors import LocalError, UpstreamError, upstream_error_from_response
 from relay.metering import audio_length, tokenizer
+from relay.metering.charge import settle
 from relay.modes import pipeline
+from relay.modes.job import Job
 from relay.upstream import http
 
 
@@ -65,7 +68,7 @@ DALLE2_SIZES = {"256x256", "512x512", "1024x1024"}
 DALLE3_SIZES = {"1024x1024", "1024x1792", "1792x1024"}
 
 
-def image_dollars(job: pipeline.Job, size: str, quality: str, n: int) -> float:
+def image_dollars(job: Job, size: str, quality: str, n: int) -> float:
     price = job.price.model_price if job.price.use_price else 0.0025 * job.price.model_ratio
     quality_ratio = 1.0
     if job.model == "dall-e-3" and quality == "hd":
@@ -106,13 +109,11 @@ async def images(req: ClientRequest, **_params: str) -> Response | StreamingResp
         ).to_integral_value(ROUND_HALF_UP)
     )
 
-    async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response:
+    async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response:
         adaptor = _openai_family(ctx, "image generation")
         ctx.body.setdefault("model", job.model)
         resp = await _send_openai(ctx, adaptor)
-        await pipeline.settle(
-            job, ctx, Usage(n, 0), tried, -1000, quota=quota, content=f"大小 {size}, 品质 {quality}"
-        )
+        await settle(job, ctx, Usage(n, 0), tried, -1000, quota=quota, content=f"大小 {size}, 品质 {quality}")
         return Response(
             resp.status_code, resp.content, resp.headers.get("content-type", "application/json").encode()
         )
@@ -131,10 +132,10 @@ async def speech(req: ClientRequest, **_params: str) -> Response | StreamingResp
         )
     units = len(text) if job.model.startswith("tts") else tokenizer.count_text(text, job.model)
 
-    async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response:
+    async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response:
         adaptor = _openai_family(ctx, "text to speech")
         resp = await _send_openai(ctx, adaptor)
-        await pipeline.settle(job, ctx, Usage(units, 0), tried, frt_ms=-1000)
+        await settle(job, ctx, Usage(units, 0), tried, frt_ms=-1000)
         return Response(
             resp.status_code, resp.content, resp.headers.get("content-type", "audio/mpeg").encode()
         )
@@ -169,7 +170,7 @@ async def rerank(req: ClientRequest, **_params: str) -> Response | StreamingResp
         raise
     job.prompt_tokens = count_rerank_prompt(job.body, job.model)
 
-    async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response:
+    async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response:
         upstream = build_rerank_request(ctx)
         resp = await _post(upstream.url, upstream.headers, upstream.body)
         try:
@@ -182,48 +183,16 @@ async def rerank(req: ClientRequest, **_params: str) -> Response | StreamingResp
                 code="unmarshal_response_body_failed",
             ) from None
         out, usage = parse_rerank(ctx, data, job.count_prompt())
-        await pipeline.settle(job, ctx, usage, tried, frt_ms=-1000)
+        await settle(job, ctx, usage, tried, frt_ms=-1000)
         return Response(200, orjson.dumps(out))
 
     return await pipeline.run(job, send)
 
 
 # -- multipart uploads (speech to text, image edits and variations) --------------------------------
-Upload = tuple[str, str, bytes, str]  # (form field, filename, bytes, content type)
-
-
-def parse_form(
-    req: ClientRequest, code: str = "invalid_audio_request"
-) -> tuple[dict[str, str], list[Upload]]:
-    """multipart/form-data → (text fields, uploaded files in form order)."""
-    from email.parser import BytesParser
-    from email.policy import HTTP
-
-    ctype = req.headers.get("content-type", "")
-    if not ctype.startswith("multipart/form-data"):
-        raise LocalError(
-            "a multipart/form-data body is required", status=400, type="invalid_request_error", code=code
-        )
-    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + req.body)
-    fields: dict[str, str] = {}
-    uploads: list[Upload] = []
-    for part in message.iter_parts():
-        # a plain str from HTTP clients (RFC 2231 tuples are a mail thing)
-        name = cast(str, part.get_param("name", header="content-disposition"))
-        if not name:
-            continue
-        payload = cast(bytes, part.get_payload(decode=True) or b"")  # a leaf part decodes to bytes
-        filename = part.get_filename()
-        if filename is not None or name == "file":
-            uploads.append((name, filename or name, payload, part.get_content_type()))
-        else:
-            fields[name] = payload.decode("utf-8", "replace")
-    return fields, uploads
-
-
 async def prepare_multipart(
     req: ClientRequest, mode: str, model: str, probe: dict[str, Any], fields: dict[str, str]
-) -> pipeline.Job:
+) -> Job:
     """pipeline.prepare on a JSON stand-in of the form (model plus what the checks read, e.g. the
     prompt for the sensitive-word check); the job then carries the form's text fields."""
     from dataclasses import replace
@@ -279,7 +248,7 @@ def audio_seconds(data: bytes, response: bytes) -> float:
 async def transcription(req: ClientRequest, **_params: str) -> Response | StreamingResponse:
     import math
 
-    fields, uploads = parse_form(req)
+    fields, uploads = parse_form(req, code="invalid_audio_request")
     files = [u for u in uploads if u[0] == "file"]
     if not files:
         raise LocalError(
@@ -290,11 +259,11 @@ async def transcription(req: ClientRequest, **_params: str) -> Response | Stream
     job = await prepare_multipart(req, "audio_transcription", model, {}, fields)
     fields.setdefault("response_format", "json")
 
-    async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response:
+    async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response:
         resp = await send_multipart(ctx, "speech to text", fields, [upload])
         seconds = audio_seconds(upload[2], resp.content)
         tokens = round(math.ceil(seconds) / 60 * 1000)  # one minute = 1000 tokens
-        await pipeline.settle(job, ctx, Usage(tokens, 0), tried, frt_ms=-1000)
+        await settle(job, ctx, Usage(tokens, 0), tried, frt_ms=-1000)
         return _passthrough(resp)
 
     return await pipeline.run(job, send)
@@ -339,9 +308,9 @@ async def _image_upload(req: ClientRequest, edit: bool) -> Response | StreamingR
     )
     files = [u for u in uploads if u[0] in IMAGE_FIELDS]
 
-    async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response:
+    async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response:
         resp = await send_multipart(ctx, what, fields, files)
-        await pipeline.settle(job, ctx, Usage(n, 0), tried, -1000, quota=quota, content=f"大小 {size}")
+        await settle(job, ctx, Usage(n, 0), tried, -1000, quota=quota, content=f"大小 {size}")
         return _passthrough(resp)
 
     return await pipeline.run(job, send)
