@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 
 from accounts.options import options
+
+from accounts.models import TOKEN_ENABLED, TOKEN_EXHAUSTED, TOKEN_EXPIRED, USER_ENABLED
 from newapi_site import bus
 from relay import state
 from relay.errors import LocalError
@@ -70,18 +72,18 @@ async def _caller(key: str, pinned: str) -> Caller:
     token = await state.tokens.get(key)
     if token is None:
         raise _auth_error("无效的令牌 (invalid API key)")
-    if token.status == 4:
+    if token.status == TOKEN_EXHAUSTED:
         raise _auth_error(f"该令牌额度已用尽 (token quota exhausted) [{mask(key)}]")
-    if token.status == 3:
+    if token.status == TOKEN_EXPIRED:
         raise _auth_error("该令牌已过期 (token expired)")
-    if token.status != 1:
+    if token.status != TOKEN_ENABLED:
         raise _auth_error("该令牌状态不可用 (token disabled)")
     if token.expired_time != -1 and token.expired_time < time.time():
         raise _auth_error("该令牌已过期 (token expired)")
     user = await state.users.get(token.user_id)
     if user is None:
         raise _auth_error("用户不存在 (user not found)")
-    if user.status != 1:
+    if user.status != USER_ENABLED:
         raise _auth_error("用户已被封禁 (user disabled)", 403)
     pinned_id: int | None = None
     if pinned:

@@ -13,8 +13,6 @@ import orjson
 
 
 class RelayError(Exception):
-    retryable_by_default = False
-
     def __init__(
         self,
         message: str,

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 
 from newapi_site import bus
+from relay.channels.types import ChannelStatus
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _NEGATIVE_TTL = 5.0  # users
@@ -365,7 +366,7 @@ class ChannelIndex:
         index = cls(channels={c.id: c for c in infos})
         grouped: dict[tuple[str, str], list[ChannelInfo]] = {}
         for c in infos:
-            if c.status != 1:
+            if c.status != ChannelStatus.ENABLED:
                 continue
             for g in c.groups:
                 for m in c.models:
@@ -390,7 +391,7 @@ class ChannelIndex:
         if not tiers:
             return None
         for tier in tiers:
-            candidates = [c for c in tier if c.id not in exclude and c.status == 1]
+            candidates = [c for c in tier if c.id not in exclude and c.status == ChannelStatus.ENABLED]
             if not candidates:
                 continue
             if len(candidates) == 1:
@@ -437,7 +438,7 @@ class ChannelCache:
         """Stop choosing a channel in this process immediately (others learn via the bus)."""
         idx = self._index
         if idx is not None and channel_id in idx.channels:
-            idx.channels[channel_id].status = 3
+            idx.channels[channel_id].status = ChannelStatus.AUTO_DISABLED
 
 
 tokens = TokenCache()

@@ -11,10 +11,11 @@ from typing import Any
 
 import httpx
 import orjson
+from accounts.options import options
 from asgiref.sync import sync_to_async
 
-from accounts.options import options
 from relay.auth import Caller
+from relay.channels.types import ChannelStatus
 from relay.edge.wire import ClientRequest, Response
 from relay.state import ChannelInfo
 from relay.upstream import http
@@ -160,7 +161,7 @@ async def origin_channel(task: Midjourney) -> ChannelInfo:
     channel = await routing.channel_by_id(int(task.channel_id))
     if channel is None:
         raise MjError(4, "get_channel_info_failed")
-    if channel.status != 1:
+    if channel.status != ChannelStatus.ENABLED:
         raise MjError(4, "该任务所属渠道已被禁用 (the task's channel is disabled)")
     return channel
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from relay import auth, state
 from relay.auth import Caller
+from relay.channels.types import ChannelStatus
 from relay.edge.wire import ClientRequest
 from relay.errors import LocalError
 from relay.state import ChannelIndex, ChannelInfo
@@ -29,13 +30,13 @@ async def pick_channel(caller: Caller, model: str) -> ChannelInfo:
     index = await state.channels.index()
     channel = _choose(index, caller, model)
     # or added / enabled a moment ago through another process?
-    unusable = channel is None or channel.status != 1
+    unusable = channel is None or channel.status != ChannelStatus.ENABLED
     if unusable and (fresh := await state.fresher_channels(index)) is not None:
         channel = _choose(fresh, caller, model)
     if caller.pinned_channel_id is not None:
         if channel is None:
             raise LocalError("无效的渠道 Id (invalid channel id)", status=400)
-        if channel.status != 1:
+        if channel.status != ChannelStatus.ENABLED:
             raise LocalError("该渠道已被禁用 (channel disabled)", status=403)
         return channel
     if channel is None:
@@ -50,7 +51,9 @@ async def pick_channel(caller: Caller, model: str) -> ChannelInfo:
 async def channel_by_id(channel_id: int) -> ChannelInfo | None:
     index = await state.channels.index()
     channel = index.channels.get(channel_id)
-    unusable = channel is None or channel.status != 1  # or re-enabled a moment ago through another process?
+    unusable = (
+        channel is None or channel.status != ChannelStatus.ENABLED
+    )  # or re-enabled a moment ago through another process?
     if unusable and (fresh := await state.fresher_channels(index)) is not None:
         channel = fresh.channels.get(channel_id)
     return channel

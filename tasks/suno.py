@@ -10,11 +10,12 @@ from typing import Any
 
 import httpx
 import orjson
+from accounts.options import options
 from asgiref.sync import sync_to_async
 
-from accounts.options import options
 from relay import state
 from relay.auth import Caller
+from relay.channels.types import ChannelStatus
 from relay.edge.wire import ClientRequest, Response
 from relay.modes.pipeline import NO_RETRY_STATUSES
 from relay.state import ChannelInfo
@@ -96,7 +97,7 @@ async def _submit(req: ClientRequest, caller: Caller, action: str) -> Response:
         if origin is None:
             raise TaskError("task_not_exist", "task_not_exist")
         channel = await routing.channel_by_id(int(origin.channel_id))
-        if channel is None or channel.status != 1:
+        if channel is None or channel.status != ChannelStatus.ENABLED:
             raise TaskError("task_channel_disable", "task_channel_disable")
         pinned = True  # a continuation must reach the account that made the clip
     else:

@@ -1,4 +1,4 @@
-"""Azure OpenAI (type 3): deployments named after the model, `api-key` header (relay.md §7.4).
+"""Azure OpenAI: deployments named after the model, `api-key` header.
 
 api-version: the client's `?api-version`, else channel.other, else AZURE_DEFAULT_API_VERSION.
 Deployment: the upstream model with dots removed (gpt-3.5-turbo → gpt-35-turbo).
@@ -26,8 +26,6 @@ def api_version(ctx: RelayContext) -> str:
 
 class AzureAdaptor(OpenAIAdaptor):
     name = "azure"
-    default_base_url = ""
-    supports_stream_options = True
 
     def request_url(self, ctx: RelayContext) -> str:
         deployment = check_url_segment(ctx.upstream_model).replace(".", "")

@@ -4,6 +4,12 @@ Adaptors do no I/O. The pipeline (relay/modes/pipeline.py) sends what `build_req
 the shared client, then hands the answer to `parse_response` or, for streams, to the
 `StreamTranslator` from `stream_translator`. Raise relay.errors.RelayError subclasses for
 anything the client should see as an error.
+
+What only some adaptors can do is declared by implementing a small Protocol (NeedsSetup,
+OwnStreamFormat, NativeClaude). Each adaptor class resolves them once, when it is defined
+(an isinstance against a Protocol costs microseconds): callers ask with needs_setup(),
+speaks_claude(), is_stream_response() and upstream_events(), never with getattr.
+Adaptors read no settings store: what they need from the options comes in ctx.options.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Protocol, TypeGuard, runtime_checkable
 
 import orjson
 
@@ -32,6 +38,32 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+class OptionReader(Protocol):
+    """The read side of the options store, as the mode hands it to adaptors."""
+
+    def get_bool(self, key: str) -> bool: ...
+
+    def get_float(self, key: str, default: float = 0.0) -> float: ...
+
+    def get_json(self, key: str, default: Any = None) -> Any: ...
+
+
+class NoOptions:
+    """Every option at the default its reader passes: for contexts built without the store."""
+
+    def get_bool(self, key: str) -> bool:
+        return False
+
+    def get_float(self, key: str, default: float = 0.0) -> float:
+        return default
+
+    def get_json(self, key: str, default: Any = None) -> Any:
+        return default
+
+
+NO_OPTIONS = NoOptions()
+
+
 @dataclass(slots=True)
 class RelayContext:
     """What an adaptor knows about one attempt."""
@@ -49,6 +81,7 @@ class RelayContext:
     client_wants_usage: bool = False
     body_changed: bool = False  # set when body differs from raw_body
     extra: dict[str, Any] = field(default_factory=dict)
+    options: OptionReader = NO_OPTIONS  # the mode passes the live store
 
 
 @dataclass(slots=True)
@@ -126,22 +159,20 @@ class ChunkWriter(StreamTranslator):
 
 class Adaptor:
     name = "base"
+    # Set from the provider's registry entry (relay/adaptors/registry.py), not per class.
     default_base_url = ""
-    # Channel types that accept stream_options (relay.md §7.1)
-    supports_stream_options = False
-    # True when the adaptor must `await setup(ctx)` before build_request (an OAuth token to fetch):
-    # a flag, so adaptors without it add no await to the hot path.
-    needs_setup = False
+    supports_stream_options = False  # accepts OpenAI's stream_options
+    # Optional capabilities of this class, resolved once when the class is defined.
+    capabilities: ClassVar[Capabilities]
 
-    async def setup(self, ctx: RelayContext) -> None:
-        """I/O an attempt needs before its request can be built (credentials); build_request stays sync."""
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.capabilities = Capabilities.of(cls)
 
-    def is_stream_response(self, content_type: str) -> bool:
-        return "text/event-stream" in content_type
-
-    def event_source(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, bytes]]:
-        """The upstream stream as (event name, data) pairs for the translator: SSE unless overridden."""
-        return iter_events(chunks)
+    def declare(self, base_url: str, stream_options: bool) -> None:
+        """What the registry entry says about this provider."""
+        self.default_base_url = base_url
+        self.supports_stream_options = stream_options
 
     def base_url(self, channel: ChannelInfo) -> str:
         return channel.base_url or self.default_base_url
@@ -156,3 +187,76 @@ class Adaptor:
 
     def stream_translator(self, ctx: RelayContext) -> StreamTranslator:
         raise NotImplementedError
+
+
+# -- optional capabilities -------------------------------------------------------------------------
+@runtime_checkable
+class NeedsSetup(Protocol):
+    """I/O an attempt needs before its request can be built (an OAuth token); build_request stays sync."""
+
+    async def setup(self, ctx: RelayContext) -> None: ...
+
+
+@runtime_checkable
+class OwnStreamFormat(Protocol):
+    """A streamed answer that is not SSE (AWS event-stream, NDJSON)."""
+
+    def is_stream_response(self, content_type: str) -> bool: ...
+
+    def event_source(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, bytes]]:
+        """The upstream stream as (event name, data) pairs for the translator."""
+        ...
+
+
+@runtime_checkable
+class NativeClaude(Protocol):
+    """Serves Anthropic's /v1/messages as is: native request, native answer, native stream."""
+
+    def build_native_request(self, ctx: RelayContext) -> UpstreamRequest: ...
+
+    def parse_native(self, ctx: RelayContext, status: int, body: bytes) -> ParsedResponse: ...
+
+    def native_stream_translator(self, ctx: RelayContext) -> StreamTranslator: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    setup: bool = False
+    stream_format: bool = False
+    native_claude: bool = False
+
+    @classmethod
+    def of(cls, adaptor_class: type) -> Capabilities:
+        return cls(
+            setup=issubclass(adaptor_class, NeedsSetup),
+            stream_format=issubclass(adaptor_class, OwnStreamFormat),
+            native_claude=issubclass(adaptor_class, NativeClaude),
+        )
+
+
+Adaptor.capabilities = Capabilities()
+
+
+def needs_setup(adaptor: Adaptor) -> TypeGuard[NeedsSetup]:
+    return adaptor.capabilities.setup
+
+
+def speaks_claude(adaptor: Adaptor) -> TypeGuard[NativeClaude]:
+    return adaptor.capabilities.native_claude
+
+
+def owns_stream_format(adaptor: Adaptor) -> TypeGuard[OwnStreamFormat]:
+    return adaptor.capabilities.stream_format
+
+
+def is_stream_response(adaptor: Adaptor, content_type: str) -> bool:
+    if owns_stream_format(adaptor):
+        return adaptor.is_stream_response(content_type)
+    return "text/event-stream" in content_type
+
+
+def upstream_events(adaptor: Adaptor, chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, bytes]]:
+    """The upstream stream as (event name, data) pairs: the adaptor's own format, else SSE."""
+    if owns_stream_format(adaptor):
+        return adaptor.event_source(chunks)
+    return iter_events(chunks)

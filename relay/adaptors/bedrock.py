@@ -1,5 +1,5 @@
-"""AWS Bedrock, Claude models (type 33): InvokeModel / InvokeModelWithResponseStream over HTTPS,
-signed with SigV4 (relay/upstream/aws.py). Spec: shared/spec/relay.md §7.11.
+"""AWS Bedrock, Claude models: InvokeModel / InvokeModelWithResponseStream over HTTPS, signed with
+SigV4 (relay/upstream/aws.py).
 
 The channel key is `AK|SK|region` (an optional fourth part is a session token). The body is a
 Claude Messages body without `model`/`stream`, with `anthropic_version: bedrock-2023-05-31`;
@@ -11,6 +11,7 @@ channel.base_url, when set, replaces https://bedrock-runtime.<region>.amazonaws.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -85,6 +86,8 @@ def bedrock_body(claude: dict[str, Any], ctx: RelayContext) -> bytes:
 
 
 class BedrockAdaptor(ClaudeAdaptor):
+    """Also OwnStreamFormat: the answer streams as AWS event-stream frames."""
+
     name = "aws"
 
     def _signed(self, ctx: RelayContext, model: str, body: bytes) -> UpstreamRequest:
@@ -112,16 +115,16 @@ class BedrockAdaptor(ClaudeAdaptor):
                 type="invalid_request_error",
                 code="invalid_api_type",
             )
-        claude = openai_to_claude(dict(ctx.body), ctx.upstream_model)
-        model = apply_thinking_suffix(claude, ctx.upstream_model)
+        claude = openai_to_claude(dict(ctx.body), ctx.upstream_model, ctx.options)
+        model = apply_thinking_suffix(claude, ctx.upstream_model, ctx.options)
         ctx.extra.setdefault("created", _now())
         return self._signed(ctx, model, bedrock_body(claude, ctx))
 
     def build_native_request(self, ctx: RelayContext) -> UpstreamRequest:
         body = dict(ctx.body)
-        model = apply_thinking_suffix(body, ctx.upstream_model)
+        model = apply_thinking_suffix(body, ctx.upstream_model, ctx.options)
         if not body.get("max_tokens"):
-            body["max_tokens"] = default_max_tokens(model)
+            body["max_tokens"] = default_max_tokens(ctx.options, model)
         return self._signed(ctx, model, bedrock_body(body, ctx))
 
     def is_stream_response(self, content_type: str) -> bool:
@@ -145,6 +148,4 @@ class BedrockAdaptor(ClaudeAdaptor):
 
 
 def _now() -> int:
-    import time
-
     return int(time.time())

@@ -1,6 +1,6 @@
-"""Anthropic Claude (type 14): OpenAI chat ⇄ Claude Messages, plus the native /v1/messages pass-through.
+"""Anthropic Claude: OpenAI chat ⇄ Claude Messages, plus the native /v1/messages pass-through.
 
-Spec: shared/spec/relay.md §7.5, §5.4, §9.3. Usage is reported the OpenAI way: prompt_tokens
+Usage is reported the OpenAI way: prompt_tokens
 includes cache reads and cache writes (Anthropic's input_tokens excludes them), with
 prompt_tokens_details.cached_tokens / cache_creation_tokens, so billing can price each at its
 own ratio. The legacy /v1/complete mode is not used: every model speaks Messages today.
@@ -8,14 +8,15 @@ own ratio. The legacy /v1/complete mode is not used: every model speaks Messages
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
 
-from accounts.options import options
 from relay.adaptors.base import (
     Adaptor,
     ChunkWriter,
+    OptionReader,
     ParsedResponse,
     RelayContext,
     StreamTranslator,
@@ -78,13 +79,13 @@ def claude_error(data: dict[str, Any], status: int = 500) -> UpstreamError:
     )
 
 
-def default_max_tokens(model: str) -> int:
+def default_max_tokens(options: OptionReader, model: str) -> int:
     table = options.get_json("claude.default_max_tokens", {"default": 8192}) or {}
     return int(table.get(model) or table.get("default") or 8192)
 
 
-def apply_thinking_suffix(body: dict[str, Any], model: str) -> str:
-    """`<model>-thinking`: strip the suffix; enable extended thinking unless the client set it (§5.4)."""
+def apply_thinking_suffix(body: dict[str, Any], model: str, options: OptionReader) -> str:
+    """`<model>-thinking`: strip the suffix; enable extended thinking unless the client set it."""
     if not model.endswith("-thinking"):
         return model
     model = model.removesuffix("-thinking")
@@ -108,7 +109,7 @@ def claude_headers(ctx: RelayContext) -> dict[str, str]:
         headers["anthropic-beta"] = ctx.client_headers["anthropic-beta"]
     if ctx.is_stream:
         headers["Accept"] = "text/event-stream"
-    extra = (options.get_json("claude.model_headers_settings", {}) or {}).get(ctx.origin_model) or {}
+    extra = (ctx.options.get_json("claude.model_headers_settings", {}) or {}).get(ctx.origin_model) or {}
     for name, values in extra.items():
         headers[name] = ", ".join(values) if isinstance(values, list) else str(values)
     return headers
@@ -152,7 +153,7 @@ def _content_blocks(content: Any) -> list[dict[str, Any]]:
     return blocks
 
 
-def openai_to_claude(body: dict[str, Any], model: str) -> dict[str, Any]:
+def openai_to_claude(body: dict[str, Any], model: str, options: OptionReader) -> dict[str, Any]:
     out: dict[str, Any] = {"model": model}
     system_parts: list[str] = []
     messages: list[dict[str, Any]] = []
@@ -203,7 +204,7 @@ def openai_to_claude(body: dict[str, Any], model: str) -> dict[str, Any]:
     if system_parts:
         out["system"] = "\n".join(system_parts)
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-    out["max_tokens"] = int(max_tokens) if max_tokens else default_max_tokens(model)
+    out["max_tokens"] = int(max_tokens) if max_tokens else default_max_tokens(options, model)
     for key in ("temperature", "top_p", "top_k", "stream"):
         if body.get(key) is not None:
             out[key] = body[key]
@@ -274,7 +275,7 @@ def claude_to_openai(data: dict[str, Any], model: str, created: int) -> tuple[di
 
 
 class ClaudeToOpenAIStream(ChunkWriter):
-    """Claude SSE events → OpenAI chat.completion.chunk frames (§7.5 table)."""
+    """Claude SSE events → OpenAI chat.completion.chunk frames."""
 
     def __init__(self, ctx: RelayContext) -> None:
         super().__init__(ctx)
@@ -398,9 +399,9 @@ class ClaudeNativeStream(StreamTranslator):
 
 
 class ClaudeAdaptor(Adaptor):
+    """Also NativeClaude: /v1/messages goes through as is."""
+
     name = "claude"
-    default_base_url = "https://api.anthropic.com"
-    supports_stream_options = True
 
     def url(self, ctx: RelayContext) -> str:
         return self.base_url(ctx.channel) + "/v1/messages"
@@ -416,8 +417,8 @@ class ClaudeAdaptor(Adaptor):
             )
         body = dict(ctx.body)
         model = ctx.upstream_model
-        claude = openai_to_claude(body, model)
-        claude["model"] = apply_thinking_suffix(claude, model)
+        claude = openai_to_claude(body, model, ctx.options)
+        claude["model"] = apply_thinking_suffix(claude, model, ctx.options)
         ctx.extra.setdefault("created", _now())
         return UpstreamRequest("POST", self.url(ctx), claude_headers(ctx), orjson.dumps(claude))
 
@@ -439,9 +440,9 @@ class ClaudeAdaptor(Adaptor):
     # native /v1/messages
     def build_native_request(self, ctx: RelayContext) -> UpstreamRequest:
         body = dict(ctx.body)
-        body["model"] = apply_thinking_suffix(body, ctx.upstream_model)
+        body["model"] = apply_thinking_suffix(body, ctx.upstream_model, ctx.options)
         if not body.get("max_tokens"):
-            body["max_tokens"] = default_max_tokens(body["model"])
+            body["max_tokens"] = default_max_tokens(ctx.options, body["model"])
         return UpstreamRequest("POST", self.url(ctx), claude_headers(ctx), orjson.dumps(body))
 
     def parse_native(self, ctx: RelayContext, status: int, body: bytes) -> ParsedResponse:
@@ -466,6 +467,4 @@ def _json(body: bytes) -> dict[str, Any] | None:
 
 
 def _now() -> int:
-    import time
-
     return int(time.time())

@@ -1,4 +1,4 @@
-"""Cohere (type 34) chat: OpenAI chat ⇄ Cohere v1 /chat (relay.md §7.7). Rerank lives in rerank.py.
+"""Cohere chat: OpenAI chat ⇄ Cohere v1 /chat. Rerank lives in rerank.py.
 
 The last user message is `message`; every earlier turn goes to chat_history (New API overwrote
 `message` with each user turn and lost the earlier ones). Cohere streams newline-delimited JSON,
@@ -82,8 +82,9 @@ def _usage_body(u: Usage) -> dict[str, int]:
 
 
 class CohereAdaptor(Adaptor):
+    """Also OwnStreamFormat: the answer streams as NDJSON."""
+
     name = "cohere"
-    default_base_url = "https://api.cohere.ai"
 
     def build_request(self, ctx: RelayContext) -> UpstreamRequest:
         if ctx.mode != "chat":

@@ -1,35 +1,30 @@
 """The OpenAI-compatible family: providers that speak OpenAI's wire format at their own URLs.
 
-Each is a declaration on OpenAIAdaptor (shared/spec/relay.md §7.2, §7.11): its channel type, which
-paths it serves each relay mode at, extra headers, and whether it accepts stream_options.
-A path may use `{model}` (upstream model) and `{other}` (channel.other, e.g. an account id).
+Each is a declaration on OpenAIAdaptor, made in its registry entry: which paths it serves each
+relay mode at, and extra headers. A path may use `{model}` (upstream model) and `{other}`
+(channel.other, e.g. an account id).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from relay.adaptors.base import RelayContext, StreamTranslator
-from relay.adaptors.openai import OpenAIAdaptor, OpenAIStreamTranslator, usage_from
-from relay.channels.types import default_base_url
+import orjson
 
-# New API's SupportStreamOptions list, less the non-OpenAI-family types.
-STREAM_OPTIONS_TYPES = {1, 3, 4, 39, 45, 48}
+from relay.adaptors.base import RelayContext, StreamTranslator
+from relay.adaptors.openai import OpenAIAdaptor, split_reasoning_effort
+from relay.adaptors.openai_stream import OpenAIStreamTranslator
 
 
 class CompatibleAdaptor(OpenAIAdaptor):
     def __init__(
         self,
         name: str,
-        channel_type: int,
         paths: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         reasoning_suffix_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.name = name
-        self.channel_type = channel_type
-        self.default_base_url = default_base_url(channel_type)
-        self.supports_stream_options = channel_type in STREAM_OPTIONS_TYPES
         self.paths = paths or {}
         self.extra_headers = headers or {}
         self.reasoning_suffix_prefixes = reasoning_suffix_prefixes
@@ -52,8 +47,6 @@ class CompatibleAdaptor(OpenAIAdaptor):
     def convert_body(self, ctx: RelayContext) -> dict[str, Any]:
         body = super().convert_body(ctx)
         if self.reasoning_suffix_prefixes and ctx.upstream_model.startswith(self.reasoning_suffix_prefixes):
-            from relay.adaptors.openai import split_reasoning_effort
-
             split_reasoning_effort(ctx, body)
         return body
 
@@ -68,11 +61,13 @@ class VolcEngineAdaptor(CompatibleAdaptor):
 class XAIStreamTranslator(OpenAIStreamTranslator):
     """xAI's stream usage counts reasoning in total but not in completion: completion = total − prompt."""
 
+    def __init__(self, ctx: RelayContext) -> None:
+        super().__init__(ctx)
+        self.fixed = False
+
     def feed(self, event: str, data: bytes) -> list[bytes]:
         out = super().feed(event, data)
-        if self.usage is not None and not getattr(self, "_fixed", False):
-            import orjson
-
+        if self.usage is not None and not self.fixed:
             try:
                 raw = orjson.loads(data).get("usage") or {}
             except (orjson.JSONDecodeError, AttributeError):
@@ -80,7 +75,7 @@ class XAIStreamTranslator(OpenAIStreamTranslator):
             total = int(raw.get("total_tokens") or 0)
             if total > self.usage.prompt_tokens:
                 self.usage.completion_tokens = total - self.usage.prompt_tokens
-                self._fixed = True
+                self.fixed = True
         return out
 
 
@@ -89,62 +84,3 @@ class XAIAdaptor(CompatibleAdaptor):
         if ctx.channel.setting.get("thinking_to_content"):
             return super().stream_translator(ctx)
         return XAIStreamTranslator(ctx)
-
-
-def _declarations() -> dict[int, OpenAIAdaptor]:
-    v1 = {
-        "chat": "/v1/chat/completions",
-        "completions": "/v1/completions",
-        "embeddings": "/v1/embeddings",
-        "moderations": "/v1/moderations",
-    }
-    return {
-        4: CompatibleAdaptor("ollama", 4),
-        19: CompatibleAdaptor("360", 19),
-        20: CompatibleAdaptor(
-            "openrouter",
-            20,
-            headers={"HTTP-Referer": "https://github.com/Calcium-Ion/new-api", "X-Title": "New API"},
-        ),
-        25: CompatibleAdaptor("moonshot", 25),
-        26: CompatibleAdaptor(
-            "zhipu_v4",
-            26,
-            paths={"chat": "/api/paas/v4/chat/completions", "embeddings": "/api/paas/v4/embeddings"},
-        ),
-        27: CompatibleAdaptor("perplexity", 27, paths={"chat": "/chat/completions"}),
-        31: CompatibleAdaptor("lingyiwanwu", 31),
-        38: CompatibleAdaptor("jina", 38),  # embeddings at /v1/embeddings; rerank in rerank.py
-        35: CompatibleAdaptor(
-            "minimax", 35, paths={"chat": "/v1/text/chatcompletion_v2", "embeddings": "/v1/embeddings"}
-        ),
-        39: CompatibleAdaptor(
-            "cloudflare",
-            39,
-            paths={
-                "chat": "/client/v4/accounts/{other}/ai/v1/chat/completions",
-                "completions": "/client/v4/accounts/{other}/ai/v1/completions",
-                "embeddings": "/client/v4/accounts/{other}/ai/v1/embeddings",
-            },
-        ),
-        40: CompatibleAdaptor("siliconflow", 40, paths=v1),
-        42: CompatibleAdaptor("mistral", 42),
-        43: CompatibleAdaptor(
-            "deepseek", 43, paths={"chat": "/v1/chat/completions", "completions": "/beta/completions"}
-        ),
-        45: VolcEngineAdaptor(
-            "volcengine", 45, paths={"chat": "/api/v3/chat/completions", "embeddings": "/api/v3/embeddings"}
-        ),
-        46: CompatibleAdaptor(
-            "baidu_v2", 46, paths={"chat": "/v2/chat/completions", "embeddings": "/v2/embeddings"}
-        ),
-        47: CompatibleAdaptor("xinference", 47),
-        48: XAIAdaptor(
-            "xai", 48, paths={"chat": "/v1/chat/completions"}, reasoning_suffix_prefixes=("grok-3-mini",)
-        ),
-    }
-
-
-COMPATIBLE: dict[int, OpenAIAdaptor] = _declarations()
-
-__all__ = ["COMPATIBLE", "CompatibleAdaptor", "usage_from"]

@@ -1,4 +1,4 @@
-"""Dify (type 37) chatflow apps: OpenAI chat ⇄ /v1/chat-messages (relay.md §7.9, tasks-special.md §6).
+"""Dify chatflow apps: OpenAI chat ⇄ /v1/chat-messages.
 
 The conversation is flattened into one `query`; workflow and node progress become
 reasoning_content when DIFY_DEBUG is on. Image inputs are not forwarded (Dify needs them uploaded
@@ -23,7 +23,7 @@ from relay.adaptors.base import (
     UpstreamRequest,
     Usage,
 )
-from relay.adaptors.openai import usage_from
+from relay.adaptors.openai_stream import usage_from
 from relay.errors import LocalError, UpstreamError, upstream_error_from_response
 from relay.streaming import DONE, frame
 
@@ -135,7 +135,6 @@ class DifyStream(ChunkWriter):
 
 class DifyAdaptor(Adaptor):
     name = "dify"
-    default_base_url = "https://api.dify.ai"
 
     def build_request(self, ctx: RelayContext) -> UpstreamRequest:
         if ctx.mode != "chat":

@@ -1,4 +1,4 @@
-"""Google Gemini (type 24): OpenAI chat ⇄ generateContent, embeddings via batchEmbedContents (relay.md §7.6).
+"""Google Gemini: OpenAI chat ⇄ generateContent, embeddings via batchEmbedContents.
 
 Text parts are joined as they come (New API inserted newlines between parts), thought parts become
 reasoning_content, every input of an embeddings request is embedded (New API sent only the first).
@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from accounts.options import options
 from relay.adaptors.base import (
     Adaptor,
+    OptionReader,
     ParsedResponse,
     RelayContext,
     StreamTranslator,
@@ -44,12 +44,12 @@ DROP_SCHEMA_KEYS = {
 }
 
 
-def version_for(model: str) -> str:
+def version_for(options: OptionReader, model: str) -> str:
     table = options.get_json("gemini.version_settings", {}) or {}
     return str(table.get(model) or table.get("default") or "v1beta")
 
 
-def safety_settings() -> list[dict[str, str]]:
+def safety_settings(options: OptionReader) -> list[dict[str, str]]:
     table = options.get_json("gemini.safety_settings", {}) or {}
     return [
         {"category": c, "threshold": str(table.get(c) or table.get("default") or "OFF")} for c in CATEGORIES
@@ -116,7 +116,7 @@ def _parts(content: Any) -> list[dict[str, Any]]:
     return parts
 
 
-def openai_to_gemini(body: dict[str, Any]) -> dict[str, Any]:
+def openai_to_gemini(body: dict[str, Any], options: OptionReader) -> dict[str, Any]:
     contents: list[dict[str, Any]] = []
     system: list[str] = []
     call_names: dict[str, str] = {}
@@ -168,7 +168,7 @@ def openai_to_gemini(body: dict[str, Any]) -> dict[str, Any]:
                 parts.append({"functionCall": {"name": fn.get("name", ""), "args": args}})
         if parts:
             contents.append({"role": "model" if role == "assistant" else "user", "parts": parts})
-    out: dict[str, Any] = {"contents": contents, "safetySettings": safety_settings()}
+    out: dict[str, Any] = {"contents": contents, "safetySettings": safety_settings(options)}
     if system:
         out["systemInstruction"] = {"parts": [{"text": "\n".join(system)}]}
     config: dict[str, Any] = {}
@@ -339,18 +339,12 @@ class GeminiStream(StreamTranslator):
         return out
 
 
-def is_embedding_model(model: str) -> bool:
-    return model.startswith(("text-embedding", "embedding", "gemini-embedding"))
-
-
 class GeminiAdaptor(Adaptor):
     name = "gemini"
-    default_base_url = "https://generativelanguage.googleapis.com"
-    supports_stream_options = True
 
     def build_request(self, ctx: RelayContext) -> UpstreamRequest:
         model = check_url_segment(ctx.upstream_model)
-        base = f"{self.base_url(ctx.channel)}/{version_for(model)}/models/{model}"
+        base = f"{self.base_url(ctx.channel)}/{version_for(ctx.options, model)}/models/{model}"
         headers = {"x-goog-api-key": ctx.channel.key, "Content-Type": "application/json"}
         if ctx.mode == "embeddings":
             inputs = ctx.body.get("input")
@@ -374,7 +368,7 @@ class GeminiAdaptor(Adaptor):
                 type="invalid_request_error",
                 code="invalid_api_type",
             )
-        body = openai_to_gemini(ctx.body)
+        body = openai_to_gemini(ctx.body, ctx.options)
         if ctx.is_stream:
             return UpstreamRequest(
                 "POST", f"{base}:streamGenerateContent?alt=sse", headers, orjson.dumps(body)

@@ -1,4 +1,4 @@
-"""OpenAI (type 1) and the OpenAI-compatible family: the base most providers are declared on.
+"""OpenAI and the OpenAI-compatible family: the base most providers are declared on.
 
 The request body is forwarded byte for byte unless something in it must change (model
 mapping, forced stream usage, o-series rules, param_override); SSE chunks are forwarded
@@ -12,53 +12,16 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from relay.adaptors.base import (
-    Adaptor,
-    ParsedResponse,
-    RelayContext,
-    StreamTranslator,
-    UpstreamRequest,
-    Usage,
-)
+from relay.adaptors.base import Adaptor, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest
+from relay.adaptors.openai_stream import OpenAIStreamTranslator, choice_text, usage_from
+from relay.adaptors.thinking import ThinkingToContentTranslator, fold_reasoning
 from relay.errors import upstream_error_from_response
-from relay.streaming import DONE, frame
-
-
-def usage_from(obj: Any) -> Usage | None:
-    if not isinstance(obj, dict):
-        return None
-    prompt = int(obj.get("prompt_tokens") or obj.get("input_tokens") or 0)
-    completion = int(obj.get("completion_tokens") or obj.get("output_tokens") or 0)
-    if prompt == 0 and completion == 0:
-        return None
-    details = obj.get("prompt_tokens_details") or {}
-    cached = int(details.get("cached_tokens") or obj.get("prompt_cache_hit_tokens") or 0)
-    creation = int(details.get("cache_creation_tokens") or 0)
-    reasoning = int((obj.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
-    return Usage(prompt, completion, cached, creation, reasoning)
-
-
-def choice_text(choice: dict[str, Any]) -> str:
-    """Model output inside one choice (message or delta): content, reasoning and tool arguments."""
-    msg = choice.get("delta") or choice.get("message") or {}
-    parts: list[str] = []
-    for key in ("content", "reasoning_content", "reasoning"):
-        value = msg.get(key)
-        if isinstance(value, str):
-            parts.append(value)
-    for call in msg.get("tool_calls") or []:
-        fn = call.get("function") or {}
-        parts.append(str(fn.get("name") or "") + str(fn.get("arguments") or ""))
-    if isinstance(choice.get("text"), str):  # legacy completions
-        parts.append(choice["text"])
-    return "".join(parts)
-
 
 REASONING_EFFORTS = ("high", "medium", "low")
 
 
 def split_reasoning_effort(ctx: RelayContext, body: dict[str, Any]) -> None:
-    """`o3-mini-high` → model o3-mini + reasoning_effort high (relay.md §5.3); pricing keeps the suffixed name."""
+    """`o3-mini-high` → model o3-mini + reasoning_effort high; pricing keeps the suffixed name."""
     model = ctx.upstream_model
     for effort in REASONING_EFFORTS:
         if model.endswith("-" + effort):
@@ -70,66 +33,8 @@ def split_reasoning_effort(ctx: RelayContext, body: dict[str, Any]) -> None:
             return
 
 
-class OpenAIStreamTranslator(StreamTranslator):
-    def feed(self, event: str, data: bytes) -> list[bytes]:
-        if data.startswith(b"[DONE]"):
-            return []
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(chunk, dict):
-            return []
-        if "error" in chunk and "choices" not in chunk:
-            # an error event mid-stream: pass it on, bill only what came before
-            return [frame(data)]
-        usage = usage_from(chunk.get("usage"))
-        if usage is not None:
-            self.usage = usage
-        choices = chunk.get("choices") or []
-        for choice in choices:
-            text = choice_text(choice)
-            if text:
-                self.text_parts.append(text)
-                self.first_output = True
-            calls = (choice.get("delta") or {}).get("tool_calls") or []
-            self.tool_calls = max(self.tool_calls, len(calls))
-        if not choices and usage is not None and not self.ctx.client_wants_usage:
-            return []  # the usage chunk we forced: the client did not ask for it
-        if usage is not None and not self.ctx.client_wants_usage:
-            chunk.pop("usage", None)
-            return [frame(orjson.dumps(chunk))]
-        return [frame(data)]
-
-    def finish(self) -> list[bytes]:
-        out: list[bytes] = []
-        if self.ctx.client_wants_usage and self.usage is None and self.ctx.extra.get("final_usage"):
-            usage: Usage = self.ctx.extra["final_usage"]
-            out.append(
-                frame(
-                    orjson.dumps(
-                        {
-                            "id": self.ctx.extra.get("request_id", ""),
-                            "object": "chat.completion.chunk",
-                            "model": self.ctx.origin_model,
-                            "choices": [],
-                            "usage": {
-                                "prompt_tokens": usage.prompt_tokens,
-                                "completion_tokens": usage.completion_tokens,
-                                "total_tokens": usage.total,
-                            },
-                        }
-                    )
-                )
-            )
-        out.append(DONE)
-        return out
-
-
 class OpenAIAdaptor(Adaptor):
     name = "openai"
-    default_base_url = "https://api.openai.com"
-    supports_stream_options = True
 
     def request_url(self, ctx: RelayContext) -> str:
         url = self.base_url(ctx.channel) + ctx.path
@@ -209,11 +114,8 @@ class OpenAIAdaptor(Adaptor):
             return ParsedResponse(status, body, None, content_type)
         if isinstance(data, dict) and isinstance(data.get("error"), dict) and data["error"].get("type"):
             raise upstream_error_from_response(status if status != 200 else 500, body)
-        if isinstance(data, dict) and ctx.channel.setting.get("thinking_to_content"):
-            from relay.adaptors import thinking
-
-            if thinking.convert_body(data):
-                body = orjson.dumps(data)
+        if isinstance(data, dict) and ctx.channel.setting.get("thinking_to_content") and fold_reasoning(data):
+            body = orjson.dumps(data)
         usage = usage_from(data.get("usage")) if isinstance(data, dict) else None
         text = ""
         if usage is None and isinstance(data, dict):
@@ -222,22 +124,14 @@ class OpenAIAdaptor(Adaptor):
 
     def stream_translator(self, ctx: RelayContext) -> StreamTranslator:
         if ctx.channel.setting.get("thinking_to_content"):
-            from relay.adaptors.thinking import ThinkingToContentTranslator
-
             return ThinkingToContentTranslator(ctx)
         return OpenAIStreamTranslator(ctx)
 
 
 class CustomURLAdaptor(OpenAIAdaptor):
-    """Type 8: base_url is the full request URL, `{model}` replaced by the upstream model."""
+    """base_url is the full request URL, `{model}` replaced by the upstream model."""
 
     name = "custom"
 
     def request_url(self, ctx: RelayContext) -> str:
         return ctx.channel.base_url.replace("{model}", ctx.upstream_model)
-
-
-class CompatibleAdaptor(OpenAIAdaptor):
-    """OpenAI-compatible providers that reject stream_options."""
-
-    supports_stream_options = False

@@ -1,8 +1,8 @@
-"""Rerank per provider (shared/spec/relay.md §13.5, tasks-special.md §3): where to send it, and how
-the answer becomes {results:[{index, relevance_score, document?}], usage:{prompt_tokens, total_tokens}}.
+"""Rerank per provider: where to send it, and how the answer becomes
+{results:[{index, relevance_score, document?}], usage:{prompt_tokens, total_tokens}}.
 
-Jina (38), SiliconFlow (40), Xinference (47) and OpenAI-type channels take the request as is at
-{base}/v1/rerank with a Bearer key; Cohere (34) gets its own body shape.
+Jina, SiliconFlow, Xinference and OpenAI-type channels take the request as is at {base}/v1/rerank
+with a Bearer key; Cohere gets its own body shape.
 """
 
 from __future__ import annotations
@@ -12,20 +12,18 @@ from typing import Any
 import orjson
 
 from relay.adaptors.base import RelayContext, UpstreamRequest, Usage
-
-COHERE = 34
+from relay.adaptors.registry import effective_base_url
+from relay.channels.types import ChannelType
 
 
 def _base(ctx: RelayContext) -> str:
-    from relay.channels.types import effective_base_url
-
     return effective_base_url(ctx.channel.type, ctx.channel.base_url) or "https://api.openai.com"
 
 
 def build_rerank_request(ctx: RelayContext) -> UpstreamRequest:
     body = dict(ctx.body)
     body["model"] = ctx.upstream_model
-    if ctx.channel.type == COHERE:
+    if ctx.channel.type == ChannelType.COHERE:
         body = {
             "model": ctx.upstream_model,
             "query": body.get("query"),

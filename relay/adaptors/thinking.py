@@ -1,6 +1,6 @@
 """Channel setting `thinking_to_content`: reasoning_content becomes a `<think>…</think>` prefix of the
-content, for clients that only read `content` (relay.md §5.5). Applied to streams AND, unlike New
-API, to non-stream answers too.
+content, for clients that only read `content`. Applied to streams AND, unlike New API, to non-stream
+answers too.
 """
 
 from __future__ import annotations
@@ -9,14 +9,11 @@ from typing import Any
 
 import orjson
 
-from relay.adaptors.openai import OpenAIStreamTranslator
+from relay.adaptors.base import RelayContext
+from relay.adaptors.openai_stream import OpenAIStreamTranslator
 
 OPEN, CLOSE = "<think>\n", "\n</think>\n"
 REASONING_KEYS = ("reasoning_content", "reasoning")
-
-
-def enabled(setting: dict[str, Any]) -> bool:
-    return bool(setting.get("thinking_to_content"))
 
 
 def _reasoning(msg: dict[str, Any]) -> str:
@@ -32,7 +29,7 @@ def _strip(msg: dict[str, Any]) -> None:
         msg.pop(key, None)
 
 
-def convert_body(data: dict[str, Any]) -> bool:
+def fold_reasoning(data: dict[str, Any]) -> bool:
     """Non-stream: fold each choice's reasoning into its content. True if anything changed."""
     changed = False
     for choice in data.get("choices") or []:
@@ -50,7 +47,7 @@ def convert_body(data: dict[str, Any]) -> bool:
 
 
 class ThinkingToContentTranslator(OpenAIStreamTranslator):
-    def __init__(self, ctx) -> None:
+    def __init__(self, ctx: RelayContext) -> None:
         super().__init__(ctx)
         self.thinking_sent = False
         self.closed = False

@@ -1,4 +1,4 @@
-"""Google Vertex AI (type 41): Claude and Gemini models behind a service-account key (relay.md §7.10).
+"""Google Vertex AI: Claude and Gemini models behind a service-account key.
 
 The key is the service-account JSON; `setup` turns it into an OAuth access token (cached,
 relay/upstream/google_auth.py) before the request is built. The region comes from channel.other: a plain
@@ -11,6 +11,7 @@ when set, replaces https://<region>-aiplatform.googleapis.com (tests point it at
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import orjson
@@ -53,9 +54,9 @@ def is_claude(ctx: RelayContext) -> bool:
 
 
 class VertexAdaptor(Adaptor):
+    """Also NeedsSetup (the OAuth token) and NativeClaude (Claude models only)."""
+
     name = "vertex"
-    needs_setup = True
-    supports_stream_options = True
 
     async def setup(self, ctx: RelayContext) -> None:
         sa = google_auth.parse_service_account(ctx.channel.key)
@@ -85,7 +86,7 @@ class VertexAdaptor(Adaptor):
         return headers
 
     def _claude(self, ctx: RelayContext, body: dict[str, Any]) -> UpstreamRequest:
-        model = claude_model(apply_thinking_suffix(body, ctx.upstream_model))
+        model = claude_model(apply_thinking_suffix(body, ctx.upstream_model, ctx.options))
         body = {k: v for k, v in body.items() if k != "model"}
         body["anthropic_version"] = VERTEX_VERSION
         if ctx.is_stream:
@@ -105,11 +106,13 @@ class VertexAdaptor(Adaptor):
             )
         if is_claude(ctx):
             ctx.extra.setdefault("created", _now())
-            return self._claude(ctx, openai_to_claude(dict(ctx.body), ctx.upstream_model))
+            return self._claude(ctx, openai_to_claude(dict(ctx.body), ctx.upstream_model, ctx.options))
         if ctx.upstream_model.startswith("gemini"):
             action = "streamGenerateContent?alt=sse" if ctx.is_stream else "generateContent"
             url = self._url(ctx, "google", ctx.upstream_model, action)
-            return UpstreamRequest("POST", url, self._headers(ctx), orjson.dumps(openai_to_gemini(ctx.body)))
+            return UpstreamRequest(
+                "POST", url, self._headers(ctx), orjson.dumps(openai_to_gemini(ctx.body, ctx.options))
+            )
         raise LocalError(
             f"model {ctx.upstream_model} is not supported by Vertex AI channels",
             status=400,
@@ -136,7 +139,7 @@ class VertexAdaptor(Adaptor):
             )
         body = dict(ctx.body)
         if not body.get("max_tokens"):
-            body["max_tokens"] = default_max_tokens(ctx.upstream_model)
+            body["max_tokens"] = default_max_tokens(ctx.options, ctx.upstream_model)
         return self._claude(ctx, body)
 
     def parse_native(self, ctx: RelayContext, status: int, body: bytes) -> ParsedResponse:
@@ -147,6 +150,4 @@ class VertexAdaptor(Adaptor):
 
 
 def _now() -> int:
-    import time
-
     return int(time.time())

@@ -5,46 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from billing.ratio_defaults import DEFAULT_MODEL_PRICE, DEFAULT_MODEL_RATIO
+from relay.adaptors.registry import PROVIDERS
 from relay.models import Ability
-
-# Which built-in model names belong to which channel type, by name prefix.
-_PREFIXES: dict[int, tuple[str, ...]] = {
-    1: (
-        "gpt-",
-        "o1",
-        "o3",
-        "o4",
-        "chatgpt-",
-        "text-embedding-",
-        "text-",
-        "dall-e",
-        "whisper",
-        "tts-",
-        "babbage",
-        "davinci",
-        "omni-moderation",
-    ),
-    3: ("gpt-", "o1", "o3", "text-embedding-", "dall-e", "whisper", "tts-"),
-    14: ("claude-",),
-    15: ("ERNIE-", "ernie-"),
-    16: ("chatglm",),
-    17: ("qwen", "text-embedding-v"),
-    18: ("SparkDesk",),
-    23: ("hunyuan",),
-    24: ("gemini-", "text-embedding-004"),
-    25: ("moonshot-",),
-    26: ("glm-",),
-    31: ("yi-",),
-    33: ("claude-",),
-    34: ("command",),
-    35: ("abab",),
-    39: ("@cf/",),
-    41: ("claude-", "gemini-"),
-    42: ("mistral-", "open-mistral", "open-mixtral", "codestral"),
-    43: ("deepseek-",),
-    45: ("Doubao", "doubao"),
-    48: ("grok-",),
-}
 
 
 def known_models() -> list[str]:
@@ -52,8 +14,9 @@ def known_models() -> list[str]:
 
 
 def models_by_channel_type() -> dict[int, list[str]]:
+    """Which built-in model names belong to which channel type, by the name prefixes its record lists."""
     names = known_models()
-    return {t: [m for m in names if m.startswith(prefixes)] for t, prefixes in _PREFIXES.items()}
+    return {int(p.type): [m for m in names if m.startswith(p.models)] for p in PROVIDERS if p.models}
 
 
 def all_models_as_objects() -> list[dict[str, Any]]:

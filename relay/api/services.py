@@ -6,13 +6,13 @@ import json
 from typing import Any
 
 import httpx
+from accounts.api.base import ApiError
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
-from accounts.api.base import ApiError
 from accounts.models import ROLE_ROOT, User
+from relay.adaptors.registry import effective_base_url
 from relay.channels.abilities import fix_abilities, rebuild_abilities
-from relay.channels.types import effective_base_url
 from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, Channel
 
 VERTEX_AI = 41

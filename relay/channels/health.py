@@ -14,11 +14,12 @@ import json
 import logging
 import time
 
+from accounts.options import options
 from asgiref.sync import sync_to_async
 
-from accounts.options import options
 from newapi_site import bus
 from relay import state
+from relay.channels.types import ChannelType
 from relay.errors import RelayError
 from relay.state import ChannelInfo
 
@@ -56,7 +57,7 @@ def is_fatal(channel_type: int, err: RelayError) -> bool:
         return False
     if status == 401:
         return True
-    if status == 403 and channel_type == 24:
+    if status == 403 and channel_type == ChannelType.GEMINI:
         return True
     if str(err.code or "") in FATAL_CODES or err.type in FATAL_TYPES:
         return True

@@ -25,21 +25,20 @@ from dataclasses import dataclass
 
 import httpx
 import orjson
+from accounts.options import options
 from asgiref.sync import async_to_sync, sync_to_async
 
-from accounts.options import options
 from newapi_site import bus
 from relay import state
-from relay.adaptors import adaptor_for
+from relay.adaptors import adaptor_for, provider_for
 from relay.adaptors.base import RelayContext
+from relay.channels.types import ChannelType
 from relay.errors import RelayError, UpstreamError, upstream_error_from_response
 from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, Channel
 from relay.upstream import http
 
 log = logging.getLogger("newapi.relay")
 
-REFUSED_TYPES = {2: "Midjourney", 5: "Midjourney Plus", 36: "Suno"}
-MOKA_AI = 44
 DEFAULT_TEST_MODEL = "gpt-4o-mini"
 TEST_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
@@ -77,7 +76,7 @@ def pick_model(channel: Channel, model: str | None) -> str:
 def is_embedding(model: str, channel_type: int) -> bool:
     lower = model.lower()
     return (
-        channel_type == MOKA_AI
+        channel_type == ChannelType.MOKA_AI
         or "embedding" in lower
         or lower.startswith("m3e")
         or "bge-" in lower
@@ -116,6 +115,7 @@ async def send_test(info: state.ChannelInfo, model: str, client: httpx.AsyncClie
         body=body,
         raw_body=orjson.dumps(body),
         client_headers={"content-type": "application/json"},
+        options=options,
     )
     adaptor = adaptor_for(info.type)
     upstream = adaptor.build_request(ctx)
@@ -147,11 +147,12 @@ async def test_channel(
             0,
         )
     chosen = pick_model(row, model)
-    if row.type in REFUSED_TYPES:
+    provider = provider_for(row.type)
+    if provider is not None and provider.task_platform:
         return TestResult(
             row.pk,
             False,
-            f"{REFUSED_TYPES[row.type]} 渠道不支持测试 (this channel type cannot be tested)",
+            f"{provider.task_platform} 渠道不支持测试 (this channel type cannot be tested)",
             0,
             chosen,
         )

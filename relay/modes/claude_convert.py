@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from relay.adaptors.base import RelayContext, StreamTranslator, Usage
-from relay.adaptors.openai import usage_from
+from relay.adaptors.openai_stream import usage_from
 from relay.streaming import frame_event
 
 FINISH_TO_STOP = {

@@ -15,7 +15,7 @@ import httpx
 import orjson
 
 from relay.adaptors import adaptor_for
-from relay.adaptors.base import RelayContext, StreamTranslator
+from relay.adaptors.base import NativeClaude, RelayContext, is_stream_response, needs_setup, speaks_claude
 from relay.adaptors.openai import OpenAIAdaptor
 from relay.edge.wire import ClientRequest, Response, StreamingResponse
 from relay.errors import LocalError, RelayError, UpstreamError
@@ -68,24 +68,13 @@ async def relay_messages(req: ClientRequest) -> Response | StreamingResponse:
         raise
 
 
-class _Translators:
-    """What pipeline.stream_body needs from an adaptor: a translator factory."""
-
-    def __init__(self, translator: StreamTranslator, adaptor: Any) -> None:
-        self._translator = translator
-        self.event_source = adaptor.event_source
-
-    def stream_translator(self, ctx: RelayContext) -> StreamTranslator:
-        return self._translator
-
-
 async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response | StreamingResponse:
     adaptor = adaptor_for(ctx.channel.type)
-    native = callable(getattr(adaptor, "build_native_request", None))
-    if adaptor.needs_setup:
+    native: NativeClaude | None = adaptor if speaks_claude(adaptor) else None
+    if needs_setup(adaptor):
         await adaptor.setup(ctx)
-    if native:
-        upstream = adaptor.build_native_request(ctx)  # type: ignore[attr-defined]  # optional, duck-typed
+    if native is not None:
+        upstream = native.build_native_request(ctx)
     elif isinstance(adaptor, OpenAIAdaptor):
         to_openai(job, ctx, adaptor)
         upstream = adaptor.build_request(ctx)
@@ -97,21 +86,21 @@ async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Respon
             code="invalid_api_type",
         )
     resp = await pipeline.open_upstream(upstream)
-    if job.is_stream and adaptor.is_stream_response(resp.headers.get("content-type", "")):
+    if job.is_stream and is_stream_response(adaptor, resp.headers.get("content-type", "")):
         translator = (
-            adaptor.native_stream_translator(ctx)  # type: ignore[attr-defined]
-            if native
+            native.native_stream_translator(ctx)
+            if native is not None
             else OpenAIToClaudeStream(ctx, job.count_prompt())
         )
-        return pipeline.streaming_response(job, ctx, _Translators(translator, adaptor), resp, tried)
+        return pipeline.streaming_response(job, ctx, adaptor, translator, resp, tried)
     try:
         raw = await resp.aread()
     except httpx.HTTPError as exc:
         raise http.network_error(exc) from None
     finally:
         await resp.aclose()
-    if native:
-        parsed = adaptor.parse_native(ctx, resp.status_code, raw)  # type: ignore[attr-defined]
+    if native is not None:
+        parsed = native.parse_native(ctx, resp.status_code, raw)
         usage = parsed.usage or pipeline.fallback_usage(job, parsed)
         out = parsed.body
     else:

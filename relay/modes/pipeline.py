@@ -16,14 +16,24 @@ from typing import Any
 
 import httpx
 import orjson
-
 from accounts.options import options
+
 from billing import ledger
 from billing.ledger import Account, Hold, QuotaError
 from billing.pricing import Price, PriceNotSet, normalize_model, pre_consume_estimate, price_for
 from relay import auth, rate_limit, sensitive, state
 from relay.adaptors import adaptor_for
-from relay.adaptors.base import ParsedResponse, RelayContext, Usage
+from relay.adaptors.base import (
+    Adaptor,
+    ParsedResponse,
+    RelayContext,
+    StreamTranslator,
+    Usage,
+    is_stream_response,
+    needs_setup,
+    upstream_events,
+)
+from relay.channels.types import ChannelStatus, ChannelType
 from relay.edge.wire import ClientRequest, Response, StreamingResponse
 from relay.errors import LocalError, RelayError, UpstreamError, invalid_request, upstream_error_from_response
 from relay.metering import image_tokens as media
@@ -31,7 +41,7 @@ from relay.metering import tokenizer
 from relay.metering.charge import quota_error, settle  # pipeline.settle / quota_error for the other relays
 from relay.metering.stream_budget import StreamBudget, cut_frames
 from relay.state import ChannelInfo
-from relay.streaming import SSE_HEADERS, IdleDeadline, iter_events
+from relay.streaming import SSE_HEADERS, IdleDeadline
 from relay.upstream import http
 
 log = logging.getLogger("newapi.relay")
@@ -119,7 +129,7 @@ def should_retry(err: RelayError, channel: ChannelInfo, pinned: bool) -> bool:
     if status in NO_RETRY_STATUSES:
         return False
     if status == 400:
-        return channel.type == 14  # Anthropic answers 400 for overload-like conditions
+        return channel.type == ChannelType.ANTHROPIC  # it answers 400 for overload-like conditions
     return status in (401, 403, 307, 429) or status >= 500
 
 
@@ -218,7 +228,7 @@ async def choose_channel(job: Job, index: state.ChannelIndex, exclude: set[int])
         channel = index.channels.get(pinned)
         if channel is None:
             raise LocalError("无效的渠道 Id (invalid channel id)", status=400)
-        if channel.status != 1:
+        if channel.status != ChannelStatus.ENABLED:
             raise LocalError("该渠道已被禁用 (channel disabled)", status=403)
         return channel if pinned not in exclude else None
     return index.pick(job.caller.group, normalize_model(job.model), exclude)
@@ -242,6 +252,7 @@ def make_context(job: Job, channel: ChannelInfo) -> RelayContext:
         client_headers=job.req.headers,
         is_stream=job.is_stream,
         client_wants_usage=client_wants_usage,
+        options=options,
     )
     ctx.extra["request_id"] = job.req.request_id
     return ctx
@@ -343,8 +354,13 @@ async def open_upstream(upstream) -> httpx.Response:  # type: ignore[no-untyped-
     return resp
 
 
-def streaming_response(  # type: ignore[no-untyped-def]
-    job: Job, ctx: RelayContext, adaptor, resp: httpx.Response, tried: list[int]
+def streaming_response(
+    job: Job,
+    ctx: RelayContext,
+    adaptor: Adaptor,
+    translator: StreamTranslator,
+    resp: httpx.Response,
+    tried: list[int],
 ) -> StreamingResponse:
     """The SSE answer; its on_close refunds the hold if the stream never got to settle."""
     billing: list[asyncio.Future] = []  # the stream's bill, once stream_body has started it
@@ -362,7 +378,7 @@ def streaming_response(  # type: ignore[no-untyped-def]
 
     return StreamingResponse(
         200,
-        stream_body(job, ctx, adaptor, resp, tried, billing),
+        stream_body(job, ctx, adaptor, translator, resp, tried, billing),
         list(SSE_HEADERS),
         on_close,
     )
@@ -370,12 +386,12 @@ def streaming_response(  # type: ignore[no-untyped-def]
 
 async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | StreamingResponse:
     adaptor = adaptor_for(ctx.channel.type)
-    if adaptor.needs_setup:
+    if needs_setup(adaptor):
         await adaptor.setup(ctx)
     resp = await open_upstream(adaptor.build_request(ctx))
     content_type = resp.headers.get("content-type", "")
-    if ctx.is_stream and adaptor.is_stream_response(content_type):
-        return streaming_response(job, ctx, adaptor, resp, tried)
+    if ctx.is_stream and is_stream_response(adaptor, content_type):
+        return streaming_response(job, ctx, adaptor, adaptor.stream_translator(ctx), resp, tried)
     try:
         raw = await resp.aread()
     except httpx.HTTPError as exc:
@@ -398,24 +414,22 @@ def fallback_usage(job: Job, parsed: ParsedResponse) -> Usage:
     return Usage(job.count_prompt(), completion)
 
 
-async def stream_body(  # type: ignore[no-untyped-def]
+async def stream_body(
     job: Job,
     ctx: RelayContext,
-    adaptor,
+    adaptor: Adaptor,
+    translator: StreamTranslator,
     resp: httpx.Response,
     tried: list[int],
     billing: list[asyncio.Future],
 ) -> AsyncGenerator[bytes, None]:
-    translator = adaptor.stream_translator(ctx)
     deadline = IdleDeadline(_streaming_timeout(ctx.upstream_model))
     budget = StreamBudget(job)
     first_output_at: float | None = None
     finished = False
     refused: LocalError | None = None
     try:
-        source = getattr(adaptor, "event_source", None)
-        body = http.body_chunks(resp)
-        events = (source(body) if source else iter_events(body)).__aiter__()
+        events = upstream_events(adaptor, http.body_chunks(resp)).__aiter__()
         while True:
             try:
                 event, data = await deadline.next(events)

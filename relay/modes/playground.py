@@ -18,7 +18,7 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts import sessions
-from accounts.models import USER_ENABLED, User
+from accounts.models import TOKEN_ENABLED, USER_ENABLED, User
 from billing import writer
 from newapi_site import bus, client_ip
 from relay import state
@@ -79,7 +79,7 @@ def playground_caller(user: User, group: str) -> Caller:
         user_id=user.pk,
         key="",
         name=f"playground-{group}",
-        status=1,
+        status=TOKEN_ENABLED,
         expired_time=-1,
         unlimited_quota=True,
         model_limits_enabled=False,

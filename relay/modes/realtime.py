@@ -38,16 +38,17 @@ from urllib.parse import parse_qs, urlencode
 import orjson
 import websockets
 import websockets.exceptions  # a submodule: the lazy package does not expose it by itself
+from accounts.options import options
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from accounts.options import options
 from billing import ledger, writer
 from billing.ledger import Account, Hold, QuotaError
 from billing.pricing import PriceNotSet, pre_consume_estimate, price_for
 from billing.settlement import Settlement
 from newapi_site import bus, client_ip
 from relay import auth, rate_limit, state
+from relay.channels.types import ChannelStatus, ChannelType
 from relay.edge.wire import new_request_id
 from relay.errors import LocalError, RelayError
 from relay.metering.charge import quota_error
@@ -246,11 +247,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         last: Exception | None = None
         for _attempt in range(retries + 1):
             channel = self._choose(index, exclude)
-            unusable = channel is None or channel.status != 1
+            unusable = channel is None or channel.status != ChannelStatus.ENABLED
             # or added a moment ago through another process?
             if unusable and last is None and (fresh := await state.fresher_channels(index)) is not None:
                 index, channel = fresh, self._choose(fresh, exclude)
-            if pinned is not None and (channel is None or channel.status != 1):
+            if pinned is not None and (channel is None or channel.status != ChannelStatus.ENABLED):
                 raise LocalError("该渠道已被禁用或不存在 (channel disabled or missing)", status=403)
             if channel is None:
                 break
@@ -286,7 +287,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         extra: dict[str, str] = {}
         subprotocols = None
         upstream_model = c.model_mapping.get(self.model, self.model)
-        if c.type == 3:
+        if c.type == ChannelType.AZURE:
             version = (query.get("api-version") or [""])[0] or c.other or settings.AZURE_DEFAULT_API_VERSION
             url = f"{base}/openai/realtime?" + urlencode(
                 {"deployment": upstream_model.replace(".", ""), "api-version": version}
@@ -298,7 +299,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 subprotocols = ["realtime", f"openai-insecure-api-key.{c.key}", "openai-beta.realtime-v1"]
             else:
                 extra.update({"Authorization": f"Bearer {c.key}", "openai-beta": "realtime=v1"})
-            if c.type == 1 and c.organization:
+            if c.type == ChannelType.OPENAI and c.organization:
                 extra["OpenAI-Organization"] = c.organization
         check_header_values([*extra.items(), *(("Sec-WebSocket-Protocol", p) for p in subprotocols or ())])
         return await websockets.connect(
