@@ -13,10 +13,9 @@ from django.db.models import Q, QuerySet
 from accounts.models import ROLE_ROOT, User
 from relay.adaptors.registry import effective_base_url
 from relay.channels.abilities import fix_abilities, rebuild_abilities
+from relay.channels.types import ChannelType
 from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, Channel
 
-VERTEX_AI = 41
-GEMINI = 24
 # Fields an admin may set through the API; `key` is write-only and `used_quota`/balances are ours.
 EDITABLE = (
     "type",
@@ -148,7 +147,7 @@ def _clean_fields(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
 
 
 def _check_vertex(channel_type: int, other: str | None) -> None:
-    if channel_type != VERTEX_AI:
+    if channel_type != ChannelType.VERTEX_AI:
         return
     if not other:
         raise ApiError("部署地区不能为空")
@@ -167,7 +166,11 @@ def create_channels(data: dict[str, Any]) -> list[Channel]:
     channel_type = fields.get("type", 1)
     _check_vertex(channel_type, fields.get("other"))
     # One channel per key line (Vertex keys are multi-line JSON, kept whole).
-    keys = [raw_key.strip()] if channel_type == VERTEX_AI else [k.strip() for k in raw_key.split("\n")]
+    keys = (
+        [raw_key.strip()]
+        if channel_type == ChannelType.VERTEX_AI
+        else [k.strip() for k in raw_key.split("\n")]
+    )
     keys = [k for k in keys if k]
     if not keys:
         raise ApiError("密钥不能为空")
@@ -182,7 +185,7 @@ def endpoint_changes(channel: Channel, fields: dict[str, Any]) -> list[str]:
     ]
     # Vertex AI builds its host from the region in `other`.
     if (
-        VERTEX_AI in (channel.type, fields.get("type"))
+        ChannelType.VERTEX_AI in (channel.type, fields.get("type"))
         and "other" in fields
         and (fields["other"] or "") != (channel.other or "")
     ):
@@ -303,7 +306,7 @@ def fetch_upstream_models(channel_type: int, base_url: str | None, key: str) -> 
     if not base:
         raise ApiError("渠道未设置 Base URL")
     first_key = (key or "").strip().split("\n")[0].strip()
-    path = "/v1beta/openai/models" if channel_type == GEMINI else "/v1/models"
+    path = "/v1beta/openai/models" if channel_type == ChannelType.GEMINI else "/v1/models"
     try:
         resp = httpx.get(base + path, headers={"Authorization": f"Bearer {first_key}"}, timeout=20)
         resp.raise_for_status()

@@ -95,6 +95,13 @@ def declaration_sites(member: ChannelType) -> list[str]:
                 keys = value.keys if isinstance(value, ast.Dict) else [value]
                 if any(k is not None and member.value in _ints(k) for k in keys):
                     sites.append(f"{where} (type numbers listed by hand)")
+            elif (
+                isinstance(node, ast.Assign)
+                and rel != TYPES  # the enum member itself, counted above
+                and _name(node.targets[0]) == member.name
+                and _ints(node.value) == [member.value]
+            ):
+                sites.append(f"{where} (a constant of its own)")
     return sites
 
 
