@@ -2,7 +2,8 @@
 
 The console follows the rules of /api: an admin acts only on users of a lower role (and on their
 own tokens), root on everyone; a token's full key is shown to its owner alone, and tokens are
-issued from here only to the signed-in user. Shared helpers live in accounts/admin_common.py.
+issued from here only to the signed-in user. Shared helpers live in newapi_site/admin_common.py;
+balance edits go through billing's ledger by way of accounts.balance.
 """
 
 from __future__ import annotations
@@ -20,12 +21,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing.models import LOG_MANAGE
-from billing.services.logs import record_log
-
-from .admin_common import (  # noqa: F401 - re-exported for the other apps' console modules
+from newapi_site.admin_common import (
     DeletedFilter,
-    ReadOnlyAdmin,
     choices_filter,
     compare_with_seen,
     format_ts,
@@ -35,26 +32,15 @@ from .admin_common import (  # noqa: F401 - re-exported for the other apps' cons
     quota_in_usd,
     save_changed_fields,
     save_each,
-    time_range_filter,
     user_link,
     value_seen,
     with_owner_role,
     with_username,
 )
-from .models import (
-    ROLE_ADMIN,
-    ROLE_COMMON,
-    ROLE_ROOT,
-    TOKEN_DISABLED,
-    TOKEN_ENABLED,
-    TOKEN_EXHAUSTED,
-    TOKEN_EXPIRED,
-    USER_DISABLED,
-    USER_ENABLED,
-    Option,
-    Token,
-    User,
-)
+from newapi_site.roles import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, USER_DISABLED, USER_ENABLED
+
+from . import balance
+from .models import TOKEN_DISABLED, TOKEN_ENABLED, TOKEN_EXHAUSTED, TOKEN_EXPIRED, Option, Token, User
 
 
 def _actor(request: HttpRequest) -> User:
@@ -273,11 +259,9 @@ def change_user_quota(user: User, seen: int, wanted: int) -> None:
     A delta keeps spending that happened while the form was open, and the ledger keeps the
     Redis balance mirror in step (a plain column write would leave it stale).
     """
-    from billing.services.credit import credit_user  # the ledger loads lazily, off the admin's import path
-
-    credit_user(user.pk, wanted - seen)
-    # Same wording as the /api/user edit (accounts/services/users.py), so the log reads the same.
-    record_log(user.pk, LOG_MANAGE, f"管理员将用户额度从 {seen} 修改为 {wanted}", user.username)
+    keeper = balance.keeper()
+    keeper.credit_user(user.pk, wanted - seen)
+    keeper.log_quota_edit(user.pk, user.username, seen, wanted)
     user.refresh_from_db(fields=["quota"])
 
 
@@ -397,10 +381,8 @@ class TokenAdmin(admin.ModelAdmin):
         save_changed_fields(obj, form, skip=["remain_quota"])
         if "remain_quota" in form.changed_data:
             # Through the ledger as a delta: the Redis mirror of a limited token stays in step.
-            from billing.services.credit import credit_token
-
             delta = obj.remain_quota - value_seen(form, "remain_quota")
-            credit_token(obj.pk, obj.key, delta, user_id=obj.user_id)
+            balance.keeper().credit_token(obj.pk, obj.key, delta, user_id=obj.user_id)
             obj.refresh_from_db(fields=["remain_quota"])
 
     @admin.display(description="user", ordering="username_")

@@ -11,9 +11,11 @@ from django.contrib.admin import AdminSite
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
-from .api.ratelimit import allow_critical
-from .models import ROLE_ROOT, User, verify_password
-from .options import options
+from newapi_site.api.ratelimit import allow_critical
+from newapi_site.options import options
+from newapi_site.roles import ROLE_ROOT
+
+from .models import User, verify_password
 
 DEFAULT_ROOT_PASSWORD = "123456"
 DEFAULT_PASSWORD_WARNING = (

@@ -10,7 +10,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from .api.base import ApiError
+from newapi_site.api.base import ApiError
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 PASSWORD_MAX_BYTES = 72

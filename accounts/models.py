@@ -11,8 +11,8 @@ import bcrypt
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
 
-ROLE_GUEST, ROLE_COMMON, ROLE_ADMIN, ROLE_ROOT = 0, 1, 10, 100
-USER_ENABLED, USER_DISABLED = 1, 2
+from newapi_site.roles import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, USER_ENABLED
+
 TOKEN_ENABLED, TOKEN_DISABLED, TOKEN_EXPIRED, TOKEN_EXHAUSTED = 1, 2, 3, 4
 
 _KEY_ALPHABET = string.ascii_letters + string.digits

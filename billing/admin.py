@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
-from accounts.admin_common import (
+from newapi_site.admin_common import (
     DeletedFilter,
     ReadOnlyAdmin,
     choices_filter,
@@ -24,7 +24,7 @@ from accounts.admin_common import (
     user_link,
     with_username,
 )
-from accounts.api.base import ApiError
+from newapi_site.api.base import ApiError
 
 from .models import (
     LOG_CONSUME,

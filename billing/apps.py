@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 
+from accounts import balance
 from newapi_site.option_defaults import register_defaults
 
 from .ratio_defaults import OPTION_DEFAULTS
@@ -10,4 +11,8 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         register_defaults(OPTION_DEFAULTS)
-        from . import signals  # noqa: F401  (Redis balance mirror upkeep; models load after the registry)
+        # Models and receivers load once the app registry is ready, not at this module's import.
+        from . import signals  # noqa: F401  (balance mirror upkeep, registration gifts)
+        from .services import credit
+
+        balance.install(credit)

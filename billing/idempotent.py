@@ -1,9 +1,9 @@
 """Exactly-once writes of settlements, and keeping one bad row from blocking the others.
 
-- `claim_ids` (inside the batch's transaction) records each settlement's id in our own table
-  `billing_applied_settlements` and drops the ids already there. Recording comes first, so two
-  writers racing on the same ids (a crash recovery and a slow owner) serialize on the primary key:
-  the second one fails with a unique violation and its retry finds the ids taken.
+- `settlement.claim_ids` (inside the batch's transaction) records each settlement's id in our own
+  table `billing_applied_settlements` and drops the ids already there. Recording comes first, so
+  two writers racing on the same ids (a crash recovery and a slow owner) serialize on the primary
+  key: the second one fails with a unique violation and its retry finds the ids taken.
 - `apply_isolated` writes a batch in one transaction and, when the database rejects it, row by
   row: the good rows are billed, the rows the database still rejects are returned to the caller
   (who dead-letters them). When the database itself is unreachable nothing is dropped: the error
@@ -22,30 +22,10 @@ import time
 from django.db import connection, transaction
 from django.db.utils import InterfaceError, OperationalError
 
-from .settlement import Settlement, apply_settlements, insert_rows
+from .models import AppliedSettlement
+from .settlement import Settlement, apply_settlements, is_applied
 
 log = logging.getLogger("newapi.billing")
-
-
-def claim_ids(batch: list[Settlement]) -> list[Settlement]:
-    """Inside a transaction: record the batch's ids, return the settlements not applied before."""
-    from .models import AppliedSettlement
-
-    ids = [s.id for s in batch]
-    taken = set(AppliedSettlement.objects.filter(pk__in=ids).values_list("pk", flat=True))
-    fresh = [s for s in batch if s.id not in taken]
-    if len(fresh) < len(batch):
-        log.info("billing: %d settlements were already applied, skipped", len(batch) - len(fresh))
-    if fresh:
-        now = int(time.time())
-        insert_rows(AppliedSettlement, ["id", "created_at"], [(s.id, now) for s in fresh])
-    return fresh
-
-
-def is_applied(settlement_id: str) -> bool:
-    from .models import AppliedSettlement
-
-    return AppliedSettlement.objects.filter(pk=settlement_id).exists()
 
 
 def _connection_errors() -> tuple[type[BaseException], ...]:
@@ -114,8 +94,6 @@ def _apply_one(s: Settlement, attempts: int = 3) -> Exception | None:
 
 def prune_applied(older_than: float) -> int:
     """Forget ids recorded before `older_than` (unix time); returns how many were deleted."""
-    from .models import AppliedSettlement
-
     with transaction.atomic():
         return AppliedSettlement.objects.filter(created_at__lt=int(older_than))._raw_delete(
             AppliedSettlement.objects.db

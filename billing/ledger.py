@@ -29,9 +29,10 @@ from django.db import transaction
 from django.db.models import F
 from redis.exceptions import NoScriptError
 
-from accounts.options import options
+from accounts.models import Token, User
 from newapi_site import bus
 from newapi_site import redis as r
+from newapi_site.options import options
 
 from .settlement import Settlement, apply_settlements, new_id
 
@@ -177,14 +178,10 @@ _ERRORS = {-3: "user_empty", -4: "user_insufficient", -5: "token_exhausted", -6:
 
 
 def _load_user_balance(user_id: int) -> int:
-    from accounts.models import User
-
     return int(User.objects.filter(pk=user_id).values_list("quota", flat=True).first() or 0)
 
 
 def _load_token_balance(token_id: int) -> int:
-    from accounts.models import Token
-
     return int(Token.objects.filter(pk=token_id).values_list("remain_quota", flat=True).first() or 0)
 
 
@@ -317,8 +314,6 @@ class RedisLedger:
 
 # -- Database --------------------------------------------------------------------------
 def _db_reserve(acct: Account, amount: int) -> None:
-    from accounts.models import Token, User
-
     with transaction.atomic():
         ok = User.objects.filter(pk=acct.user_id, quota__gt=0, quota__gte=amount).update(
             quota=F("quota") - amount
@@ -337,8 +332,6 @@ def _db_reserve(acct: Account, amount: int) -> None:
 
 
 def _db_release(acct: Account, amount: int) -> None:
-    from accounts.models import Token, User
-
     with transaction.atomic():
         User.objects.filter(pk=acct.user_id).update(quota=F("quota") + amount)
         if acct.token_limited:
@@ -464,15 +457,11 @@ def sweep_holds() -> int:
 # -- credits from outside the relay (redeem, top-up, admin edits, task refunds) -------------
 def credit_user(user_id: int, delta: int) -> None:
     """Add `delta` (may be negative) to a user's balance in the DB and in the Redis mirror."""
-    from accounts.models import User
-
     User.objects.filter(pk=user_id).update(quota=F("quota") + delta)
     mirror_user_delta(user_id, delta)
 
 
 def credit_token(token_id: int, delta: int) -> None:
-    from accounts.models import Token
-
     Token.objects.filter(pk=token_id).update(remain_quota=F("remain_quota") + delta)
     mirror_token_delta(token_id, delta)
 

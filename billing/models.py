@@ -116,3 +116,16 @@ class DeadSettlement(models.Model):
 
     class Meta:
         db_table = "billing_dead_settlements"
+
+
+class ChannelUsage(models.Model):
+    """The two columns of relay's `channels` table billing touches: the name admin logs show and
+    the quota settlement adds to `used_quota`. Unmanaged (relay owns and migrates the table), so
+    billing reads and writes them without importing relay."""
+
+    name = models.CharField(max_length=191, null=True, blank=True, default="")
+    used_quota = models.BigIntegerField(default=0)
+
+    class Meta:
+        managed = False
+        db_table = "channels"

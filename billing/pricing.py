@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from accounts.options import options
+from newapi_site.options import options
 
 UNSET_MODEL_RATIO = 37.5
 

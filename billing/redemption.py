@@ -13,13 +13,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from accounts.api.base import ApiError
 from accounts.limits import check_int64
 from accounts.models import User, now_ts
-from accounts.options import options
 from billing.models import LOG_TOPUP, REDEMPTION_DISABLED, REDEMPTION_ENABLED, REDEMPTION_USED, Redemption
 from billing.services.credit import credit_user
 from billing.services.logs import record_log
+from newapi_site.api.base import ApiError
+from newapi_site.options import options
 
 
 def redeem_code(user: User, key: str) -> int:

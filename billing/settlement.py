@@ -6,6 +6,9 @@ consume-log rows and hourly quota_data rollups, in one transaction. With `once=T
 settlement's id is recorded in that same transaction and ids already recorded are skipped, so a
 batch written again after a crash bills nothing twice (see billing/idempotent.py).
 
+The channel's spent quota goes to relay's `channels` table through billing's unmanaged
+ChannelUsage model (just that column and the name), so billing never imports relay.
+
 Strings are fitted to their columns here, at the database's edge: a model name longer than
 quota_data's varchar(64) (or a NUL byte PostgreSQL refuses) must not make the whole batch fail.
 """
@@ -13,6 +16,7 @@ quota_data's varchar(64) (or a NUL byte PostgreSQL refuses) must not make the wh
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import time
 from collections import defaultdict
@@ -20,8 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import F
+
+from accounts.models import Token, User
+from newapi_site.options import options
+
+from .models import LOG_CONSUME, AppliedSettlement, ChannelUsage, Log, QuotaData
+
+logger = logging.getLogger("newapi.billing")
 
 
 @dataclass(slots=True)
@@ -90,8 +101,6 @@ def fit_log_row(row: dict[str, Any]) -> dict[str, Any]:
     """Cut each string to its column's width and drop NUL bytes (PostgreSQL refuses them in text)."""
     global _widths
     if _widths is None:
-        from billing.models import Log
-
         _widths = {
             f.attname: f.max_length or 0 for f in Log._meta.concrete_fields if isinstance(f.max_length, int)
         }
@@ -103,6 +112,23 @@ def fit_log_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def claim_ids(batch: list[Settlement]) -> list[Settlement]:
+    """Inside a transaction: record the batch's ids, return the settlements not applied before."""
+    ids = [s.id for s in batch]
+    taken = set(AppliedSettlement.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    fresh = [s for s in batch if s.id not in taken]
+    if len(fresh) < len(batch):
+        logger.info("billing: %d settlements were already applied, skipped", len(batch) - len(fresh))
+    if fresh:
+        now = int(time.time())
+        insert_rows(AppliedSettlement, ["id", "created_at"], [(s.id, now) for s in fresh])
+    return fresh
+
+
+def is_applied(settlement_id: str) -> bool:
+    return AppliedSettlement.objects.filter(pk=settlement_id).exists()
+
+
 def apply_settlements(batch: list[Settlement], once: bool = False) -> None:
     """Write a batch in one transaction. once=True: record the settlements' ids in it and skip
     those already recorded (every settlement must then carry an id)."""
@@ -110,18 +136,11 @@ def apply_settlements(batch: list[Settlement], once: bool = False) -> None:
         return
     with transaction.atomic():
         if once:
-            from .idempotent import claim_ids
-
             batch = claim_ids(batch)
         _write(batch)
 
 
 def _write(batch: list[Settlement]) -> None:
-    from accounts.models import Token, User
-    from accounts.options import options
-    from billing.models import LOG_CONSUME, QuotaData
-    from relay.models import Channel
-
     if not batch:
         return
     users: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # balance, used, count
@@ -172,7 +191,7 @@ def _write(batch: list[Settlement]) -> None:
             )
         for cid, used in chans.items():
             if used:
-                Channel.objects.filter(pk=cid).update(used_quota=F("used_quota") + used)
+                ChannelUsage.objects.filter(pk=cid).update(used_quota=F("used_quota") + used)
         if logs:
             insert_logs(logs)
         for (uid, username, model, hour), (tokens_used, count, quota) in rollups.items():
@@ -197,8 +216,6 @@ def insert_logs(logs: list[dict[str, Any]]) -> None:
     """Insert log rows given as {column: value}: COPY on PostgreSQL, one executemany elsewhere.
     Django's bulk_create spent ~0.1 ms per row building model instances and SQL, most of the
     billing writer's time."""
-    from billing.models import Log
-
     fields = [f for f in Log._meta.concrete_fields if not f.primary_key]
     names = [f.attname for f in fields]
     defaults = [f.get_default() for f in fields]
@@ -209,8 +226,6 @@ def insert_logs(logs: list[dict[str, Any]]) -> None:
 
 
 def insert_rows(model: Any, columns: list[str], rows: list[tuple]) -> None:
-    from django.db import connections, router
-
     conn = connections[router.db_for_write(model)]
     quote = conn.ops.quote_name
     table = quote(model._meta.db_table)

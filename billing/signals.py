@@ -3,6 +3,7 @@ appear or disappear.
 
 A new or deleted row drops its mirror key, so an id reused by the database (SQLite rowids in
 adopted One API files can be) never inherits someone else's balance; the next request reloads it.
+A sign-up gets its gifts and log lines here (accounts sends user_registered).
 """
 
 from __future__ import annotations
@@ -11,17 +12,21 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from accounts.models import Token, User
+from accounts.signals import user_registered
 from newapi_site import redis as r
+from newapi_site.options import options
 
 from .ledger import token_key, user_key
+from .local_ledger import forget
+from .models import LOG_SYSTEM
+from .services.credit import credit_user
+from .services.logs import record_log
 
 
 def _forget(kind: str, row_id: int) -> None:
     if r.redis_enabled():
         r.sync_redis().delete(user_key(row_id) if kind == "u" else token_key(row_id))
     else:  # the embedded ledger's owner, when one runs
-        from .local_ledger import forget
-
         forget(kind.encode(), row_id)
 
 
@@ -45,3 +50,20 @@ def _token_created(sender, instance: Token, created: bool, **kwargs) -> None:
 @receiver(post_delete, sender=Token)
 def _token_deleted(sender, instance: Token, **kwargs) -> None:
     _forget("t", instance.pk)
+
+
+@receiver(user_registered)
+def _registration_gifts(sender, user: User, inviter: User | None, inviter_bonus: int, **kwargs) -> None:
+    per_unit = options.get_float("QuotaPerUnit", 500000) or 500000
+    if user.quota > 0:
+        record_log(user.pk, LOG_SYSTEM, f"新用户注册赠送 ${user.quota / per_unit:.6f} 额度", user.username)
+    if inviter is None:
+        return
+    invitee_bonus = options.get_int("QuotaForInvitee")
+    if invitee_bonus > 0:
+        credit_user(user.pk, invitee_bonus)
+        record_log(user.pk, LOG_SYSTEM, f"使用邀请码赠送 ${invitee_bonus / per_unit:.6f} 额度", user.username)
+    if inviter_bonus > 0:
+        record_log(
+            inviter.pk, LOG_SYSTEM, f"邀请用户赠送 ${inviter_bonus / per_unit:.6f} 额度", inviter.username
+        )

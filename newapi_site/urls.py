@@ -11,7 +11,7 @@ admin_login.install(admin.site)  # login limit and default-password warning, bef
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/", include("accounts.api_urls")),
+    path("api/", include("newapi_site.api.urls")),
     # Key-authenticated billing endpoints (management.md §4); the relay router falls back to Django here.
     path("v1/dashboard/billing/subscription", dashboard.subscription),
     path("v1/dashboard/billing/usage", dashboard.usage),

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
-from accounts.admin_common import choices_filter, compare_with_seen, format_ts, quota_in_usd, save_each
-from accounts.api.base import ApiError
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
+from newapi_site.admin_common import choices_filter, compare_with_seen, format_ts, quota_in_usd, save_each
+from newapi_site.api.base import ApiError
 from relay.adaptors.registry import CHANNEL_TYPE_CHOICES, channel_type_name, effective_base_url
 from relay.api.services import check_endpoint_change, endpoint_changes, save_channel_fields
 from relay.channels.tester import test_channel_sync

@@ -6,10 +6,10 @@ import ipaddress
 import time
 from dataclasses import dataclass
 
-from accounts.options import options
-
-from accounts.models import TOKEN_ENABLED, TOKEN_EXHAUSTED, TOKEN_EXPIRED, USER_ENABLED
+from accounts.models import TOKEN_ENABLED, TOKEN_EXHAUSTED, TOKEN_EXPIRED
 from newapi_site import bus
+from newapi_site.options import options
+from newapi_site.roles import USER_ENABLED
 from relay import state
 from relay.errors import LocalError
 from relay.state import TokenInfo, UserInfo

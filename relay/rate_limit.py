@@ -13,8 +13,8 @@ import os
 import time
 from collections import deque
 
-from accounts.options import options
 from newapi_site import redis as r
+from newapi_site.options import options
 from relay.errors import LocalError
 
 # KEYS: total, success. ARGV: now_ms, window_ms, total_max, success_max, member.

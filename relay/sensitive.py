@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from accounts.options import options
+from newapi_site.options import options
 from relay.errors import LocalError
 
 _cache: tuple[str, re.Pattern[str] | None] = ("", None)

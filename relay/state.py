@@ -25,7 +25,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from accounts.models import Token, User
 from newapi_site import bus
+from newapi_site.options import options
 from relay.channels.types import ChannelStatus
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -220,15 +222,11 @@ class TokenCache:
 
     @staticmethod
     def _load(key: str) -> TokenInfo | None:
-        from accounts.models import Token
-
         t = Token.live.filter(key=key).first()
         return token_info(t) if t is not None and t.key == key else None
 
     @staticmethod
     def _load_many(keys: list[str]) -> dict[str, TokenInfo]:
-        from accounts.models import Token
-
         close_old_connections()  # this thread lives as long as the process: drop a broken connection
         # `t.key` as stored: a case-insensitive collation (MySQL) must not match another case.
         return {t.key: token_info(t) for t in Token.live.filter(key__in=keys)}
@@ -337,8 +335,6 @@ class UserCache:
 
     @staticmethod
     def _load(user_id: int) -> UserInfo | None:
-        from accounts.models import User
-
         u = User.live.filter(pk=user_id).first()
         if u is None:
             return None
@@ -461,7 +457,5 @@ async def fresher_channels(index: ChannelIndex) -> ChannelIndex | None:
 
 
 async def ensure_options_loaded() -> None:
-    from accounts.options import options
-
     if not options.loaded:
         await sync_to_async(options.load)()

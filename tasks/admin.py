@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.admin_common import ReadOnlyAdmin, format_ts, time_range_filter, user_link, with_username
+from newapi_site.admin_common import ReadOnlyAdmin, format_ts, time_range_filter, user_link, with_username
 
 from .models import Midjourney, Task
 

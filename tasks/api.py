@@ -13,8 +13,8 @@ from django.db.models import QuerySet
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api.base import ADMIN, ApiView, int_param, ok
-from accounts.options import options
+from newapi_site.api.base import ADMIN, ApiView, int_param, ok
+from newapi_site.options import options
 
 from .models import Midjourney, Task
 

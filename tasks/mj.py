@@ -11,10 +11,12 @@ from typing import Any
 
 import httpx
 import orjson
-from accounts.options import options
 from asgiref.sync import sync_to_async
 
+from newapi_site.options import options
+from relay import state
 from relay.auth import Caller
+from relay.channels import health as channel_health
 from relay.channels.types import ChannelStatus
 from relay.edge.wire import ClientRequest, Response
 from relay.state import ChannelInfo
@@ -257,9 +259,6 @@ async def disable_channel(channel: ChannelInfo, reason: str) -> None:
     """Status 3 (automatically disabled, so channel tests may enable it again), like other fatal errors."""
     if not (channel.auto_ban and options.get_bool("AutomaticDisableChannelEnabled")):
         return
-    from relay import state
-    from relay.channels import health as channel_health
-
     state.channels.mark_disabled(channel.id)
     await sync_to_async(channel_health.disable_channel)(channel.id, reason)
 

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 from asgiref.sync import sync_to_async
 
 from relay.edge.wire import ClientRequest, Response
+from relay.models import Channel
 
 from . import polling
 from .mj import MjError, parse_json
@@ -31,8 +32,6 @@ def notify_secret(req: ClientRequest) -> str:
 
 
 def _task_for(mj_id: str, secret: str) -> Midjourney | None:
-    from relay.models import Channel
-
     tasks = list(Midjourney.objects.filter(mj_id=mj_id).order_by("-id"))
     keys = dict(Channel.objects.filter(pk__in={t.channel_id for t in tasks}).values_list("pk", "key"))
     for task in tasks:

@@ -20,8 +20,11 @@ import orjson
 from django.db import transaction
 from django.db.models import F
 
+from accounts.models import Token, User
 from billing import ledger
 from billing.models import LOG_SYSTEM, Log
+from newapi_site.options import options
+from relay.models import Channel
 
 from .models import Midjourney, Task
 
@@ -32,14 +35,10 @@ FETCH_TIMEOUT = 15.0
 
 
 def _channels(ids: set[int]) -> dict[int, Any]:
-    from relay.models import Channel
-
     return {c.pk: c for c in Channel.objects.filter(pk__in=ids)}
 
 
 def refund(user_id: int, token_id: int, quota: int, text: str) -> None:
-    from accounts.models import Token, User
-
     if quota <= 0:
         return
     ledger.credit_user(user_id, quota)
@@ -54,8 +53,6 @@ def refund(user_id: int, token_id: int, quota: int, text: str) -> None:
 
 
 def format_quota(quota: int) -> str:
-    from accounts.options import options
-
     if options.get_bool("DisplayInCurrencyEnabled"):
         return f"＄{quota / (options.get_float('QuotaPerUnit', 500000) or 1):.6f} 额度"
     return f"{quota} 点额度"

@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 import orjson
-from accounts.options import options
 from asgiref.sync import sync_to_async
 
+from newapi_site.options import options
 from relay import state
 from relay.auth import Caller
 from relay.channels.types import ChannelStatus

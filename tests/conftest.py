@@ -18,7 +18,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from accounts.models import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, Token, User
+from accounts.models import Token, User
+from newapi_site.roles import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT
 from relay.models import Channel
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -163,7 +164,7 @@ def propagated() -> None:
 @pytest.fixture(autouse=True)
 def _fresh_login_limit():
     """The per-IP login limit is always on (20 per 20 minutes): every test starts with a fresh budget."""
-    from accounts.api import ratelimit
+    from newapi_site.api import ratelimit
 
     ratelimit.reset_memory()
     if settings.REDIS_CONN_STRING:
@@ -179,7 +180,7 @@ def _fresh_login_limit():
 @pytest.fixture(autouse=True)
 def _fresh_options():
     """Every test starts from the options table as it is now (in-process copy dropped)."""
-    from accounts.options import options
+    from newapi_site.options import options
 
     options.invalidate()
     yield

@@ -7,11 +7,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import sessions
-from accounts.models import USER_ENABLED, User
+from accounts.models import User
 from accounts.serializers import render_login
 from accounts.services import oauth
+from newapi_site.api.base import PUBLIC, ApiError, ok
+from newapi_site.roles import USER_ENABLED
 
-from .base import PUBLIC, ApiError, ok
 from .users import CriticalView
 
 

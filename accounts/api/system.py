@@ -1,14 +1,14 @@
-"""/api/status, /api/setup, site texts, options, groups, pricing and the model catalogue."""
+"""/api/status, /api/setup, site texts, options and groups."""
 
 from __future__ import annotations
 
+from django.db import connection
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.options import options
-from accounts.services import groups, options_admin, pricing, system
-
-from .base import ADMIN, PUBLIC, ROOT, ApiError, ApiView, body, fail, ok
+from accounts.services import groups, options_admin, system
+from newapi_site.api.base import ADMIN, PUBLIC, ROOT, ApiError, ApiView, body, fail, ok
+from newapi_site.options import options
 
 
 class StatusView(ApiView):
@@ -22,8 +22,6 @@ class StatusTestView(ApiView):
     min_role = ADMIN
 
     def get(self, request: Request) -> Response:
-        from django.db import connection
-
         try:
             connection.ensure_connection()
         except Exception:
@@ -85,34 +83,3 @@ class GroupListView(ApiView):
 
     def get(self, request: Request) -> Response:
         return ok(list(groups.group_ratios()))
-
-
-class PricingView(ApiView):
-    """Public; a logged-in session (cookie only, like New API's TryUserAuth) sees its own groups."""
-
-    min_role = PUBLIC
-
-    def get(self, request: Request) -> Response:
-        user_id = request.session.get("id") if hasattr(request, "session") else None
-        from accounts.models import USER_ENABLED, User
-
-        user = User.live.filter(pk=user_id, status=USER_ENABLED).first() if user_id else None
-        usable = groups.usable_groups(user.group if user else "")
-        ratios = groups.group_ratios()
-        return Response(
-            {
-                "success": True,
-                "data": pricing.pricing_list(),
-                "group_ratio": {name: ratios[name] for name in usable if name in ratios},
-                "usable_group": usable,
-            }
-        )
-
-
-class ChannelTypeModelsView(ApiView):
-    """GET /api/models: channel type → the models the UI's channel editor suggests."""
-
-    def get(self, request: Request) -> Response:
-        from relay.api.catalog import models_by_channel_type
-
-        return ok(models_by_channel_type())

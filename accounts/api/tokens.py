@@ -7,8 +7,7 @@ from rest_framework.response import Response
 
 from accounts import serializers as s
 from accounts.services import tokens
-
-from .base import ApiView, body, int_path, ok, page_zero_based
+from newapi_site.api.base import ApiView, body, int_path, ok, page_zero_based
 
 
 class TokenListView(ApiView):

@@ -13,10 +13,9 @@ import httpx
 from django.conf import settings
 from rest_framework.request import Request
 
-from accounts.options import options
-
-from .base import ApiError
-from .ratelimit import client_ip
+from newapi_site.api.base import ApiError
+from newapi_site.api.ratelimit import client_ip
+from newapi_site.options import options
 
 log = logging.getLogger("newapi.api")
 SESSION_KEY = "turnstile"

@@ -10,9 +10,19 @@ from accounts import sessions
 from accounts.limits import check_int64
 from accounts.services import groups, users
 from accounts.services.email import bind_email, reset_password, send_password_reset, send_verification_code
+from newapi_site.api.base import (
+    ADMIN,
+    PUBLIC,
+    ApiView,
+    body,
+    int_path,
+    int_value,
+    ok,
+    page_one_based,
+    paged_envelope,
+)
+from newapi_site.api.ratelimit import CriticalThrottle, GlobalApiThrottle
 
-from .base import ADMIN, PUBLIC, ApiView, body, int_path, int_value, ok, page_one_based, paged_envelope
-from .ratelimit import CriticalThrottle, GlobalApiThrottle
 from .turnstile import TurnstileMixin
 
 
@@ -85,16 +95,6 @@ class AffTransferView(ApiView):
         return ok(message="划转成功")
 
 
-class TopUpView(ApiView):
-    """Redeem a code: data = quota added."""
-
-    def post(self, request: Request) -> Response:
-        from billing.redemption import redeem_code
-
-        key = str(body(request).get("key") or "").strip()
-        return ok(redeem_code(request.user, key))
-
-
 class GroupsView(ApiView):
     min_role = PUBLIC
 
@@ -105,11 +105,6 @@ class GroupsView(ApiView):
 class SelfGroupsView(ApiView):
     def get(self, request: Request) -> Response:
         return ok(groups.groups_with_ratio(groups.usable_groups(request.user.group)))
-
-
-class UserModelsView(ApiView):
-    def get(self, request: Request) -> Response:
-        return ok(groups.models_for_user_group(request.user.group))
 
 
 # -- email ------------------------------------------------------------------------------------

@@ -16,10 +16,10 @@ from urllib.parse import quote
 
 from django.core.mail import EmailMessage, get_connection
 
-from accounts.api.base import ApiError
 from accounts.models import User
-from accounts.options import options
 from newapi_site import redis as r
+from newapi_site.api.base import ApiError
+from newapi_site.options import options
 
 CODE_TTL = 600
 # 40 random bits: a 6-hex-digit code (24 bits) falls to a patient guesser within its 10 minutes.

@@ -1,9 +1,8 @@
-"""Groups a user may pick (for tokens and the playground) and the models they can reach."""
+"""Groups a user may pick (for tokens and the playground) and their ratios."""
 
 from __future__ import annotations
 
-from accounts.options import options
-from relay.models import Ability
+from newapi_site.options import options
 
 
 def group_ratios() -> dict[str, float]:
@@ -34,9 +33,3 @@ def all_groups_with_ratio() -> dict[str, dict[str, object]]:
     return {
         name: {"ratio": ratio, "desc": usable.get(name, "用户分组")} for name, ratio in group_ratios().items()
     }
-
-
-def models_for_user_group(user_group: str) -> list[str]:
-    groups = list(usable_groups(user_group))
-    rows = Ability.objects.filter(group__in=groups, enabled=True).values_list("model", flat=True).distinct()
-    return sorted(set(rows))

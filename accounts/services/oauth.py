@@ -19,9 +19,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from accounts.api.base import ApiError
-from accounts.models import USER_ENABLED, User
-from accounts.options import options
+from accounts.models import User
+from newapi_site.api.base import ApiError
+from newapi_site.options import options
+from newapi_site.roles import USER_ENABLED
 
 from .users import _after_register, new_aff_code
 

@@ -1,13 +1,13 @@
-"""Root-only option edits (management.md §2.3), validated before anything is written."""
+"""Root-only option edits, validated before anything is written."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from accounts.api.base import ApiError
-from accounts.options import options, update_option
-from billing.ratio_defaults import DEFAULT_MODEL_RATIO
+from newapi_site.api.base import ApiError
+from newapi_site.option_defaults import DEFAULT_OPTIONS
+from newapi_site.options import options, update_option
 
 # Enabling a login method needs its client id (or server) configured first.
 _REQUIRES = {
@@ -87,4 +87,4 @@ def set_option(key: str, value: Any) -> None:
 
 
 def reset_model_ratio() -> None:
-    update_option("ModelRatio", json.dumps(DEFAULT_MODEL_RATIO))
+    update_option("ModelRatio", DEFAULT_OPTIONS["ModelRatio"])  # registered by billing

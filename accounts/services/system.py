@@ -9,9 +9,10 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from accounts.api.base import ApiError
-from accounts.models import ROLE_ROOT, Setup, User
-from accounts.options import options, update_option
+from accounts.models import Setup, User
+from newapi_site.api.base import ApiError
+from newapi_site.options import options, update_option
+from newapi_site.roles import ROLE_ROOT
 
 VERSION = "newapi-django-0.1.0"
 START_TIME = int(time.time())

@@ -8,8 +8,9 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.api.base import ApiError
+from accounts import balance
 from accounts.models import TOKEN_DISABLED, TOKEN_ENABLED, TOKEN_EXHAUSTED, TOKEN_EXPIRED, Token, User, now_ts
+from newapi_site.api.base import ApiError
 
 from .groups import is_usable_group
 
@@ -133,18 +134,17 @@ def _save_token_changes(token: Token, before: dict[str, Any]) -> None:
     whole-row save would put the values read at the start back. A new remain_quota is applied as a
     delta to the database and the Redis mirror, so the next request sees it.
     """
-    from billing.services import credit
-
+    keeper = balance.keeper()
     changed = [
         name
         for name, value in before.items()
         if getattr(token, name) != value and name not in ("id", "remain_quota")
     ]
     if before["unlimited_quota"] and not token.unlimited_quota:
-        credit.drop_token_mirror(token.pk)  # not kept while unlimited: reload it from the row
+        keeper.drop_token_mirror(token.pk)  # not kept while unlimited: reload it from the row
     # The balance first: a token re-enabled by this edit must find its new balance at once.
     if token.remain_quota != before["remain_quota"]:
-        credit.set_token_quota(token.pk, token.user_id, token.remain_quota)
+        keeper.set_token_quota(token.pk, token.user_id, token.remain_quota)
     if changed:
         token.save(update_fields=changed)  # post_save tells every process to reload the token
     token.refresh_from_db(fields=["remain_quota", "used_quota", "accessed_time"])

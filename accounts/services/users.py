@@ -12,23 +12,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from accounts import sessions
-from accounts.api.base import ApiError
-from accounts.models import (
-    ROLE_ADMIN,
-    ROLE_COMMON,
-    ROLE_ROOT,
-    USER_DISABLED,
-    USER_ENABLED,
-    Token,
-    User,
-    generate_key,
-)
-from accounts.options import options
-from billing.models import LOG_MANAGE, LOG_SYSTEM
-from billing.services.credit import credit_user, credited_elsewhere, set_user_quota
-from billing.services.logs import record_log
+from accounts import balance, sessions
+from accounts.models import Token, User, generate_key
+from accounts.signals import user_registered
 from newapi_site import bus
+from newapi_site.api.base import ApiError
+from newapi_site.options import options
+from newapi_site.roles import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, USER_DISABLED, USER_ENABLED
 
 _AFF_ALPHABET = string.ascii_letters + string.digits
 
@@ -85,27 +75,16 @@ def register_user(data: dict[str, Any], *, email_verified: bool = False) -> User
 
 
 def _after_register(user: User, inviter: User | None, *, password_signup: bool) -> None:
-    per_unit = options.get_float("QuotaPerUnit", 500000) or 500000
-    if user.quota > 0:
-        record_log(user.pk, LOG_SYSTEM, f"新用户注册赠送 ${user.quota / per_unit:.6f} 额度", user.username)
+    """The inviter's counters here; gifts and their log lines are billing's (user_registered)."""
+    inviter_bonus = options.get_int("QuotaForInviter") if inviter is not None else 0
     if inviter is not None:
-        invitee_bonus = options.get_int("QuotaForInvitee")
-        if invitee_bonus > 0:
-            credit_user(user.pk, invitee_bonus)
-            record_log(
-                user.pk, LOG_SYSTEM, f"使用邀请码赠送 ${invitee_bonus / per_unit:.6f} 额度", user.username
-            )
-        inviter_bonus = options.get_int("QuotaForInviter")
         User.objects.filter(pk=inviter.pk).update(
             aff_count=F("aff_count") + 1,
             aff_quota=F("aff_quota") + inviter_bonus,
             aff_history=F("aff_history") + inviter_bonus,
         )
         bus.publish(f"user:{inviter.pk}")
-        if inviter_bonus > 0:
-            record_log(
-                inviter.pk, LOG_SYSTEM, f"邀请用户赠送 ${inviter_bonus / per_unit:.6f} 额度", inviter.username
-            )
+    user_registered.send(sender=User, user=user, inviter=inviter, inviter_bonus=inviter_bonus)
     if password_signup and settings.GENERATE_DEFAULT_TOKEN:
         Token.objects.create(
             user_id=user.pk,
@@ -196,7 +175,7 @@ def transfer_aff_quota(user: User, amount: int) -> None:
     )
     if not moved:
         raise ApiError("邀请额度不足")
-    credited_elsewhere(user.pk, amount)
+    balance.keeper().credited_elsewhere(user.pk, amount)
 
 
 # -- admin ------------------------------------------------------------------------------------
@@ -265,11 +244,10 @@ def update_user_by_admin(actor: User, data: dict[str, Any]) -> User:
     new_quota = data.get("quota")
     if new_quota is not None:
         # "Set to X" becomes a delta against the value replaced, in the DB and the Redis mirror alike.
-        old_quota = set_user_quota(user.pk, new_quota)
+        keeper = balance.keeper()
+        old_quota = keeper.set_user_quota(user.pk, new_quota)
         if old_quota is not None and new_quota != old_quota:
-            record_log(
-                user.pk, LOG_MANAGE, f"管理员将用户额度从 {old_quota} 修改为 {new_quota}", user.username
-            )
+            keeper.log_quota_edit(user.pk, user.username, old_quota, new_quota)
         user.refresh_from_db()
     return user
 

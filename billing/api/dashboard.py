@@ -12,9 +12,10 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from accounts.api.ratelimit import allow_request, client_ip
-from accounts.models import TOKEN_ENABLED, TOKEN_EXHAUSTED, TOKEN_EXPIRED, USER_ENABLED, Token, User
-from accounts.options import options
+from accounts.models import TOKEN_ENABLED, TOKEN_EXHAUSTED, TOKEN_EXPIRED, Token, User
+from newapi_site.api.ratelimit import allow_request, client_ip
+from newapi_site.options import options
+from newapi_site.roles import USER_ENABLED
 
 UNLIMITED_AMOUNT = 100000000
 

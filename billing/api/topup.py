@@ -9,8 +9,8 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api.base import ApiError, ApiView, body
 from billing.services import epay
+from newapi_site.api.base import ApiError, ApiView, body
 
 
 def _amount(data: dict) -> int:

@@ -1,11 +1,13 @@
-"""/api/redemption/*, /api/log/*, /api/data/*: thin views over billing services."""
+"""/api/user/topup, /api/redemption/*, /api/log/*, /api/data/*: thin views over billing services."""
 
 from __future__ import annotations
 
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api.base import (
+from billing import redemption
+from billing.services import logs, usage
+from newapi_site.api.base import (
     ADMIN,
     PUBLIC,
     ROOT,
@@ -19,8 +21,6 @@ from accounts.api.base import (
     page_one_based,
     paged_envelope,
 )
-from billing import redemption
-from billing.services import logs, usage
 
 
 class AdminView(ApiView):
@@ -28,6 +28,14 @@ class AdminView(ApiView):
 
 
 # -- redemption codes -----------------------------------------------------------------------
+class RedeemView(ApiView):
+    """POST /api/user/topup: redeem a code; data = quota added."""
+
+    def post(self, request: Request) -> Response:
+        key = str(body(request).get("key") or "").strip()
+        return ok(redemption.redeem_code(request.user, key))
+
+
 class RedemptionListView(AdminView):
     def get(self, request: Request) -> Response:
         page, size = page_one_based(request)

@@ -1,5 +1,8 @@
 """Quota changes made outside the relay (redeem, admin edits, aff transfer, invitations).
 
+This module is the balance keeper accounts calls through accounts.balance (installed in
+BillingConfig.ready), so its functions keep the signatures of accounts.balance.BalanceKeeper.
+
 They go through billing.ledger so the Redis balance mirror stays in step with the database,
 and then tell every process to drop its cached copy of the row (queryset updates send no signals)
 and its "recently seen balance" (the ledger's trusted rule must not outlive a lowered balance).
@@ -7,15 +10,18 @@ and its "recently seen balance" (the ledger's trusted rule must not outlive a lo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from django.db.models import F
 
+from accounts.models import Token, User
 from billing import ledger
+from billing.local_ledger import forget
+from billing.models import LOG_MANAGE
 from newapi_site import bus
+from newapi_site import redis as r
 
-if TYPE_CHECKING:
-    from accounts.models import Token, User
+from .logs import record_log
 
 _CAS_ATTEMPTS = 20
 
@@ -68,8 +74,6 @@ def _compare_and_set(model: type[User] | type[Token], pk: int, column: str, want
 
 def set_user_quota(user_id: int, wanted: int) -> int | None:
     """users.quota := wanted, as a delta in the ledger. Returns the quota it replaced."""
-    from accounts.models import User
-
     old = _compare_and_set(User, user_id, "quota", wanted)
     if old is not None and old != wanted:
         ledger.mirror_user_delta(user_id, wanted - old)
@@ -80,8 +84,6 @@ def set_user_quota(user_id: int, wanted: int) -> int | None:
 
 def set_token_quota(token_id: int, user_id: int, wanted: int) -> int | None:
     """tokens.remain_quota := wanted, as a delta in the ledger. Returns the value it replaced."""
-    from accounts.models import Token
-
     old = _compare_and_set(Token, token_id, "remain_quota", wanted)
     if old is not None and old != wanted:
         ledger.mirror_token_delta(token_id, wanted - old)
@@ -91,11 +93,12 @@ def set_token_quota(token_id: int, user_id: int, wanted: int) -> int | None:
 
 def drop_token_mirror(token_id: int) -> None:
     """A token that turns limited reloads its balance: while unlimited its mirror was not kept."""
-    from newapi_site import redis as r
-
     if r.redis_enabled():
         r.sync_redis().delete(ledger.token_key(token_id))
     else:
-        from billing.local_ledger import forget
-
         forget(b"T", token_id)
+
+
+def log_quota_edit(user_id: int, username: str, old: int, new: int) -> None:
+    # One wording for the console and /api/user edits, so the log reads the same.
+    record_log(user_id, LOG_MANAGE, f"管理员将用户额度从 {old} 修改为 {new}", username)

@@ -15,12 +15,12 @@ from typing import Any
 
 from django.db import transaction
 
-from accounts.api.base import ApiError
 from accounts.models import User
-from accounts.options import options
 from billing.models import LOG_TOPUP, TopUp
 from billing.services.credit import credit_user
 from billing.services.logs import record_log
+from newapi_site.api.base import ApiError
+from newapi_site.options import options
 
 
 def epay_sign(params: dict[str, Any], key: str) -> str:

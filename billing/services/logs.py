@@ -1,4 +1,8 @@
-"""Reading and writing the `logs` table for the management API (management.md §3.10, §4)."""
+"""Reading and writing the `logs` table for the management API.
+
+Admin log rows show the channel's name, read from relay's `channels` table through billing's
+unmanaged ChannelUsage model, so billing never imports relay.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,13 @@ from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from accounts.models import Token
-from billing.models import LOG_CONSUME, Log
-from relay.models import Channel
+from accounts.models import Token, User
+from billing.models import LOG_CONSUME, ChannelUsage, Log
 
 
 def record_log(user_id: int, log_type: int, content: str, username: str = "") -> Log:
     """Top-up, manage and system logs are always written (only consume logs are optional)."""
     if not username:
-        from accounts.models import User
-
         username = User.objects.filter(pk=user_id).values_list("username", flat=True).first() or ""
     return Log.objects.create(user_id=user_id, type=log_type, content=content, username=username)
 
@@ -160,7 +161,7 @@ def render_log(log: Log, channel_names: dict[int, str] | None = None) -> dict[st
 def render_admin_logs(logs: list[Log]) -> list[dict[str, Any]]:
     """Admin view: `channel_name` looked up from channels (two steps, so a separate log DB works)."""
     ids = {log.channel_id for log in logs if log.channel_id}
-    names = dict(Channel.objects.filter(pk__in=ids).values_list("id", "name")) if ids else {}
+    names = dict(ChannelUsage.objects.filter(pk__in=ids).values_list("id", "name")) if ids else {}
     return [render_log(log, {k: v or "" for k, v in names.items()}) for log in logs]
 
 

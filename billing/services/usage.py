@@ -6,8 +6,8 @@ from typing import Any
 
 from django.db.models import Sum
 
-from accounts.api.base import ApiError
 from billing.models import QuotaData
+from newapi_site.api.base import ApiError
 
 MAX_SELF_SPAN = 30 * 24 * 3600
 

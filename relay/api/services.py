@@ -6,11 +6,12 @@ import json
 from typing import Any
 
 import httpx
-from accounts.api.base import ApiError
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
-from accounts.models import ROLE_ROOT, User
+from accounts.models import User
+from newapi_site.api.base import ApiError
+from newapi_site.roles import ROLE_ROOT
 from relay.adaptors.registry import effective_base_url
 from relay.channels.abilities import fix_abilities, rebuild_abilities
 from relay.channels.types import ChannelType

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api.base import ADMIN, ApiError, ApiView, body, int_path, ok, page_zero_based
+from newapi_site.api.base import ADMIN, ApiError, ApiView, body, int_path, ok, page_zero_based
 from relay.api import catalog, services
 from relay.models import CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED
 

@@ -14,10 +14,10 @@ import json
 import logging
 import time
 
-from accounts.options import options
 from asgiref.sync import sync_to_async
 
 from newapi_site import bus
+from newapi_site.options import options
 from relay import state
 from relay.channels.types import ChannelType
 from relay.errors import RelayError

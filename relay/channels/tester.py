@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import httpx
 import orjson
-from accounts.options import options
 from asgiref.sync import async_to_sync, sync_to_async
 
 from newapi_site import bus
+from newapi_site.options import options
 from relay import state
 from relay.adaptors import adaptor_for, provider_for
 from relay.adaptors.base import RelayContext

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Iterable
 from importlib import metadata
 
+from newapi_site import bus
+
 Target = tuple[str, object, Iterable[str]]  # (what it is, the object, the attributes the patches need on it)
 
 
@@ -297,7 +299,10 @@ def settle_memory() -> None:
     """
     import gc
 
-    import newapi_site.asgi  # noqa: F401  (Daphne imports the same module afterwards)
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    import_string(settings.ASGI_APPLICATION)  # the module Daphne imports afterwards
 
     gc.collect()
     gc.freeze()
@@ -306,8 +311,6 @@ def settle_memory() -> None:
 
 def listen_for_invalidations() -> None:
     """Subscribe before any request caches anything, so no announced change is missed."""
-    from newapi_site import bus
-
     bus.ensure_listener()
 
 

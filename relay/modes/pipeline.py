@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 import orjson
-from accounts.options import options
 
 from billing import ledger
 from billing.ledger import Account, Hold, QuotaError
 from billing.pricing import Price, PriceNotSet, normalize_model, pre_consume_estimate, price_for
+from newapi_site.options import options
 from relay import auth, rate_limit, sensitive, state
 from relay.adaptors import adaptor_for
 from relay.adaptors.base import (

@@ -18,9 +18,11 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts import sessions
-from accounts.models import TOKEN_ENABLED, USER_ENABLED, User
+from accounts.models import TOKEN_ENABLED, User
+from accounts.services.groups import usable_groups
 from billing import writer
 from newapi_site import bus, client_ip
+from newapi_site.roles import USER_ENABLED
 from relay import state
 from relay.auth import Caller
 from relay.edge.wire import ClientRequest, Response, StreamingResponse, error_response
@@ -61,8 +63,6 @@ async def session_user(request: HttpRequest) -> User:
 
 
 def choose_group(user: User, requested: object) -> str:
-    from accounts.services.groups import usable_groups
-
     own = user.group or "default"
     if requested in (None, ""):
         return own

@@ -38,7 +38,6 @@ from urllib.parse import parse_qs, urlencode
 import orjson
 import websockets
 import websockets.exceptions  # a submodule: the lazy package does not expose it by itself
-from accounts.options import options
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -47,6 +46,7 @@ from billing.ledger import Account, Hold, QuotaError
 from billing.pricing import PriceNotSet, pre_consume_estimate, price_for
 from billing.settlement import Settlement
 from newapi_site import bus, client_ip
+from newapi_site.options import options
 from relay import auth, rate_limit, state
 from relay.channels.types import ChannelStatus, ChannelType
 from relay.edge.wire import new_request_id

@@ -5,17 +5,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from accounts.models import (
-    ROLE_ADMIN,
-    ROLE_COMMON,
-    ROLE_ROOT,
-    TOKEN_DISABLED,
-    USER_DISABLED,
-    Option,
-    Token,
-    User,
-)
+from accounts.models import TOKEN_DISABLED, Option, Token, User
 from billing.models import LOG_MANAGE, Log
+from newapi_site.roles import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, USER_DISABLED
 from tests.admin.conftest import admin_url
 
 pytestmark = pytest.mark.django_db
@@ -174,7 +166,7 @@ def test_token_never_expiring_and_edit_keeps_owner(root_client: Client, alice: U
 def test_root_edits_options(root_client: Client) -> None:
     response = root_client.post(admin_url(Option, "add"), {"key": "QuotaPerUnit", "value": "1000000"})
     assert response.status_code == 302
-    from accounts.options import options
+    from newapi_site.options import options
 
     options.invalidate()
     assert options.get_int("QuotaPerUnit") == 1_000_000

@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from accounts.models import ROLE_ADMIN, ROLE_ROOT, USER_DISABLED, Token, User
+from accounts.models import Token, User
 from billing.models import Log
+from newapi_site.roles import ROLE_ADMIN, ROLE_ROOT, USER_DISABLED
 from relay.models import CHANNEL_AUTO_DISABLED, Channel
 from tests.admin.conftest import admin_url
 from tests.conftest import make_channel, make_token, make_user

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from accounts.models import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, Setup, Token, User
-from accounts.options import update_option
+from accounts.models import Setup, Token, User
 from billing.models import Log
+from newapi_site.options import update_option
+from newapi_site.roles import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT
 from tests.api_client import Api
 from tests.conftest import make_user
 

@@ -18,7 +18,8 @@ from django.db import connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.models import USER_DISABLED, Token, User
+from accounts.models import Token, User
+from newapi_site.roles import USER_DISABLED
 from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, Ability, Channel
 from tests.api_client import Api
 from tests.conftest import live, make_channel, make_token

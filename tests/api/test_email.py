@@ -8,7 +8,7 @@ from django.core import mail
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from accounts.options import update_option
+from newapi_site.options import update_option
 from tests.api_client import Api
 
 

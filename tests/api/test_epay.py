@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.test import Client
 
-from accounts.options import update_option
 from billing.models import Log, TopUp
 from billing.services.epay import epay_sign
+from newapi_site.options import update_option
 
 
 def _configure() -> None:

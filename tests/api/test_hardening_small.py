@@ -22,8 +22,8 @@ from aiohttp import web
 from django.core import mail
 
 from accounts.models import User
-from accounts.options import update_option
 from accounts.services import email as email_codes
+from newapi_site.options import update_option
 from tests.api.test_oauth import BOT_TOKEN, _widget
 from tests.api_client import Api
 from tests.conftest import ROOT, live, make_channel, make_token, make_user, propagated

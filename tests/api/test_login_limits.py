@@ -10,8 +10,8 @@ import time
 
 import httpx
 
-from accounts.models import ROLE_ROOT
-from accounts.options import update_option
+from newapi_site.options import update_option
+from newapi_site.roles import ROLE_ROOT
 from tests.conftest import ROOT, gateway_env, live, make_user, propagated
 
 pytestmark = [live]

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from accounts.models import User
-from accounts.options import update_option
+from newapi_site.options import update_option
 from tests.api.fake_oauth import FakeOAuth
 from tests.api_client import Api
 

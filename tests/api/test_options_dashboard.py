@@ -7,9 +7,9 @@ import time
 import pytest
 from django.test import Client
 
-from accounts.api import ratelimit
 from accounts.models import Option, User
-from accounts.options import options, update_option
+from newapi_site.api import ratelimit
+from newapi_site.options import options, update_option
 from tests.conftest import make_token
 
 

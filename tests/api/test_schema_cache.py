@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from accounts.api import schema
+from newapi_site.api import schema
 from tests.conftest import live, start_gateway
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from accounts.models import ROLE_ADMIN, ROLE_COMMON, User
+from accounts.models import User
 from billing.models import Log
+from newapi_site.roles import ROLE_ADMIN, ROLE_COMMON
 from tests.conftest import make_user
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from accounts.options import update_option
+from newapi_site.options import update_option
 from relay import tasks
 from relay.channels import tester as channel_test
 from relay.models import Ability, Channel

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from accounts.models import User
-from accounts.options import update_option
 from billing.models import Log
+from newapi_site.options import update_option
 from relay.channels import tester as channel_test
 from tests.conftest import live, make_channel, make_token, make_user, propagated, settle
 
@@ -23,7 +23,7 @@ CHAT_QUOTA = 3  # (11 + 7×4) × 0.075, see tests/relay/test_openai_sdk.py
 @pytest.fixture(autouse=True)
 def _restore_options():
     """The gateway caches options: put back what these tests change (a DB flush tells it nothing)."""
-    from accounts.option_defaults import DEFAULT_OPTIONS
+    from newapi_site.option_defaults import DEFAULT_OPTIONS
 
     yield
     for name in ("GroupRatio", "UserUsableGroups", "AutomaticDisableChannelEnabled", "AutomaticEnableChannelEnabled"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.options import update_option
+from newapi_site.options import update_option
 from tasks.models import Midjourney, Task
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from django.test import Client
 
-from accounts.options import update_option
+from newapi_site.options import update_option
 
 pytestmark = pytest.mark.django_db
 

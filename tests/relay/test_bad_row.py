@@ -11,10 +11,11 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from accounts.models import ROLE_ROOT, Option
-from accounts.options import update_option
+from accounts.models import Option
 from billing.models import LOG_CONSUME, Log, QuotaData
 from billing.settlement import Settlement, new_id
+from newapi_site.options import update_option
+from newapi_site.roles import ROLE_ROOT
 from tests.conftest import live, make_channel, make_token, make_user, propagated, settle
 
 pytestmark = [live, pytest.mark.skipif(not settings.REDIS_CONN_STRING, reason="the Redis billing queue")]

@@ -12,8 +12,9 @@ import httpx
 import pytest
 from django.test import Client
 
-from accounts.models import ROLE_ROOT, Token, User
+from accounts.models import Token, User
 from billing.models import Redemption
+from newapi_site.roles import ROLE_ROOT
 from tests.api_client import Api
 from tests.conftest import live, make_channel, make_token, make_user
 

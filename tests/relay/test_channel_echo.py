@@ -9,8 +9,8 @@ import openai
 import pytest
 from aiohttp import web
 
-from accounts.option_defaults import DEFAULT_OPTIONS
-from accounts.options import update_option
+from newapi_site.option_defaults import DEFAULT_OPTIONS
+from newapi_site.options import update_option
 from tests.conftest import live, make_channel, make_token, make_user, propagated
 from tests.fakes.server import ThreadedServer
 

@@ -7,8 +7,8 @@ import json
 import openai
 import pytest
 
-from accounts.option_defaults import DEFAULT_OPTIONS
-from accounts.options import update_option
+from newapi_site.option_defaults import DEFAULT_OPTIONS
+from newapi_site.options import update_option
 from relay.models import Ability, Channel
 from tests.conftest import live, make_channel, make_token, make_user, propagated
 

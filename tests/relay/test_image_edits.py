@@ -10,8 +10,8 @@ import httpx
 import openai
 import pytest
 
-from accounts.options import update_option
 from billing.models import Log
+from newapi_site.options import update_option
 from tests.conftest import live, make_channel, make_token, make_user, propagated, settle
 from tests.fakes.modes_upstream import FakeModes
 

@@ -10,8 +10,8 @@ import openai
 import pytest
 
 from accounts.models import Token, User
-from accounts.options import update_option
 from billing.models import Log
+from newapi_site.options import update_option
 from relay.models import Channel
 from tests.conftest import live, make_channel, make_token, make_user, propagated, settle
 

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from aiohttp import web
 
-from accounts.option_defaults import DEFAULT_OPTIONS
-from accounts.options import update_option
 from billing.models import Log
+from newapi_site.option_defaults import DEFAULT_OPTIONS
+from newapi_site.options import update_option
 from tests.conftest import live, make_channel, make_token, make_user, propagated, settle
 from tests.fakes.server import ThreadedServer
 

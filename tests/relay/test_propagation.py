@@ -19,10 +19,11 @@ import httpx
 import pytest
 from django.conf import settings
 
-from accounts.models import ROLE_ROOT, Option, Token, generate_key
-from accounts.options import update_option
+from accounts.models import Option, Token, generate_key
 from billing.models import Log
 from newapi_site import bus
+from newapi_site.options import update_option
+from newapi_site.roles import ROLE_ROOT
 from relay.models import Channel
 from tests.conftest import ROOT, free_port, gateway_env, live, make_channel, make_token, make_user, wait_port
 

@@ -10,7 +10,7 @@ import openai
 import pytest
 from django.conf import settings
 
-from accounts.options import update_option
+from newapi_site.options import update_option
 from tests.conftest import live, make_channel, make_token, make_user, propagated, start_gateway
 
 pytestmark = [live, pytest.mark.relay]

@@ -11,8 +11,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from accounts.options import update_option
 from billing.models import LOG_CONSUME, Log
+from newapi_site.options import update_option
 from tests.conftest import live, make_channel, make_token, make_user, propagated, settle
 from tests.fakes.realtime_upstream import FakeRealtime
 

@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 from websockets.asyncio.client import connect
 
-from accounts.options import update_option
 from billing.models import LOG_CONSUME, Log
+from newapi_site.options import update_option
 from tests.conftest import live, make_channel, propagated, settle
 from tests.fakes.realtime_upstream import FakeRealtime, channel_key
 from tests.fakes.server import ThreadedServer

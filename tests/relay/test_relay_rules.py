@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from accounts.models import ROLE_ADMIN, Token, User
+from accounts.models import Token, User
 from billing.models import Log, QuotaData
+from newapi_site.roles import ROLE_ADMIN
 from tests.conftest import live, make_channel, make_token, make_user, propagated, settle
 
 pytestmark = [live, pytest.mark.relay]
@@ -65,7 +66,7 @@ def test_model_mapping_and_status_code_mapping(gateway, fake_upstream):
     make_channel(fake_upstream.base_url, key="status-429", models="gpt-4o-mini", status_code_mapping=json.dumps({"429": "502"}))
     user = make_user("pia")
     token = make_token(user)
-    from accounts.options import update_option
+    from newapi_site.options import update_option
 
     update_option("ModelRatio", json.dumps({"my-alias": 1, "gpt-4o-mini": 0.075}))
     propagated()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from accounts.options import update_option
+from newapi_site.options import update_option
 from relay import sensitive
 from tests.conftest import live, make_channel, make_token, make_user, propagated, settle
 

@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 
 from accounts.models import Token, User
-from accounts.options import update_option
+from newapi_site.options import update_option
 from tests.conftest import ROOT, gateway_env, make_channel, make_token, make_user, propagated, settle
 from tests.fakes.task_upstream import FakeTaskUpstream
 

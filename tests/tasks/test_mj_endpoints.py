@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from accounts.options import update_option
 from billing.models import LOG_CONSUME, LOG_SYSTEM, Log
+from newapi_site.options import update_option
 from relay.models import Ability, Channel
 from tasks.models import Midjourney
 from tests.conftest import live, make_channel, propagated

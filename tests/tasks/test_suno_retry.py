@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.options import update_option
 from billing.models import LOG_CONSUME, Log
+from newapi_site.options import update_option
 from tasks.models import Task
 from tests.conftest import live, make_channel, propagated
 from tests.tasks.conftest import balances

@@ -6,7 +6,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from accounts.admin_login import default_password_warning
-from accounts.models import ROLE_ROOT, Setup, Token, User
+from accounts.models import Setup, Token, User
+from newapi_site.roles import ROLE_ROOT
 
 
 class Command(BaseCommand):

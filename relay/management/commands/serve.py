@@ -27,6 +27,11 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.admin_login import default_password_warning
+from billing import local_ledger, writer
+from newapi_site import bus, redis
+from relay.edge.web_worker import PatchTargetMissing, check_patch_targets, patch_targets
+
 STOP_GRACE_SECONDS = 8.0
 MAX_RESTARTS_PER_MINUTE = 5
 
@@ -98,8 +103,6 @@ def celery_command() -> list[str]:
 def check_web_worker_patches() -> None:
     """Each web worker refuses to start on a Daphne/Twisted its patches do not fit; checked here
     first, so that serve exits with the reason instead of restarting workers that cannot start."""
-    from relay.edge.web_worker import PatchTargetMissing, check_patch_targets, patch_targets
-
     try:
         check_patch_targets(patch_targets())
     except PatchTargetMissing as exc:
@@ -130,9 +133,6 @@ class Supervisor:
         self.children[proc.pid] = (kind, slot, proc)
 
     def start(self) -> None:
-        from billing import writer
-        from newapi_site import bus, redis
-
         bus.ensure_listener()  # this process caches options and rows too (the billing writer)
 
         if redis.redis_enabled():
@@ -141,8 +141,6 @@ class Supervisor:
             )
             self.drainer.start()
         else:  # the embedded ledger: this process owns the balances and writes the journal out
-            from billing import local_ledger
-
             local_ledger.start_owner()
         for slot in range(self.workers):
             self.spawn("web", slot)
@@ -171,8 +169,6 @@ class Supervisor:
         if self.drainer is not None:  # the children are gone: write what they queued last
             self.drain_stop.set()
             self.drainer.join(STOP_GRACE_SECONDS)
-        from billing import local_ledger
-
         local_ledger.stop_owner()
         return worst
 
@@ -218,8 +214,6 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, lambda signum, frame: sup.stop(signal.SIGINT))
         sup.start()
         self.stdout.write(f"serving on http://{opts['host']}:{port} with {workers} web workers", ending="\n")
-        from accounts.admin_login import default_password_warning
-
         if warning := default_password_warning():
             self.stderr.write(self.style.WARNING(warning))
         self.stdout.flush()

@@ -1,17 +1,14 @@
-"""New API's option defaults (shared/spec/management.md §2.2), as the strings the table stores."""
+"""New API's option defaults, as the strings the table stores.
+
+The platform's own defaults are listed here; an app whose options need its own tables (billing's
+price ratios) adds them with `register_defaults` from its AppConfig.ready, before the first load.
+`DEFAULT_OPTIONS` is the complete registry once Django has started.
+"""
 
 from __future__ import annotations
 
 import json
-
-from billing.ratio_defaults import (
-    DEFAULT_CACHE_RATIO,
-    DEFAULT_COMPLETION_RATIO,
-    DEFAULT_GROUP_RATIO,
-    DEFAULT_MODEL_PRICE,
-    DEFAULT_MODEL_RATIO,
-    DEFAULT_USER_USABLE_GROUPS,
-)
+from collections.abc import Mapping
 
 _DISABLE_KEYWORDS = "\n".join(
     [
@@ -114,14 +111,7 @@ DEFAULT_OPTIONS: dict[str, str] = {
     # hold their estimate. 0 turns the rule off.
     "TrustedConcurrencyLimit": "64",
     "RetryTimes": "0",
-    # ratios / pricing
-    "ModelRatio": json.dumps(DEFAULT_MODEL_RATIO),
-    "ModelPrice": json.dumps(DEFAULT_MODEL_PRICE),
-    "CompletionRatio": json.dumps(DEFAULT_COMPLETION_RATIO),
-    "CacheRatio": json.dumps(DEFAULT_CACHE_RATIO),
-    "GroupRatio": json.dumps(DEFAULT_GROUP_RATIO),
-    "UserUsableGroups": json.dumps(DEFAULT_USER_USABLE_GROUPS, ensure_ascii=False),
-    "TopupGroupRatio": json.dumps(DEFAULT_GROUP_RATIO),
+    # ratios / pricing: registered by billing
     # payment
     "PayAddress": "",
     "CustomCallbackAddress": "",
@@ -160,3 +150,10 @@ DEFAULT_OPTIONS: dict[str, str] = {
     "gemini.version_settings": json.dumps({"default": "v1beta", "gemini-1.0-pro": "v1"}),
     "global.pass_through_request_enabled": _b(False),
 }
+
+
+def register_defaults(defaults: Mapping[str, str]) -> None:
+    """Add an app's option defaults; a key two apps both claim with different values is a bug."""
+    for key, value in defaults.items():
+        if DEFAULT_OPTIONS.setdefault(key, value) != value:
+            raise ValueError(f"option {key!r} already has a different default")

@@ -1,17 +1,20 @@
 """Helpers every app's console pages share: columns, filters, partial saves and the role rule.
 
 New API's tables link rows by plain integer ids (`tokens.user_id`, `logs.channel_id`), not foreign
-keys, so user columns are rendered from an annotated username.
+keys, so user columns are rendered from an annotated username. The user model is Django's
+AUTH_USER_MODEL (get_user_model), so this floor module never imports the accounts app.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db import models
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
@@ -19,7 +22,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from .models import User, now_ts
 from .options import options
 
 
@@ -36,14 +38,14 @@ def may_act_on(actor: Any, role: int | None, user_id: int | None = None) -> bool
 
 def with_owner_role(queryset: QuerySet, field: str = "user_id") -> QuerySet:
     """Annotate `owner_role` (the role of the user a row belongs to): one query, filterable."""
-    roles = User.objects.filter(pk=OuterRef(field)).values("role")[:1]
+    roles = get_user_model().objects.filter(pk=OuterRef(field)).values("role")[:1]
     return queryset.annotate(owner_role=Subquery(roles))
 
 
 def owner_role(obj: Any, field: str = "user_id") -> int | None:
     if hasattr(obj, "owner_role"):
         return obj.owner_role
-    return User.objects.filter(pk=getattr(obj, field)).values_list("role", flat=True).first()
+    return get_user_model().objects.filter(pk=getattr(obj, field)).values_list("role", flat=True).first()
 
 
 # -- shared helpers (also used by relay, billing and tasks admin modules) --------------------
@@ -70,14 +72,15 @@ def label_of(choices: Iterable[tuple[Any, str]], value: Any) -> str:
 
 def with_username(queryset: QuerySet, field: str = "user_id") -> QuerySet:
     """Annotate `username_` from users by a plain id column: one query, sortable."""
-    names = User.objects.filter(pk=OuterRef(field)).values("username")[:1]
+    names = get_user_model().objects.filter(pk=OuterRef(field)).values("username")[:1]
     return queryset.annotate(username_=Subquery(names))
 
 
 def user_link(user_id: int | None, username: str | None) -> str:
     if not user_id:
         return "-"
-    url = reverse("admin:accounts_user_change", args=[user_id])
+    meta = get_user_model()._meta
+    url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[user_id])
     return format_html('<a href="{}">{}</a>', url, username or f"#{user_id} (missing)")
 
 
@@ -126,9 +129,9 @@ def time_range_filter(field: str, title: str = "time", millis: bool = False) -> 
             value = self.value()
             scale = 1000 if millis else 1
             if value in _TIME_RANGES:
-                return queryset.filter(**{f"{field}__gte": (now_ts() - _TIME_RANGES[value]) * scale})
+                return queryset.filter(**{f"{field}__gte": (int(time.time()) - _TIME_RANGES[value]) * scale})
             if value == "older":
-                return queryset.filter(**{f"{field}__lt": (now_ts() - _TIME_RANGES["30d"]) * scale})
+                return queryset.filter(**{f"{field}__lt": (int(time.time()) - _TIME_RANGES["30d"]) * scale})
             return queryset
 
     TimeRangeFilter.title = title

@@ -2,7 +2,8 @@
 
 - Envelope `{"success", "message", "data"}` with HTTP 200, also for most errors (New API's UI expects it).
 - 401 for "not logged in" and a missing or mismatched `New-Api-User` header.
-- Roles come from the database on every request (accounts/api_auth.py), so a ban or demotion bites at once.
+- Roles come from the database on every request (the authentication class in settings), so a ban or
+  demotion bites at once.
 - DRF's APIView is CSRF-exempt and our authentication class does not enforce CSRF: scripts send the
   session cookie (SameSite=Strict) or an access token plus `New-Api-User`, as with New API.
 """
@@ -11,16 +12,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.urls import URLPattern, re_path
+from django.views import View
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, USER_ENABLED, User
+from newapi_site.roles import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, USER_ENABLED
 
 from .ratelimit import GlobalApiThrottle
 
 PUBLIC, USER, ADMIN, ROOT = None, ROLE_COMMON, ROLE_ADMIN, ROLE_ROOT
+
+
+def route(pattern: str, view: type[View], name: str | None = None) -> URLPattern:
+    """An `/api` route: `pattern` is a regex body without anchors; the trailing slash is optional
+    (scripts use both, and a redirect would lose a POST body)."""
+    return re_path(rf"^{pattern}/?$", view.as_view(), name=name)
 
 
 class ApiError(Exception):
@@ -65,7 +74,7 @@ class ApiView(APIView):
         role = self.required_role(request)
         if role is PUBLIC:
             return
-        user: User | None = request.user
+        user = request.user  # the accounts user, or None (UNAUTHENTICATED_USER)
         if user is None:
             raise exceptions.NotAuthenticated("无权进行此操作，未登录且未提供 access token")
         if user.status != USER_ENABLED:
@@ -73,7 +82,7 @@ class ApiView(APIView):
         if user.role < role:
             raise ApiError("权限不足")
 
-    def optional_user(self, request: Request) -> User | None:
+    def optional_user(self, request: Request) -> Any:
         """The caller on a public route, or None when not (validly) logged in."""
         try:
             user = request.user

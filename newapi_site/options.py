@@ -1,8 +1,11 @@
-"""The runtime settings store: the `options` table over New API's code defaults.
+"""The runtime settings store: the `options` table over the code defaults (option_defaults.py).
 
 Values are strings in the table (bools "true"/"false", numbers in decimal, maps as JSON).
 Every process keeps a parsed copy in memory; `update_option` writes the row and publishes
 an invalidation so every process reloads (see newapi_site/bus.py).
+
+The table's model belongs to accounts, which migrates it and binds it here from its
+AppConfig.ready: the platform floor reads and writes the rows without importing an app.
 """
 
 from __future__ import annotations
@@ -12,9 +15,26 @@ import json
 import threading
 from typing import Any
 
+from django.db import models
+
 from newapi_site import bus
 
 from .option_defaults import DEFAULT_OPTIONS
+
+_table: type[models.Model] | None = None
+
+
+def bind_table(model: type[models.Model]) -> None:
+    """Name the model over the `options` table (key, value); accounts calls it at start-up."""
+    global _table
+    _table = model
+
+
+def _model() -> Any:
+    if _table is None:
+        raise RuntimeError("the options table is not bound: is accounts in INSTALLED_APPS?")
+    return _table
+
 
 # Case-insensitive: oidc.client_secret is as secret as GitHubClientSecret.
 _SECRET_SUFFIXES = ("token", "secret", "key")
@@ -36,11 +56,9 @@ class OptionStore:
         return self._values is not None and not self._stale
 
     def load(self) -> None:
-        from .models import Option
-
         generation = self._generation
         values = dict(DEFAULT_OPTIONS)
-        values.update({row.key: row.value or "" for row in Option.objects.all()})
+        values.update({row.key: row.value or "" for row in _model().objects.all()})
         with self._lock:
             self._values = values
             self._parsed = {}
@@ -113,7 +131,5 @@ options = OptionStore()
 
 
 def update_option(key: str, value: str) -> None:
-    from .models import Option
-
-    Option.objects.update_or_create(key=key, defaults={"value": value})
+    _model().objects.update_or_create(key=key, defaults={"value": value})
     bus.publish("options")

@@ -1,14 +1,16 @@
-"""The public price list (GET /api/pricing), built from enabled abilities (management.md §3.11)."""
+"""What the enabled abilities offer: the public price list and the models a user's groups reach."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from accounts.services.groups import usable_groups
 from billing import pricing
 from relay.models import Ability
 
 
 def pricing_list() -> list[dict[str, Any]]:
+    """GET /api/pricing: one row per enabled model, with its price or ratios and its groups."""
     enabled: dict[str, set[str]] = {}
     for model, group in Ability.objects.filter(enabled=True).values_list("model", "group").distinct():
         enabled.setdefault(model, set()).add(group)
@@ -28,3 +30,9 @@ def pricing_list() -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def models_for_user_group(user_group: str) -> list[str]:
+    groups = list(usable_groups(user_group))
+    rows = Ability.objects.filter(group__in=groups, enabled=True).values_list("model", flat=True).distinct()
+    return sorted(set(rows))
