@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from newapi_site.options import options
 
@@ -197,3 +198,69 @@ def text_quota(price: Price, prompt: int, completion: int, cached: int = 0, cach
     if ratio != 0 and quota <= 0:
         quota = 1
     return quota
+
+
+# -- Realtime (audio) sessions ---------------------------------------------------------------------
+AUDIO_COMPLETION_RATIO = 2
+
+
+def audio_ratio(model: str) -> float:
+    if model.endswith("gpt-4o-realtime-preview-2024-12-17"):
+        return 8
+    return 10 if "mini" in model else 20
+
+
+@dataclass(slots=True)
+class Tally:
+    """A Realtime session's tokens in the usage shape, so local estimates and upstream usage share one formula."""
+
+    text_in: int = 0
+    audio_in: int = 0
+    text_out: int = 0
+    audio_out: int = 0
+
+    def add(self, other: Tally) -> None:
+        self.text_in += other.text_in
+        self.audio_in += other.audio_in
+        self.text_out += other.text_out
+        self.audio_out += other.audio_out
+
+    @property
+    def input(self) -> int:
+        return self.text_in + self.audio_in
+
+    @property
+    def output(self) -> int:
+        return self.text_out + self.audio_out
+
+    def empty(self) -> bool:
+        return self.input + self.output == 0
+
+    @classmethod
+    def from_usage(cls, usage: dict[str, Any]) -> Tally:
+        inp, out = usage.get("input_token_details") or {}, usage.get("output_token_details") or {}
+        t = cls(
+            int(inp.get("text_tokens") or 0),
+            int(inp.get("audio_tokens") or 0),
+            int(out.get("text_tokens") or 0),
+            int(out.get("audio_tokens") or 0),
+        )
+        # Usage without details: count the totals as text.
+        t.text_in += max(int(usage.get("input_tokens") or 0) - t.input, 0)
+        t.text_out += max(int(usage.get("output_tokens") or 0) - t.output, 0)
+        return t
+
+
+def realtime_quota(price: Price, tally: Tally, model: str) -> int:
+    """Text at the completion ratio, audio at the model's audio ratio (output audio twice that)."""
+    d = lambda v: Decimal(str(v or 0))  # noqa: E731
+    a_ratio = d(audio_ratio(model))
+    tokens = (
+        d(tally.text_in)
+        + d(tally.text_out) * d(price.completion_ratio)
+        + d(tally.audio_in) * a_ratio
+        + d(tally.audio_out) * a_ratio * AUDIO_COMPLETION_RATIO
+    )
+    ratio = d(price.model_ratio) * d(price.group_ratio)
+    quota = int((tokens * ratio).to_integral_value(ROUND_HALF_UP))
+    return max(quota, 1) if ratio != 0 else quota

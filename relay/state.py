@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import ipaddress
 import itertools
-import random
 import re
 import time
 from collections import OrderedDict
@@ -376,30 +375,6 @@ class ChannelIndex:
         for g in index.models_by_group:
             index.models_by_group[g] = sorted(set(index.models_by_group[g]))
         return index
-
-    def pick(self, group: str, model: str, exclude: set[int]) -> ChannelInfo | None:
-        """Weighted random (weight + 10) inside the highest tier that still has candidates.
-
-        Retries never pick a channel that already failed in this request (`exclude`); a tier whose
-        channels all failed is skipped, so retries walk down the priorities.
-        """
-        tiers = self.tiers.get((group, model))
-        if not tiers:
-            return None
-        for tier in tiers:
-            candidates = [c for c in tier if c.id not in exclude and c.status == ChannelStatus.ENABLED]
-            if not candidates:
-                continue
-            if len(candidates) == 1:
-                return candidates[0]
-            total = sum(c.weight + 10 for c in candidates)
-            r = random.uniform(0, total)
-            for c in candidates:
-                r -= c.weight + 10
-                if r <= 0:
-                    return c
-            return candidates[-1]
-        return None
 
 
 class ChannelCache:

@@ -1,4 +1,4 @@
-"""Fixed-price charging for async tasks (tasks-special.md §0.1, §0.2; relay.md §13.7).
+"""Fixed-price charging for async tasks (Midjourney and Suno actions).
 
 A task action costs `int(ModelPrice[model] × group ratio × QuotaPerUnit)`. The quota is reserved
 before the upstream call and settled (with a consume log named after the action's model) only when
@@ -7,17 +7,14 @@ the upstream accepted the task; otherwise the reservation is returned.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
-import orjson
-
 from billing import ledger
+from billing.consume import task_bill
 from billing.ledger import Account, Hold, QuotaError
 from billing.pricing import group_ratio, model_price, quota_per_unit
-from billing.settlement import Settlement
 from relay.auth import Caller
-from relay.modes.pipeline import quota_error
+from relay.metering.charge import quota_error
 
 DEFAULT_TASK_PRICE = 0.1
 
@@ -59,39 +56,17 @@ async def reserve(caller: Caller, amount: int, free: bool = False) -> Hold:
 async def charge(
     hold: Hold, caller: Caller, q: Quote, channel_id: int, action: str, started: float, task_id: str = ""
 ) -> None:
-    """Settle the hold at the quoted price with New API's fixed-price log line."""
-    content = f"模型固定价格 {q.price:.2f}，分组倍率 {q.group_ratio:.2f}，操作 {action}"
-    if task_id:
-        content += f"，ID {task_id}"
-    now = time.time()
-    log = {
-        "user_id": caller.user.id,
-        "username": caller.user.username,
-        "created_at": int(now),
-        "content": content,
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
-        "model_name": q.model,
-        "token_name": caller.token.name,
-        "token_id": caller.token.id,
-        "quota": q.quota,
-        "use_time": int(now - started),
-        "is_stream": False,
-        "channel_id": channel_id,
-        "group": caller.group,
-        "other": orjson.dumps({"model_price": q.price, "group_ratio": q.group_ratio}).decode(),
-    }
+    """Settle the hold at the quoted price, logged under the action's model."""
     await hold.settle(
-        Settlement(
-            user_id=caller.user.id,
-            token_id=caller.token.id,
-            channel_id=channel_id,
-            user_delta=0,
-            token_delta=0,
+        task_bill(
+            caller,
+            channel_id,
+            model=q.model,
+            model_price=q.price,
+            group_ratio=q.group_ratio,
             quota=q.quota,
-            counted=True,
-            log=log,
-            username=caller.user.username,
-            model_name=q.model,
+            action=action,
+            task_id=task_id,
+            started=started,
         )
     )

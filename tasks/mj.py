@@ -16,6 +16,7 @@ from asgiref.sync import sync_to_async
 from newapi_site.options import options
 from relay import state
 from relay.auth import Caller
+from relay.channels import choice
 from relay.channels import health as channel_health
 from relay.channels.types import ChannelStatus
 from relay.edge.wire import ClientRequest, Response
@@ -160,7 +161,7 @@ def _find_task(user_id: int, mj_id: str) -> Midjourney | None:
 
 
 async def origin_channel(task: Midjourney) -> ChannelInfo:
-    channel = await routing.channel_by_id(int(task.channel_id))
+    channel = await choice.channel_by_id(int(task.channel_id))
     if channel is None:
         raise MjError(4, "get_channel_info_failed")
     if channel.status != ChannelStatus.ENABLED:
@@ -194,7 +195,7 @@ async def _submit(req: ClientRequest, caller: Caller, kind: str) -> Response:
         channel = await origin_channel(origin)  # follow-ups must reach the account that holds the image
         prompt = origin.prompt or ""
     else:
-        channel = await routing.pick_channel(caller, model)
+        channel = await routing.route(caller, model).first()
     consume = action not in A.FREE_ACTIONS
     q = charging.quote(model, caller.group)
     try:
@@ -270,7 +271,7 @@ async def swap_face(req: ClientRequest) -> Response:
         if not body.get("sourceBase64") or not body.get("targetBase64"):
             raise MjError(4, "sour_base64_and_target_base64_is_required")
         q = charging.quote("swap_face", caller.group)
-        channel = await routing.pick_channel(caller, "swap_face")
+        channel = await routing.route(caller, "swap_face").first()
         try:
             hold = await charging.reserve(caller, q.quota)
         except charging.NotEnough:

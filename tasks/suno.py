@@ -1,4 +1,4 @@
-"""The Suno relay (tasks-special.md §2): submit music or lyrics, fetch the caller's tasks.
+"""The Suno relay: submit music or lyrics, fetch the caller's tasks.
 
 Errors use New API's task envelope `{"code", "message", "data": null}`.
 """
@@ -12,9 +12,9 @@ import httpx
 import orjson
 from asgiref.sync import sync_to_async
 
-from newapi_site.options import options
-from relay import state
 from relay.auth import Caller
+from relay.channels import choice
+from relay.channels.choice import Route
 from relay.channels.types import ChannelStatus
 from relay.edge.wire import ClientRequest, Response
 from relay.modes.pipeline import NO_RETRY_STATUSES
@@ -79,7 +79,7 @@ async def submit(req: ClientRequest, action: str) -> Response:
 
 
 def should_retry(err: TaskError) -> bool:
-    """Text-relay rules (tasks-special.md §2.5), except that a 400 never retries: it is the request's fault."""
+    """Text-relay rules, except that a 400 never retries: it is the request's fault."""
     if not err.upstream:
         return False
     status = err.status
@@ -91,24 +91,24 @@ def should_retry(err: TaskError) -> bool:
 async def _submit(req: ClientRequest, caller: Caller, action: str) -> Response:
     body = build_request(action, req.body)
     model = f"{PLATFORM}_{action.lower()}"
-    pinned = caller.pinned_channel_id is not None
+    route: Route | None = None  # a continuation must reach the account that made the clip: no other
     if body.get("continue_clip_id"):
         origin = await sync_to_async(_find)(caller.user.id, body["task_id"])
         if origin is None:
             raise TaskError("task_not_exist", "task_not_exist")
-        channel = await routing.channel_by_id(int(origin.channel_id))
+        channel = await choice.channel_by_id(int(origin.channel_id))
         if channel is None or channel.status != ChannelStatus.ENABLED:
             raise TaskError("task_channel_disable", "task_channel_disable")
-        pinned = True  # a continuation must reach the account that made the clip
     else:
-        channel = await routing.pick_channel(caller, model)
+        route = routing.route(caller, model)
+        channel = await route.first()
     q = charging.quote(model, caller.group)
     try:
         hold = await charging.reserve(caller, q.quota)
     except charging.NotEnough:
         raise TaskError("quota_not_enough", "quota_not_enough", 403) from None
     try:
-        channel, resp, envelope = await attempt_all(req, caller, model, action, body, channel, pinned)
+        channel, resp, envelope = await attempt_all(req, route, action, body, channel)
     except BaseException:
         await hold.refund()
         raise
@@ -133,31 +133,18 @@ async def _submit(req: ClientRequest, caller: Caller, action: str) -> Response:
 
 
 async def attempt_all(
-    req: ClientRequest,
-    caller: Caller,
-    model: str,
-    action: str,
-    body: dict[str, Any],
-    channel: ChannelInfo,
-    pinned: bool,
+    req: ClientRequest, route: Route | None, action: str, body: dict[str, Any], channel: ChannelInfo
 ) -> tuple[ChannelInfo, httpx.Response, dict[str, Any]]:
-    """Submit on `channel`, then on other channels for the same model while the failure is retryable."""
-    retries = 0 if pinned else options.get_int("RetryTimes", 0)
-    exclude: set[int] = set()
-    for attempt in range(retries + 1):
+    """Submit on `channel`, then on the route's next channels while the failure is retryable."""
+    while True:
         try:
             resp, envelope = await send(req, channel, action, body)
             return channel, resp, envelope
         except TaskError as err:
-            exclude.add(channel.id)
-            if attempt >= retries or not should_retry(err):
-                raise
-            index = await state.channels.index()
-            nxt = index.pick(caller.group, model, exclude)
+            nxt = route.next() if route is not None and should_retry(err) else None
             if nxt is None:
                 raise
             channel = nxt
-    raise AssertionError("unreachable")
 
 
 async def send(

@@ -23,7 +23,7 @@ from relay.metering import tokenizer
 from relay.streaming import DONE, frame, frame_event
 
 if TYPE_CHECKING:
-    from relay.modes.pipeline import Job
+    from relay.modes.job import Job
 
 # A token is about 4 characters of English and 1 of CJK: 3 and 1 err towards cutting early.
 ASCII_CHARS_PER_TOKEN = 3

@@ -1,4 +1,4 @@
-"""The native Anthropic endpoint `POST /v1/messages` (shared/spec/tasks-special.md §5, relay.md §7.5, §9.3).
+"""The native Anthropic endpoint `POST /v1/messages`.
 
 Anthropic channels get the request as is and answer verbatim (native SSE re-framed as
 `event: <type>`); OpenAI-type channels get it converted to chat completions and answer converted
@@ -9,7 +9,6 @@ Every error leaves in Claude's shape {"type":"error","error":{...}}.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import httpx
 import orjson
@@ -19,13 +18,14 @@ from relay.adaptors.base import NativeClaude, RelayContext, is_stream_response, 
 from relay.adaptors.openai import OpenAIAdaptor
 from relay.edge.wire import ClientRequest, Response, StreamingResponse
 from relay.errors import LocalError, RelayError, UpstreamError
-from relay.metering import tokenizer
+from relay.metering.charge import settle
 from relay.modes import pipeline
 from relay.modes.claude_convert import (
     OpenAIToClaudeStream,
     claude_to_openai_request,
     openai_to_claude_response,
 )
+from relay.modes.job import Job
 from relay.upstream import http
 
 log = logging.getLogger("newapi.relay")
@@ -43,11 +43,6 @@ async def handle_messages(req: ClientRequest, **_params: str) -> Response | Stre
         return await relay_messages(req)
     except RelayError as err:
         return claude_error_response(err, req.request_id)
-
-
-def count_claude_prompt(body: dict[str, Any], model: str) -> int:
-    converted = claude_to_openai_request(body, model)
-    return tokenizer.count_messages(converted["messages"], model, converted.get("tools"))
 
 
 async def relay_messages(req: ClientRequest) -> Response | StreamingResponse:
@@ -68,7 +63,7 @@ async def relay_messages(req: ClientRequest) -> Response | StreamingResponse:
         raise
 
 
-async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Response | StreamingResponse:
+async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | StreamingResponse:
     adaptor = adaptor_for(ctx.channel.type)
     native: NativeClaude | None = adaptor if speaks_claude(adaptor) else None
     if needs_setup(adaptor):
@@ -116,11 +111,11 @@ async def send(job: pipeline.Job, ctx: RelayContext, tried: list[int]) -> Respon
                 code="unmarshal_response_body_failed",
             ) from None
         out = orjson.dumps(openai_to_claude_response(data, job.model, usage))
-    await pipeline.settle(job, ctx, usage, tried, frt_ms=-1000)
+    await settle(job, ctx, usage, tried, frt_ms=-1000)
     return Response(200, out)
 
 
-def to_openai(job: pipeline.Job, ctx: RelayContext, adaptor: OpenAIAdaptor) -> None:
+def to_openai(job: Job, ctx: RelayContext, adaptor: OpenAIAdaptor) -> None:
     """Turn this attempt into a chat completion for an OpenAI-type channel."""
     ctx.body = claude_to_openai_request(job.body, ctx.upstream_model)
     ctx.mode = "chat"

@@ -1,6 +1,6 @@
 """The text relay: chat completions, completions, embeddings and moderations.
 
-Flow (shared/spec/relay.md §1): authenticate → parse → price → reserve quota → pick a channel →
+Flow: authenticate → parse → price → reserve quota → pick a channel →
 send through its adaptor (retrying on another channel when the failure is the channel's) →
 relay the answer → settle the quota to the actual usage, or refund it, exactly once.
 """
@@ -11,15 +11,15 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
+from django.conf import settings
 
 from billing import ledger
-from billing.ledger import Account, Hold, QuotaError
-from billing.pricing import Price, PriceNotSet, normalize_model, pre_consume_estimate, price_for
+from billing.ledger import Account, QuotaError
+from billing.pricing import PriceNotSet, pre_consume_estimate, price_for
 from newapi_site.options import options
 from relay import auth, rate_limit, sensitive, state
 from relay.adaptors import adaptor_for
@@ -33,13 +33,16 @@ from relay.adaptors.base import (
     needs_setup,
     upstream_events,
 )
-from relay.channels.types import ChannelStatus, ChannelType
+from relay.channels import health as channel_health
+from relay.channels.choice import Route
+from relay.channels.types import ChannelType
 from relay.edge.wire import ClientRequest, Response, StreamingResponse
 from relay.errors import LocalError, RelayError, UpstreamError, invalid_request, upstream_error_from_response
 from relay.metering import image_tokens as media
 from relay.metering import tokenizer
-from relay.metering.charge import quota_error, settle  # pipeline.settle / quota_error for the other relays
+from relay.metering.charge import quota_error, settle
 from relay.metering.stream_budget import StreamBudget, cut_frames
+from relay.modes.job import Job
 from relay.state import ChannelInfo
 from relay.streaming import SSE_HEADERS, IdleDeadline
 from relay.upstream import http
@@ -48,48 +51,6 @@ log = logging.getLogger("newapi.relay")
 
 DEFAULT_MODELS = {"moderations": "text-moderation-stable", "embeddings": ""}
 NO_RETRY_STATUSES = {504, 524}
-
-
-@dataclass(slots=True)
-class Job:
-    """Everything decided before the first upstream attempt."""
-
-    req: ClientRequest
-    mode: str
-    caller: auth.Caller
-    body: dict[str, Any]
-    model: str
-    price: Price
-    is_stream: bool
-    hold: Hold
-    prompt_tokens: int | None = None
-    estimate: int = 0  # the pre-consume estimate (what an unheld request may spend before holding)
-
-    def count_prompt(self) -> int:
-        if self.prompt_tokens is None:
-            self.prompt_tokens = count_prompt(self.mode, self.body, self.model)
-        return self.prompt_tokens
-
-    async def count_prompt_media(self) -> None:
-        """Before billing from a counted prompt (usage missing): images at their real size.
-        Best effort: the answer is already in, so a failed fetch falls back to the flat estimate."""
-        if self.prompt_tokens is None and self.mode == "chat" and media.image_parts(self.body):
-            try:
-                self.prompt_tokens = await media.count_chat_prompt(self.body, self.model, self.is_stream)
-            except RelayError as err:
-                log.info("image prompt count fell back to the estimate: %s", err.message)
-
-
-def count_prompt(mode: str, body: dict[str, Any], model: str) -> int:
-    if mode == "chat":
-        return tokenizer.count_messages(body.get("messages") or [], model, body.get("tools"))
-    if mode == "completions":
-        return tokenizer.count_input(body.get("prompt"), model)
-    if mode == "claude":
-        from relay.modes.claude_messages import count_claude_prompt  # it imports this module
-
-        return count_claude_prompt(body, model)
-    return tokenizer.count_input(body.get("input"), model)
 
 
 def parse_body(req: ClientRequest) -> dict[str, Any]:
@@ -222,18 +183,6 @@ async def hold_for_images(job: Job, max_tokens: int) -> None:
         raise
 
 
-async def choose_channel(job: Job, index: state.ChannelIndex, exclude: set[int]) -> ChannelInfo | None:
-    pinned = job.caller.pinned_channel_id
-    if pinned is not None:
-        channel = index.channels.get(pinned)
-        if channel is None:
-            raise LocalError("无效的渠道 Id (invalid channel id)", status=400)
-        if channel.status != ChannelStatus.ENABLED:
-            raise LocalError("该渠道已被禁用 (channel disabled)", status=403)
-        return channel if pinned not in exclude else None
-    return index.pick(job.caller.group, normalize_model(job.model), exclude)
-
-
 def make_context(job: Job, channel: ChannelInfo) -> RelayContext:
     upstream_model = channel.model_mapping.get(job.model, job.model)
     body = dict(job.body)  # each attempt converts its own copy
@@ -289,55 +238,27 @@ Sender = Callable[[Job, RelayContext, list[int]], Awaitable[Response | Streaming
 
 
 async def attempt_all(job: Job, sender: Sender) -> Response | StreamingResponse:
-    """Pick a channel, send through `sender`, and retry on another channel when the failure is
-    the channel's (shared by every relay mode)."""
-    index = await state.channels.index()
-    retries = options.get_int("RetryTimes", 0)
-    exclude: set[int] = set()
-    tried: list[int] = []
-    last_error: RelayError | None = None
-    for attempt in range(retries + 1):
-        channel = await choose_channel(job, index, exclude)
-        # or added a moment ago through another process?
-        if channel is None and not tried and (fresh := await state.fresher_channels(index)) is not None:
-            index, channel = fresh, await choose_channel(job, fresh, exclude)
-        if channel is None:
-            if last_error is not None:
-                break
-            raise LocalError(
-                f"当前分组 {job.caller.group} 下对于模型 {job.model} 无可用渠道 "
-                f"(no available channel for model {job.model} in group {job.caller.group})",
-                status=503,
-                code="model_not_available",
-            )
-        tried.append(channel.id)
+    """Send through `sender` on the chosen channel, and on another one while the failure is the
+    channel's (shared by every relay mode)."""
+    route = Route(job.caller, job.model)
+    channel = await route.first()
+    while True:
         ctx = make_context(job, channel)
         try:
-            return await sender(job, ctx, tried)
+            return await sender(job, ctx, route.tried)
         except UpstreamError as err:
             apply_status_mapping(err, channel)
-            last_error = err
-            exclude.add(channel.id)
-            await report_channel_failure(channel, err)
-            if not should_retry(err, channel, job.caller.pinned_channel_id is not None) or attempt >= retries:
-                break
+            await channel_health.on_upstream_error(channel, err)
+            nxt = route.next() if should_retry(err, channel, route.pinned is not None) else None
+            if nxt is None:
+                raise
             log.info(
                 "retrying request %s after channel #%s failed with %s",
                 job.req.request_id,
                 channel.id,
                 err.status,
             )
-    assert last_error is not None
-    raise last_error
-
-
-async def report_channel_failure(channel: ChannelInfo, err: UpstreamError) -> None:
-    """Hook for channel health (auto-disable); see relay/channels/health.py when present."""
-    try:
-        from relay.channels import health as channel_health
-    except ImportError:
-        return
-    await channel_health.on_upstream_error(channel, err)
+            channel = nxt
 
 
 async def open_upstream(upstream) -> httpx.Response:  # type: ignore[no-untyped-def]
@@ -493,8 +414,6 @@ async def _bill_stream(  # type: ignore[no-untyped-def]
 
 
 def _streaming_timeout(model: str) -> float:
-    from django.conf import settings
-
     base = float(settings.STREAMING_TIMEOUT or 60)
     return base * 2 if model.startswith(("o1", "o3")) else base
 

@@ -1,21 +1,22 @@
-"""The OpenAI Realtime relay: GET /v1/realtime?model=… as a websocket (tasks-special.md §4, relay.md §13.6).
+"""The OpenAI Realtime relay: GET /v1/realtime?model=… as a websocket.
 
 Auth by `Authorization: Bearer` or the `openai-insecure-api-key.<key>` subprotocol; frames are relayed
-both ways to the channel's wss endpoint (OpenAI-compatible, or Azure's /openai/realtime).
+both ways to the channel's wss endpoint (OpenAI's, or Azure's /openai/realtime; channels of other
+types are passed over).
 
 Billing, exactly once per session:
 - at connect the pre-consume estimate is reserved (the fixed price for priced models), which also
   refuses an empty balance;
-- each upstream `response.done` with usage is reserved at once with the audio formula (relay.md §9.4),
+- each upstream `response.done` with usage is reserved at once with the audio formula (billing.pricing),
   so the balance is checked while the session runs; when it runs out the client gets an error event
   and the socket closes, but what already arrived is still charged;
 - usage the upstream does not report is estimated locally (client audio appends, input text items,
   instructions; upstream audio / transcript / text / tool-argument deltas) and charged on the next
   usage-less `response.done` or at the end;
-- at the end one Settlement goes through the ledger (`Hold.settle`): the final charge is everything
-  that arrived, the difference to what was reserved (the connect estimate) is returned, and the
-  consume log row is written by the batched billing writer. Whichever side drops, the session ends
-  through the same path.
+- at the end one Settlement (billing.consume) goes through the ledger (`Hold.settle`): the final
+  charge is everything that arrived, the difference to what was reserved (the connect estimate) is
+  returned, and the consume log row is written by the batched billing writer. Whichever side
+  drops, the session ends through the same path.
 
 Errors before the session exists (auth, model, quota, no channel, upstream dial) cannot be plain HTTP
 answers here: Daphne only rejects a handshake with a bare 403. So the socket is accepted, the error is
@@ -30,8 +31,6 @@ import base64
 import binascii
 import logging
 import time
-from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -42,13 +41,14 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from billing import ledger, writer
+from billing.consume import realtime_bill
 from billing.ledger import Account, Hold, QuotaError
-from billing.pricing import PriceNotSet, pre_consume_estimate, price_for
-from billing.settlement import Settlement
+from billing.pricing import PriceNotSet, Tally, pre_consume_estimate, price_for, realtime_quota
 from newapi_site import bus, client_ip
-from newapi_site.options import options
 from relay import auth, rate_limit, state
-from relay.channels.types import ChannelStatus, ChannelType
+from relay.adaptors.registry import REALTIME_TYPES
+from relay.channels.choice import Route
+from relay.channels.types import ChannelType
 from relay.edge.wire import new_request_id
 from relay.errors import LocalError, RelayError
 from relay.metering.charge import quota_error
@@ -56,37 +56,13 @@ from relay.metering.tokenizer import count_text
 from relay.upstream.safe_paths import check_header_values
 
 log = logging.getLogger("newapi.relay")
-AUDIO_COMPLETION_RATIO = 2
 # Closing the upstream socket waits at most this long for its close handshake: a hung upstream
 # must not keep a finished session (and its worker's resources) around.
 UPSTREAM_CLOSE_SECONDS = 2.0
 
 
-def audio_ratio(model: str) -> float:
-    if model.endswith("gpt-4o-realtime-preview-2024-12-17"):
-        return 8
-    return 10 if "mini" in model else 20
-
-
-def realtime_quota(
-    usage: dict[str, Any], model_ratio: float, group_ratio: float, completion_ratio: float, a_ratio: float
-) -> int:
-    inp = usage.get("input_token_details") or {}
-    out = usage.get("output_token_details") or {}
-    d = lambda v: Decimal(str(v or 0))  # noqa: E731
-    tokens = (
-        d(inp.get("text_tokens"))
-        + d(out.get("text_tokens")) * d(completion_ratio)
-        + d(inp.get("audio_tokens")) * d(a_ratio)
-        + d(out.get("audio_tokens")) * d(a_ratio) * AUDIO_COMPLETION_RATIO
-    )
-    ratio = d(model_ratio) * d(group_ratio)
-    quota = int((tokens * ratio).to_integral_value(ROUND_HALF_UP))
-    return max(quota, 1) if ratio != 0 else quota
-
-
 def audio_seconds(b64: str, fmt: str) -> float:
-    """pcm16: 24 kHz, 2 bytes a sample; g711 and anything else: 8 kHz, 1 byte a sample (relay.md §8.3)."""
+    """pcm16: 24 kHz, 2 bytes a sample; g711 and anything else: 8 kHz, 1 byte a sample."""
     try:
         size = len(base64.b64decode(b64 or "", validate=False))
     except (binascii.Error, ValueError):
@@ -97,55 +73,6 @@ def audio_seconds(b64: str, fmt: str) -> float:
 def audio_tokens(b64: str, fmt: str, output: bool) -> int:
     seconds = audio_seconds(b64, fmt)
     return int(seconds / 60 * 200 / 0.24) if output else int(seconds / 60 * 100 / 0.06)
-
-
-@dataclass(slots=True)
-class Tally:
-    """Token counts in the usage shape, so local estimates and upstream usage share one formula."""
-
-    text_in: int = 0
-    audio_in: int = 0
-    text_out: int = 0
-    audio_out: int = 0
-
-    def add(self, other: Tally) -> None:
-        self.text_in += other.text_in
-        self.audio_in += other.audio_in
-        self.text_out += other.text_out
-        self.audio_out += other.audio_out
-
-    @property
-    def input(self) -> int:
-        return self.text_in + self.audio_in
-
-    @property
-    def output(self) -> int:
-        return self.text_out + self.audio_out
-
-    def empty(self) -> bool:
-        return self.input + self.output == 0
-
-    def usage(self) -> dict[str, Any]:
-        return {
-            "input_tokens": self.input,
-            "output_tokens": self.output,
-            "input_token_details": {"text_tokens": self.text_in, "audio_tokens": self.audio_in},
-            "output_token_details": {"text_tokens": self.text_out, "audio_tokens": self.audio_out},
-        }
-
-    @classmethod
-    def from_usage(cls, usage: dict[str, Any]) -> Tally:
-        inp, out = usage.get("input_token_details") or {}, usage.get("output_token_details") or {}
-        t = cls(
-            int(inp.get("text_tokens") or 0),
-            int(inp.get("audio_tokens") or 0),
-            int(out.get("text_tokens") or 0),
-            int(out.get("audio_tokens") or 0),
-        )
-        # Usage without details: count the totals as text.
-        t.text_in += max(int(usage.get("input_tokens") or 0) - t.input, 0)
-        t.text_out += max(int(usage.get("output_tokens") or 0) - t.output, 0)
-        return t
 
 
 def error_event(request_id: str, err: RelayError) -> str:
@@ -239,48 +166,24 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             raise
 
     async def _dial_any(self, headers: dict[str, str], query: dict[str, list[str]]):
-        """Dial a channel; on failure try another one, RetryTimes times (tasks-special.md §4.1)."""
-        index = await state.channels.index()
-        pinned = self.caller.pinned_channel_id
-        exclude: set[int] = set()
-        retries = 0 if pinned is not None else options.get_int("RetryTimes", 0)
-        last: Exception | None = None
-        for _attempt in range(retries + 1):
-            channel = self._choose(index, exclude)
-            unusable = channel is None or channel.status != ChannelStatus.ENABLED
-            # or added a moment ago through another process?
-            if unusable and last is None and (fresh := await state.fresher_channels(index)) is not None:
-                index, channel = fresh, self._choose(fresh, exclude)
-            if pinned is not None and (channel is None or channel.status != ChannelStatus.ENABLED):
-                raise LocalError("该渠道已被禁用或不存在 (channel disabled or missing)", status=403)
-            if channel is None:
-                break
+        """Dial the chosen channel; on failure the next one, RetryTimes times."""
+        route = Route(self.caller, self.model, REALTIME_TYPES)
+        channel = await route.first()
+        while True:
             self.channel = channel  # type: ignore[assignment]
             try:
                 return await self._dial(channel, headers, query)
             except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
                 log.info("realtime dial to channel #%s failed: %s", channel.id, exc)
-                last = exc
-                exclude.add(channel.id)
-        if last is not None:
-            # What the dial said (addresses, ports, the upstream's answer) is for our log, not the client.
-            raise RelayError(
-                "do_request_failed: the upstream could not be reached",
-                status=500,
-                type="new_api_error",
-                code="do_request_failed",
-            )
-        raise LocalError(
-            f"当前分组 {self.caller.group} 下对于模型 {self.model} 无可用渠道 (no available channel for model {self.model} in group {self.caller.group})",
-            status=503,
-            code="model_not_available",
-        )
-
-    def _choose(self, index: state.ChannelIndex, exclude: set[int]) -> state.ChannelInfo | None:
-        pinned = self.caller.pinned_channel_id
-        if pinned is not None:
-            return index.channels.get(pinned)
-        return index.pick(self.caller.group, self.model, exclude)
+            if (nxt := route.next()) is None:
+                # What the dial said (addresses, ports, the upstream's answer) is for our log, not the client.
+                raise RelayError(
+                    "do_request_failed: the upstream could not be reached",
+                    status=500,
+                    type="new_api_error",
+                    code="do_request_failed",
+                )
+            channel = nxt
 
     async def _dial(self, c, headers: dict[str, str], query: dict[str, list[str]]):
         base = c.base_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
@@ -392,12 +295,6 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self.local.text_out += count_text(str(event.get("delta") or ""), self.model)
         return True
 
-    def _quota(self, tally: Tally) -> int:
-        p = self.price
-        return realtime_quota(
-            tally.usage(), p.model_ratio, p.group_ratio, p.completion_ratio, audio_ratio(self.model)
-        )
-
     async def _charge(self, tally: Tally) -> bool:
         """Count `tally` into the session; reserve its quota now so the balance is checked while we run."""
         if tally.empty():
@@ -408,7 +305,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self.totals.add(tally)
             if self.price.use_price:
                 return True
-            quota = self._quota(tally)
+            quota = realtime_quota(self.price, tally, self.model)
             self.charged += quota  # it arrived, so it is billed even if the balance is short
             try:
                 await ledger.reserve_more(self.hold, quota)  # type: ignore[arg-type]  # checked against the balance, never trusted
@@ -448,56 +345,19 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if not rest.empty():
                 self.totals.add(rest)
                 if not self.price.use_price:
-                    self.charged += self._quota(rest)
-            t, p = self.totals, self.price
-            now = time.time()
-            other = {
-                "model_ratio": p.model_ratio,
-                "group_ratio": p.group_ratio,
-                "completion_ratio": p.completion_ratio,
-                "model_price": p.model_price if p.use_price else -1,
-                "frt": self.first_frame_ms,
-                "ws": True,
-                "audio_input": t.audio_in,
-                "audio_output": t.audio_out,
-                "text_input": t.text_in,
-                "text_output": t.text_out,
-                "audio_ratio": audio_ratio(self.model),
-                "audio_completion_ratio": AUDIO_COMPLETION_RATIO,
-                "admin_info": {"use_channel": [self.channel.id]},  # type: ignore[attr-defined]
-            }
-            log_row = {
-                "user_id": self.caller.user.id,
-                "username": self.caller.user.username,
-                "created_at": int(now),
-                "content": "",
-                "prompt_tokens": t.input,
-                "completion_tokens": t.output,
-                "model_name": self.model,
-                "token_name": self.caller.token.name,
-                "token_id": self.caller.token.id,
-                "quota": self.charged,
-                "use_time": int(now - self.started),
-                "is_stream": True,
-                "channel_id": self.channel.id,  # type: ignore[attr-defined]
-                "group": self.caller.group,
-                "other": orjson.dumps(other).decode(),
-            }
+                    self.charged += realtime_quota(self.price, rest, self.model)
             # One hold for everything reserved in this session: the ledger applies charged − reserved
             # to the balances and queues the counters and the log row for the batched writer.
             await (self.hold or Hold(self.acct, 0)).settle(
-                Settlement(
-                    user_id=self.caller.user.id,
-                    token_id=self.caller.token.id,
-                    channel_id=self.channel.id,  # type: ignore[attr-defined]
-                    user_delta=0,
-                    token_delta=0,
+                realtime_bill(
+                    self.caller,
+                    self.price,
+                    self.totals,
+                    self.channel.id,  # type: ignore[attr-defined]
+                    model=self.model,
                     quota=self.charged,
-                    counted=self.price.use_price or not t.empty(),
-                    log=log_row,
-                    username=self.caller.user.username,
-                    model_name=self.model,
-                    tokens_used=t.input + t.output,
+                    frt_ms=self.first_frame_ms,
+                    started=self.started,
                 )
             )
         await rate_limit.record_success(self.caller.user.id)
