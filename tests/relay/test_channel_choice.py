@@ -10,8 +10,8 @@ import re
 import httpx
 import pytest
 
-from newapi_site.roles import ROLE_ADMIN
 from newapi_site import bus
+from newapi_site.roles import ROLE_ADMIN
 from tests.conftest import live, make_channel, make_token, make_user, propagated
 from tests.relay.test_realtime import MODEL, auth_kwargs, persona, realtime_upstream, refused, session, session_log, ws_url
 
