@@ -1,1 +1,1 @@
-"""Channels: their types, routing rows (abilities), health, tests and balances."""
+"""Channels: their types, choice (which channel serves a request, retries), routing rows (abilities), health, tests and balances."""
