@@ -1,4 +1,4 @@
-"""Token authentication for the relay (shared/spec/relay.md §3, §4.2–§4.4), from the in-process cache."""
+"""Token authentication for the relay, from the in-process cache."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""Model request rate limit per user (shared/spec/relay.md §11.1), exact across processes.
+"""Model request rate limit per user, exact across processes.
 
 Two sliding windows of ModelRequestRateLimitDurationMinutes: every admitted request (cap
 ModelRequestRateLimitCount, 0 = none) and every successful one (cap ...SuccessCount). With Redis
 both are sorted sets checked and recorded in one Lua call, so concurrent gateways cannot
 overshoot; without Redis, in-process deques. Denials are 429 with an OpenAI error body.
-Successes are recorded when a request is billed (pipeline.settle).
+Successes are recorded when a request is billed (relay.metering.charge.settle).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Sensitive-word check on prompts (shared/spec/relay.md §12).
+"""Sensitive-word check on prompts.
 
 Words come from the `SensitiveWords` option (one per line), matched case-insensitively on
 lower-cased text by one compiled alternation (longest words first), rebuilt only when the option

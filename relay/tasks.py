@@ -1,4 +1,4 @@
-"""Celery tasks for channel upkeep: test all channels, refresh all balances (tasks-special.md §9.4, §9.5).
+"""Celery tasks for channel upkeep: test all channels, refresh all balances.
 
 Beat runs them every CHANNEL_TEST_FREQUENCY / CHANNEL_UPDATE_FREQUENCY minutes when set
 (newapi_site/celery.py); GET /api/channel/test starts a manual run. One run of each at a time

@@ -1,4 +1,4 @@
-"""GET /api/mj/, /api/mj/self, /api/task/, /api/task/self (management.md §3.2).
+"""GET /api/mj/, /api/mj/self, /api/task/, /api/task/self.
 
 `p` is 0-based with a fixed page of 10, newest first. /self lists only the caller's rows and
 ignores user/channel filters; the admin lists accept them. Timestamps filter `submit_time`

@@ -1,4 +1,4 @@
-"""The Midjourney-Proxy relay (tasks-special.md §1): submit, fetch, image-seed, image proxy.
+"""The Midjourney-Proxy relay: submit, fetch, image-seed, image proxy.
 
 Errors after authentication use midjourney-proxy's shape `{"description", "type", "code"}`
 (HTTP 400, 429 for code 30); authentication errors keep the OpenAI shape.

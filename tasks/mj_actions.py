@@ -1,4 +1,4 @@
-"""Midjourney actions, their model names, and the two shorthand forms (tasks-special.md §1.3)."""
+"""Midjourney actions, their model names, and the two shorthand forms."""
 
 from __future__ import annotations
 

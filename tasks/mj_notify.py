@@ -1,4 +1,4 @@
-"""POST /mj/notify: Midjourney-Proxy's progress callback (tasks-special.md §1.8).
+"""POST /mj/notify: Midjourney-Proxy's progress callback.
 
 New API put this route behind user-token auth, so a proxy's callback could never reach it. Here
 the proxy proves who it is with its channel's key (the `mj-api-secret` it already shares with us),

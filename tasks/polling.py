@@ -1,4 +1,4 @@
-"""Background refresh of unfinished Midjourney and Suno tasks (tasks-special.md §1.11, §2.7).
+"""Background refresh of unfinished Midjourney and Suno tasks.
 
 Runs in a Celery worker (sync). Every state change is a conditional UPDATE on rows that are still
 unfinished (progress != "100%"), so when two pollers race, only the one whose UPDATE matched acts —

@@ -1,4 +1,4 @@
-"""Channel balance queries (shared/spec/tasks-special.md §9.5).
+"""Channel balance queries.
 
 Each supported provider has one small fetcher returning the remaining balance. The URL is built on
 the channel's base URL when it has one (so self-hosted mirrors and test fakes work), else on the

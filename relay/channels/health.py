@@ -1,6 +1,6 @@
-"""Automatic channel disabling on fatal upstream errors (shared/spec/relay.md §4.9).
+"""Automatic channel disabling on fatal upstream errors.
 
-Called by pipeline.report_channel_failure after each failed attempt. When the option
+Called by pipeline.attempt_all after each failed attempt. When the option
 AutomaticDisableChannelEnabled is on and the channel allows it (auto_ban), an error that says the
 channel's credentials or account are dead disables it: status 3 with the reason in other_info,
 its abilities off, and every process told at once (bus "channels"); this process stops choosing

@@ -1,4 +1,4 @@
-"""Channel test (shared/spec/tasks-special.md §9.2–§9.4, management.md §3.13).
+"""Channel test.
 
 One tiny request ("hi", a few output tokens, or one embedding) goes through the channel's own
 adaptor, exactly as a relayed request would. The elapsed time is stored on the channel
@@ -280,7 +280,7 @@ async def _test_all(ids: list[int], *, client: httpx.AsyncClient) -> list[TestRe
 
 
 def test_all_channels() -> list[TestResult]:
-    """Every channel, whatever its status, highest priority first (§9.4)."""
+    """Every channel, whatever its status, highest priority first."""
     ids = list(Channel.objects.order_by("-priority", "id").values_list("pk", flat=True))
     return async_to_sync(_with_own_client)(_test_all, ids)
 

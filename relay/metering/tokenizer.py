@@ -1,4 +1,4 @@
-"""Offline token counting (shared/spec/relay.md §8.3) with the vocabularies bpe-openai ships.
+"""Offline token counting with the vocabularies bpe-openai ships.
 
 Nothing downloads at run time. o200k_base for gpt-4o / chatgpt-4o / o1, cl100k_base otherwise.
 """

@@ -1,4 +1,4 @@
-"""POST /pg/chat/completions: the dashboard playground (shared/spec/tasks-special.md §7.1).
+"""POST /pg/chat/completions: the dashboard playground.
 
 A Django view, because the caller is a dashboard session (cookie + `New-Api-User`), never an API
 key; access tokens are refused. The chat relay then runs as for /v1/chat/completions, in the

@@ -2,7 +2,7 @@
 
 httpx's API on our own lean HTTP/1.1 transport (relay/upstream/lean_transport.py): measured here, httpx's
 default transport cost ~2 ms of CPU per call, and aiohttp underneath still added ~1.5 ms to a
-stream's first byte (issue 7). One pooled client per event loop. Network failures are mapped once
+stream's first byte. One pooled client per event loop. Network failures are mapped once
 into UpstreamError.
 """
 
