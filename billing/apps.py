@@ -12,7 +12,10 @@ class BillingConfig(AppConfig):
     def ready(self) -> None:
         register_defaults(OPTION_DEFAULTS)
         # Models and receivers load once the app registry is ready, not at this module's import.
-        from . import signals  # noqa: F401  (balance mirror upkeep, registration gifts)
+        from . import (
+            local_ledger,  # noqa: F401  (registers the embedded ledger with billing.ledger)
+            signals,  # noqa: F401  (balance mirror upkeep, registration gifts)
+        )
         from .services import credit
 
         balance.install(credit)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -34,6 +34,7 @@ from newapi_site import bus
 from newapi_site import redis as r
 from newapi_site.options import options
 
+from .balances import load_token_balance, load_user_balance
 from .settlement import Settlement, apply_settlements, new_id
 
 log = logging.getLogger("newapi.billing")
@@ -177,14 +178,6 @@ _SHAS: dict[str, str] = {}
 _ERRORS = {-3: "user_empty", -4: "user_insufficient", -5: "token_exhausted", -6: "token_insufficient"}
 
 
-def _load_user_balance(user_id: int) -> int:
-    return int(User.objects.filter(pk=user_id).values_list("quota", flat=True).first() or 0)
-
-
-def _load_token_balance(token_id: int) -> int:
-    return int(Token.objects.filter(pk=token_id).values_list("remain_quota", flat=True).first() or 0)
-
-
 # New API's "trusted" rule (relay.md §9.1): when the balance is over 100× the estimate, nothing
 # is held up front. We apply it only to balances this process saw within TRUST_SECONDS; the
 # final charge is still applied atomically at commit, so nothing is lost, only not pre-held.
@@ -262,11 +255,11 @@ class RedisLedger:
                 self._remember(acct, balance, rest[0])
                 return amount
             if code == -1:
-                value = await sync_to_async(_load_user_balance)(acct.user_id)
+                value = await sync_to_async(load_user_balance)(acct.user_id)
                 await client.set(keys[0], value, nx=True)
                 continue
             if code == -2:
-                value = await sync_to_async(_load_token_balance)(acct.token_id)
+                value = await sync_to_async(load_token_balance)(acct.token_id)
                 await client.set(keys[1], value, nx=True)
                 continue
             self._seen.pop((acct.user_id, acct.token_id), None)
@@ -319,14 +312,14 @@ def _db_reserve(acct: Account, amount: int) -> None:
             quota=F("quota") - amount
         )
         if not ok:
-            balance = _load_user_balance(acct.user_id)
+            balance = load_user_balance(acct.user_id)
             raise QuotaError("user_empty" if balance <= 0 else "user_insufficient", balance, amount)
         if acct.token_limited:
             ok = Token.objects.filter(pk=acct.token_id, remain_quota__gt=0, remain_quota__gte=amount).update(
                 remain_quota=F("remain_quota") - amount, used_quota=F("used_quota") + amount
             )
             if not ok:
-                balance = _load_token_balance(acct.token_id)
+                balance = load_token_balance(acct.token_id)
                 # raising rolls back the user decrement above
                 raise QuotaError("token_exhausted" if balance <= 0 else "token_insufficient", balance, amount)
 
@@ -360,6 +353,21 @@ class DbLedger:
 
 
 _ledger: RedisLedger | DbLedger | None = None
+# The embedded set-up's ledger (billing/local_ledger.py) builds on RedisLedger, so rather than being
+# imported here it registers itself when billing starts (BillingConfig.ready).
+_embedded_ledger: Callable[[], RedisLedger] | None = None
+_embedded_credit: Callable[[bytes, int, int], None] | None = None
+
+
+def use_embedded(factory: Callable[[], RedisLedger], credit: Callable[[bytes, int, int], None]) -> None:
+    global _embedded_ledger, _embedded_credit
+    _embedded_ledger, _embedded_credit = factory, credit
+
+
+def _credit_embedded(kind: bytes, row_id: int, delta: int) -> None:
+    if _embedded_credit is None:
+        raise RuntimeError("the embedded ledger is not loaded (billing's AppConfig loads it)")
+    _embedded_credit(kind, row_id, delta)
 
 
 def ledger() -> RedisLedger | DbLedger:
@@ -367,10 +375,10 @@ def ledger() -> RedisLedger | DbLedger:
     if _ledger is None:
         if r.redis_enabled():
             _ledger = RedisLedger()
-        else:  # balances with one owner process, journaled write-behind (billing/local_ledger.py)
-            from .local_ledger import LocalLedger
-
-            _ledger = LocalLedger()
+        elif _embedded_ledger is not None:  # one owner process, journaled write-behind
+            _ledger = _embedded_ledger()
+        else:
+            raise RuntimeError("the embedded ledger is not loaded (billing's AppConfig loads it)")
     return _ledger
 
 
@@ -470,15 +478,11 @@ def mirror_user_delta(user_id: int, delta: int) -> None:
     if delta and r.redis_enabled():
         r.sync_redis().eval(_INCR_IF_EXISTS, 1, user_key(user_id), delta)
     elif delta:
-        from .local_ledger import credit
-
-        credit(b"U", user_id, delta)
+        _credit_embedded(b"U", user_id, delta)
 
 
 def mirror_token_delta(token_id: int, delta: int) -> None:
     if delta and r.redis_enabled():
         r.sync_redis().eval(_INCR_IF_EXISTS, 1, token_key(token_id), delta)
     elif delta:
-        from .local_ledger import credit
-
-        credit(b"T", token_id, delta)
+        _credit_embedded(b"T", token_id, delta)

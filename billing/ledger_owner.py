@@ -83,10 +83,10 @@ class _Conn:
 
 class Owner:
     def __init__(self, listener: socket.socket) -> None:
-        from .ledger import _load_token_balance, _load_user_balance
+        from .balances import load_token_balance, load_user_balance
 
-        self.load_user = _load_user_balance
-        self.load_token = _load_token_balance
+        self.load_user = load_user_balance
+        self.load_token = load_token_balance
         self.listener = listener
         self.users: dict[int, int] = {}
         self.tokens: dict[int, int] = {}

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from asgiref.sync import sync_to_async
 
+from . import ledger
 from .ledger import _ERRORS, Account, QuotaError, RedisLedger
 from .settlement import Settlement
 
@@ -265,3 +266,6 @@ class LocalLedger(RedisLedger):
         user_balance, token_balance = (await _client().call(head + s.to_json() + b"\n")).split()
         if int(user_balance) >= 0:
             self._remember(acct, int(user_balance), int(token_balance))
+
+
+ledger.use_embedded(LocalLedger, credit)

@@ -11,13 +11,15 @@ trailers) past it with no body between them, are refused before they are buffere
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 import httptools
 import httpx
 
-if TYPE_CHECKING:
-    from relay.upstream.lean_transport import _Connection, _Key
+# The pool's key and connection types belong to lean_transport, which imports this module: here
+# they are opaque values handed back to the pool.
+_Key = Any
+_Connection = Any
 
 MAX_HEAD = 64 * 1024  # bytes of response head (interim answers included), and of framing between bodies
 
