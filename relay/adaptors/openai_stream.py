@@ -44,15 +44,21 @@ def choice_text(choice: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def chunk_of(data: bytes) -> dict[str, Any] | None:
+    """One OpenAI stream event as a dict; None for `[DONE]`, keep-alives and anything not a JSON object."""
+    if data.startswith(b"[DONE]"):
+        return None
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return chunk if isinstance(chunk, dict) else None
+
+
 class OpenAIStreamTranslator(StreamTranslator):
     def feed(self, event: str, data: bytes) -> list[bytes]:
-        if data.startswith(b"[DONE]"):
-            return []
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(chunk, dict):
+        chunk = chunk_of(data)
+        if chunk is None:
             return []
         if "error" in chunk and "choices" not in chunk:
             # an error event mid-stream: pass it on, bill only what came before

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from relay.adaptors.base import RelayContext, StreamTranslator, Usage
-from relay.adaptors.openai_stream import usage_from
+from relay.adaptors.openai_stream import chunk_of, usage_from
 from relay.streaming import frame_event
 
 FINISH_TO_STOP = {
@@ -212,13 +212,8 @@ class OpenAIToClaudeStream(StreamTranslator):
         return [self._ev("content_block_stop", {"index": self.index})]
 
     def feed(self, event: str, data: bytes) -> list[bytes]:
-        if data.startswith(b"[DONE]"):
-            return []
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(chunk, dict):
+        chunk = chunk_of(data)
+        if chunk is None:
             return []
         out: list[bytes] = []
         if "error" in chunk and "choices" not in chunk:
