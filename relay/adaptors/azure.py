@@ -6,22 +6,27 @@ Deployment: the upstream model with dots removed (gpt-3.5-turbo → gpt-35-turbo
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from django.conf import settings
 
-from relay.adaptors.base import RelayContext
-from relay.adaptors.openai import OpenAIAdaptor
+from relay.adaptors.base import RealtimeTarget, RelayContext
+from relay.adaptors.openai import OpenAIAdaptor, websocket_base
+from relay.state import ChannelInfo
 from relay.upstream.safe_paths import check_url_segment
 
 CF_GATEWAY = "https://gateway.ai.cloudflare.com"
 
 
 def api_version(ctx: RelayContext) -> str:
-    from_query = parse_qs(ctx.query).get("api-version")
+    return _api_version(parse_qs(ctx.query), ctx.channel)
+
+
+def _api_version(query: dict[str, list[str]], channel: ChannelInfo) -> str:
+    from_query = query.get("api-version")
     if from_query and from_query[0]:
         return from_query[0]
-    return ctx.channel.other.strip() or settings.AZURE_DEFAULT_API_VERSION
+    return channel.other.strip() or settings.AZURE_DEFAULT_API_VERSION
 
 
 class AzureAdaptor(OpenAIAdaptor):
@@ -45,3 +50,18 @@ class AzureAdaptor(OpenAIAdaptor):
         headers.pop("OpenAI-Organization", None)
         headers["api-key"] = ctx.channel.key
         return headers
+
+    def realtime_target(
+        self,
+        channel: ChannelInfo,
+        model: str,
+        path: str,
+        query: dict[str, list[str]],
+        key_in_subprotocol: bool,
+    ) -> RealtimeTarget:
+        params = {
+            "deployment": check_url_segment(model).replace(".", ""),
+            "api-version": _api_version(query, channel),
+        }
+        url = f"{websocket_base(self.base_url(channel))}/openai/realtime?{urlencode(params)}"
+        return RealtimeTarget(url, {"api-key": channel.key})

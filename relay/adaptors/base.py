@@ -220,10 +220,36 @@ class NativeClaude(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class RealtimeTarget:
+    """Where a /v1/realtime websocket is dialled and how it signs in."""
+
+    url: str
+    headers: dict[str, str]
+    subprotocols: list[str] | None = None
+
+
+@runtime_checkable
+class ServesRealtime(Protocol):
+    """Opens OpenAI Realtime websockets (the relay pipes frames both ways and bills from the events)."""
+
+    def realtime_target(
+        self,
+        channel: ChannelInfo,
+        model: str,
+        path: str,
+        query: dict[str, list[str]],
+        key_in_subprotocol: bool,
+    ) -> RealtimeTarget:
+        """`key_in_subprotocol`: the client signed in through Sec-WebSocket-Protocol (browsers), so do the same."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     setup: bool = False
     stream_format: bool = False
     native_claude: bool = False
+    realtime: bool = False
 
     @classmethod
     def of(cls, adaptor_class: type) -> Capabilities:
@@ -231,6 +257,7 @@ class Capabilities:
             setup=issubclass(adaptor_class, NeedsSetup),
             stream_format=issubclass(adaptor_class, OwnStreamFormat),
             native_claude=issubclass(adaptor_class, NativeClaude),
+            realtime=issubclass(adaptor_class, ServesRealtime),
         )
 
 
@@ -243,6 +270,10 @@ def needs_setup(adaptor: Adaptor) -> TypeGuard[NeedsSetup]:
 
 def speaks_claude(adaptor: Adaptor) -> TypeGuard[NativeClaude]:
     return adaptor.capabilities.native_claude
+
+
+def serves_realtime(adaptor: Adaptor) -> TypeGuard[ServesRealtime]:
+    return adaptor.capabilities.realtime
 
 
 def owns_stream_format(adaptor: Adaptor) -> TypeGuard[OwnStreamFormat]:

@@ -8,16 +8,29 @@ without re-encoding.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from django.conf import settings
 
-from relay.adaptors.base import Adaptor, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest
+from relay.adaptors.base import (
+    Adaptor,
+    ParsedResponse,
+    RealtimeTarget,
+    RelayContext,
+    StreamTranslator,
+    UpstreamRequest,
+)
 from relay.adaptors.openai_stream import OpenAIStreamTranslator, choice_text, usage_from
 from relay.adaptors.thinking import ThinkingToContentTranslator, fold_reasoning
 from relay.errors import upstream_error_from_response
+from relay.state import ChannelInfo
 
 REASONING_EFFORTS = ("high", "medium", "low")
+
+
+def websocket_base(http_base: str) -> str:
+    return http_base.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
 
 
 def split_reasoning_effort(ctx: RelayContext, body: dict[str, Any]) -> None:
@@ -126,6 +139,22 @@ class OpenAIAdaptor(Adaptor):
         if ctx.channel.setting.get("thinking_to_content"):
             return ThinkingToContentTranslator(ctx)
         return OpenAIStreamTranslator(ctx)
+
+    def realtime_target(
+        self,
+        channel: ChannelInfo,
+        model: str,
+        path: str,
+        query: dict[str, list[str]],
+        key_in_subprotocol: bool,
+    ) -> RealtimeTarget:
+        url = websocket_base(self.base_url(channel)) + path + "?" + urlencode({"model": model})
+        headers = {"OpenAI-Organization": channel.organization} if channel.organization else {}
+        if key_in_subprotocol:
+            subprotocols = ["realtime", f"openai-insecure-api-key.{channel.key}", "openai-beta.realtime-v1"]
+            return RealtimeTarget(url, headers, subprotocols)
+        headers.update({"Authorization": f"Bearer {channel.key}", "openai-beta": "realtime=v1"})
+        return RealtimeTarget(url, headers)
 
 
 class CustomURLAdaptor(OpenAIAdaptor):

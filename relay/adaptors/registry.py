@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relay.adaptors.azure import AzureAdaptor
-from relay.adaptors.base import Adaptor
+from relay.adaptors.base import Adaptor, serves_realtime
 from relay.adaptors.bedrock import BedrockAdaptor
 from relay.adaptors.claude import ClaudeAdaptor
 from relay.adaptors.cohere import CohereAdaptor
@@ -246,9 +246,11 @@ def _declared(provider: Provider) -> Adaptor | None:
     return provider.adaptor
 
 
-# The channel types whose upstream speaks the Realtime websocket.
-REALTIME_TYPES: frozenset[int] = frozenset(p.type for p in PROVIDERS if p.realtime)
 _ADAPTORS: dict[int, Adaptor] = {p.type: a for p in PROVIDERS if (a := _declared(p)) is not None}
+# The channel types whose upstream speaks the Realtime websocket, through an adaptor that can dial it.
+REALTIME_TYPES: frozenset[int] = frozenset(
+    p.type for p in PROVIDERS if p.realtime and p.adaptor is not None and serves_realtime(p.adaptor)
+)
 # New API falls back to the OpenAI adaptor for types without their own; so do we.
 FALLBACK: Adaptor = _ADAPTORS[T.OPENAI]
 # For form selects: "1 · OpenAI". Unknown (0) is a valid stored value but not a sensible choice.

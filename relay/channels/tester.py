@@ -31,7 +31,7 @@ from newapi_site import bus
 from newapi_site.options import options
 from relay import state
 from relay.adaptors import adaptor_for, provider_for
-from relay.adaptors.base import RelayContext
+from relay.adaptors.base import RelayContext, needs_setup
 from relay.channels.types import ChannelType
 from relay.errors import RelayError, UpstreamError, upstream_error_from_response
 from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, Channel
@@ -118,8 +118,10 @@ async def send_test(info: state.ChannelInfo, model: str, client: httpx.AsyncClie
         options=options,
     )
     adaptor = adaptor_for(info.type)
-    upstream = adaptor.build_request(ctx)
     try:
+        if needs_setup(adaptor):  # an OAuth token first (Vertex), as a relayed request would
+            await adaptor.setup(ctx)
+        upstream = adaptor.build_request(ctx)
         resp = await client.request(
             upstream.method,
             upstream.url,
@@ -157,6 +159,7 @@ async def test_channel(
             chosen,
         )
     info = state.channel_info(row)
+    await state.ensure_options_loaded()  # adaptors read options; never a DB read on the event loop
     started = time.monotonic()
     error: RelayError | None = None
     try:

@@ -32,13 +32,12 @@ import binascii
 import logging
 import time
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs
 
 import orjson
 import websockets
 import websockets.exceptions  # a submodule: the lazy package does not expose it by itself
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 
 from billing import ledger, writer
 from billing.consume import realtime_bill
@@ -46,9 +45,10 @@ from billing.ledger import Account, Hold, QuotaError
 from billing.pricing import PriceNotSet, Tally, pre_consume_estimate, price_for, realtime_quota
 from newapi_site import bus, client_ip
 from relay import auth, rate_limit, state
+from relay.adaptors import adaptor_for
+from relay.adaptors.base import serves_realtime
 from relay.adaptors.registry import REALTIME_TYPES
 from relay.channels.choice import Route
-from relay.channels.types import ChannelType
 from relay.edge.wire import new_request_id
 from relay.errors import LocalError, RelayError
 from relay.metering.charge import quota_error
@@ -186,24 +186,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             channel = nxt
 
     async def _dial(self, c, headers: dict[str, str], query: dict[str, list[str]]):
-        base = c.base_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-        extra: dict[str, str] = {}
-        subprotocols = None
+        adaptor = adaptor_for(c.type)
+        if not serves_realtime(adaptor):  # REALTIME_TYPES only holds types whose adaptor serves it
+            raise OSError(f"channel type {c.type} does not serve realtime")
         upstream_model = c.model_mapping.get(self.model, self.model)
-        if c.type == ChannelType.AZURE:
-            version = (query.get("api-version") or [""])[0] or c.other or settings.AZURE_DEFAULT_API_VERSION
-            url = f"{base}/openai/realtime?" + urlencode(
-                {"deployment": upstream_model.replace(".", ""), "api-version": version}
-            )
-            extra["api-key"] = c.key
-        else:
-            url = base + self.scope["path"] + "?" + urlencode({"model": upstream_model})
-            if "sec-websocket-protocol" in headers:
-                subprotocols = ["realtime", f"openai-insecure-api-key.{c.key}", "openai-beta.realtime-v1"]
-            else:
-                extra.update({"Authorization": f"Bearer {c.key}", "openai-beta": "realtime=v1"})
-            if c.type == ChannelType.OPENAI and c.organization:
-                extra["OpenAI-Organization"] = c.organization
+        target = adaptor.realtime_target(
+            c,
+            upstream_model,
+            self.scope["path"],
+            query,
+            key_in_subprotocol="sec-websocket-protocol" in headers,
+        )
+        extra, subprotocols, url = target.headers, target.subprotocols, target.url
         check_header_values([*extra.items(), *(("Sec-WebSocket-Protocol", p) for p in subprotocols or ())])
         return await websockets.connect(
             url,

@@ -18,12 +18,14 @@ from relay.adaptors.base import (
     NativeClaude,
     NeedsSetup,
     OwnStreamFormat,
+    ServesRealtime,
     is_stream_response,
     needs_setup,
     owns_stream_format,
+    serves_realtime,
     speaks_claude,
 )
-from relay.adaptors.registry import PROVIDERS, PROVIDERS_BY_TYPE
+from relay.adaptors.registry import PROVIDERS, PROVIDERS_BY_TYPE, REALTIME_TYPES
 from relay.channels.types import ChannelType
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,6 +141,7 @@ def test_capabilities_are_resolved_from_the_protocols() -> None:
         assert needs_setup(adaptor) == isinstance(adaptor, NeedsSetup)
         assert speaks_claude(adaptor) == isinstance(adaptor, NativeClaude)
         assert owns_stream_format(adaptor) == isinstance(adaptor, OwnStreamFormat)
+        assert serves_realtime(adaptor) == isinstance(adaptor, ServesRealtime)
     assert needs_setup(adaptor_for(ChannelType.VERTEX_AI))
     assert {t for t in ChannelType if speaks_claude(adaptor_for(t))} == {
         ChannelType.ANTHROPIC,
@@ -149,6 +152,8 @@ def test_capabilities_are_resolved_from_the_protocols() -> None:
         ChannelType.AWS,
         ChannelType.COHERE,
     }
+    assert REALTIME_TYPES == {ChannelType.OPENAI, ChannelType.AZURE}
+    assert all(serves_realtime(adaptor_for(t)) for t in REALTIME_TYPES)
     assert is_stream_response(adaptor_for(ChannelType.OPENAI), "text/event-stream; charset=utf-8")
     assert is_stream_response(adaptor_for(ChannelType.COHERE), "application/stream+json")
     assert not is_stream_response(adaptor_for(ChannelType.COHERE), "text/event-stream")
