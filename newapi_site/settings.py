@@ -168,6 +168,15 @@ INITIAL_ROOT_TOKEN = env_str("INITIAL_ROOT_TOKEN")
 INITIAL_ROOT_ACCESS_TOKEN = env_str("INITIAL_ROOT_ACCESS_TOKEN")
 # Server processes started by `manage.py serve` (one Daphne per core by default).
 WEB_WORKERS = env_int("WEB_WORKERS", 0) or (os.cpu_count() or 1)
+# Whether `manage.py serve` also starts a Celery worker with beat; false when they run as their own services.
+EMBEDDED_CELERY = env_bool("CELERY_EMBEDDED", True)
+# Seconds `manage.py serve` lets in-flight requests and streams run after SIGTERM before it cuts them.
+SHUTDOWN_GRACE_SECONDS = env_float("SHUTDOWN_GRACE_SECONDS", 30.0)
+# Prometheus metrics at /metrics (404 when off); with a token, scrapes need `Authorization: Bearer <token>`.
+METRICS_ENABLED = env_bool("METRICS_ENABLED", False)
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# prometheus_client's multiprocess directory; `manage.py serve` sets it for its web workers.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
 
 # --- Django plumbing -----------------------------------------------------------------
 INSTALLED_APPS = [

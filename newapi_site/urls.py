@@ -7,10 +7,13 @@ from accounts import admin_login
 from billing.api import dashboard
 from relay.modes import playground
 
+from . import health
+
 admin_login.install(admin.site)  # login limit and default-password warning, before the URLs are built
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("healthz", health.healthz),  # readiness: database and Redis answer
     path("api/", include("newapi_site.api.urls")),
     # Key-authenticated billing endpoints (management.md §4); the relay router falls back to Django here.
     path("v1/dashboard/billing/subscription", dashboard.subscription),

@@ -4,6 +4,7 @@ The parent binds 0.0.0.0:$PORT (one SO_REUSEPORT socket per worker, so the kerne
 connections) and starts WEB_WORKERS Daphne workers, each accepting on its socket (`--fd`), plus
 one Celery worker with embedded beat. It forwards SIGINT/SIGTERM, waits for the children, and
 restarts a web worker that dies unexpectedly (a crash loop ends the server with a non-zero status).
+With CELERY_EMBEDDED=false it starts no Celery worker or beat: they run as their own services.
 
 With Redis, the parent also writes the queued billing batches to the database (a thread that
 wakes every BATCH_UPDATE_INTERVAL, plus once after the children exit), so that work never takes
@@ -209,7 +210,8 @@ class Command(BaseCommand):
             socks = bind_listeners(opts["host"], port, workers)
         except OSError as exc:
             raise CommandError(f"cannot listen on {opts['host']}:{port}: {exc}") from exc
-        sup = Supervisor(socks, with_celery=not opts["no_celery"])
+        # CELERY_EMBEDDED=false: the worker and beat run as their own services (docker/compose.yaml).
+        sup = Supervisor(socks, with_celery=settings.EMBEDDED_CELERY and not opts["no_celery"])
         signal.signal(signal.SIGTERM, lambda signum, frame: sup.stop(signal.SIGTERM))
         signal.signal(signal.SIGINT, lambda signum, frame: sup.stop(signal.SIGINT))
         sup.start()
