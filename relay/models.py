@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django.db import models as dj
 
 from accounts.models import now_ts
+from relay.channels.multi_key import dump_info, empty_info, parse_info
 from relay.channels.types import ChannelStatus, ChannelType
 
 CHANNEL_ENABLED = ChannelStatus.ENABLED
 CHANNEL_MANUALLY_DISABLED = ChannelStatus.MANUALLY_DISABLED
 CHANNEL_AUTO_DISABLED = ChannelStatus.AUTO_DISABLED
+
+
+class ChannelInfoField(dj.TextField):
+    """New API's `channel_info` column: a JSON document in a column of type json on every
+    database (as New API creates it), read as a dict whatever the driver hands back (text, bytes,
+    or already decoded), written as JSON text. No JSON check constraint: New API writes bytes."""
+
+    def db_type(self, connection) -> str:
+        return "json"
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else parse_info(value)
+
+    def to_python(self, value):
+        return value if value is None or isinstance(value, dict) else parse_info(value)
+
+    def get_prep_value(self, value):
+        if value is None or isinstance(value, str):
+            return value
+        return json.dumps(dump_info(value), ensure_ascii=False, separators=(",", ":"))
 
 
 class Channel(dj.Model):
@@ -38,6 +62,7 @@ class Channel(dj.Model):
     tag = dj.CharField(max_length=191, null=True, blank=True, db_index=True)
     setting = dj.TextField(null=True, blank=True, default="")
     param_override = dj.TextField(null=True, blank=True, default="")
+    channel_info: Any = ChannelInfoField(null=True, blank=True, default=empty_info)
 
     class Meta:
         db_table = "channels"

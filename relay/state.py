@@ -27,6 +27,7 @@ from django.db import close_old_connections, connections
 from accounts.models import Token, User
 from newapi_site import bus
 from newapi_site.options import options
+from relay.channels import multi_key
 from relay.channels.types import ChannelStatus
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -111,14 +112,28 @@ class ChannelInfo:
     param_override: dict[str, Any]
     auto_ban: bool
     tag: str
+    # A multi-key channel: its keys by index, the indices still enabled, "random" or "polling".
+    # `key` is then the one key of the attempt at hand (`key_index`), set by key_choice.bind.
+    keys: tuple[str, ...] = ()
+    live_keys: tuple[int, ...] = ()
+    multi_key_mode: str = ""
+    key_index: int = -1
+
+    @property
+    def multi_key(self) -> bool:
+        return bool(self.keys)
 
 
 def channel_info(c: Any) -> ChannelInfo:
+    info = multi_key.parse_info(c.channel_info)
+    keys = tuple(multi_key.split_keys(c.key)) if info["is_multi_key"] else ()
+    live = multi_key.live_indices(info, len(keys))
     return ChannelInfo(
         id=c.pk,
         type=int(c.type or 0),
         name=c.name or "",
-        key=c.key or "",
+        # a multi-key channel's key outside an attempt: one key, never the whole list
+        key=(keys[live[0] if live else 0] if keys else c.key or ""),
         status=int(c.status or 0),
         base_url=(c.base_url or "").rstrip("/"),
         other=c.other or "",
@@ -133,6 +148,9 @@ def channel_info(c: Any) -> ChannelInfo:
         param_override=parse_json_map(c.param_override),
         auto_ban=(c.auto_ban if c.auto_ban is not None else 1) == 1,
         tag=c.tag or "",
+        keys=keys,
+        live_keys=live,
+        multi_key_mode=info["multi_key_mode"] or multi_key.MODE_RANDOM,
     )
 
 
@@ -410,6 +428,13 @@ class ChannelCache:
         idx = self._index
         if idx is not None and channel_id in idx.channels:
             idx.channels[channel_id].status = ChannelStatus.AUTO_DISABLED
+
+    def mark_key_disabled(self, channel_id: int, key_index: int) -> None:
+        """Stop using one key of a multi-key channel in this process immediately."""
+        idx = self._index
+        channel = idx.channels.get(channel_id) if idx is not None else None
+        if channel is not None:
+            channel.live_keys = tuple(i for i in channel.live_keys if i != key_index)
 
 
 tokens = TokenCache()

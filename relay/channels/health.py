@@ -1,6 +1,7 @@
 """Automatic channel disabling on fatal upstream errors.
 
-Called by pipeline.attempt_all after each failed attempt. When the option
+Called by pipeline.attempt_all after each failed attempt. On a multi-key channel only the key the
+attempt used is disabled (relay/channels/key_status.py); the channel goes with its last key. When the option
 AutomaticDisableChannelEnabled is on and the channel allows it (auto_ban), an error that says the
 channel's credentials or account are dead disables it: status 3 with the reason in other_info,
 its abilities off, and every process told at once (bus "channels"); this process stops choosing
@@ -19,6 +20,7 @@ from asgiref.sync import sync_to_async
 from newapi_site import bus
 from newapi_site.options import options
 from relay import state
+from relay.channels import key_status
 from relay.channels.types import ChannelType
 from relay.errors import RelayError
 from relay.state import ChannelInfo
@@ -75,17 +77,44 @@ def should_disable(channel: ChannelInfo, err: RelayError) -> bool:
     )
 
 
-async def on_upstream_error(channel: ChannelInfo, err: RelayError) -> None:
+async def on_upstream_error(channel: ChannelInfo, err: RelayError) -> bool:
+    """Disable what the error condemns. True when that was one key of a multi-key channel that
+    still has others: the same channel may serve a retry with another key."""
     if not should_disable(channel, err):
-        return
+        return False
+    if channel.multi_key and channel.key_index >= 0:
+        return await _disable_key(channel, err)
     state.channels.mark_disabled(channel.id)
     try:
         changed = await sync_to_async(disable_channel)(channel.id, err.message)
     except Exception:
         log.exception("could not auto-disable channel #%s", channel.id)
-        return
+        return False
     if changed:
         log.warning("channel #%s (%s) auto-disabled: %s", channel.id, channel.name, err.message)
+    return False
+
+
+async def _disable_key(channel: ChannelInfo, err: RelayError) -> bool:
+    """Only the key this attempt used; the channel goes when its last key does (key_status)."""
+    state.channels.mark_key_disabled(channel.id, channel.key_index)
+    left = [i for i in channel.live_keys if i != channel.key_index]
+    if not left:
+        state.channels.mark_disabled(channel.id)
+    try:
+        changed = await sync_to_async(key_status.disable_key)(channel.id, channel.key_index, err.message)
+    except Exception:
+        log.exception("could not auto-disable key %s of channel #%s", channel.key_index, channel.id)
+        return bool(left)
+    if changed:
+        log.warning(
+            "key %s of channel #%s (%s) auto-disabled: %s",
+            channel.key_index,
+            channel.id,
+            channel.name,
+            err.message,
+        )
+    return bool(left)
 
 
 def disable_channel(channel_id: int, reason: str) -> bool:
