@@ -89,3 +89,19 @@ class Ability(dj.Model):
 
     class Meta:
         db_table = "abilities"
+
+
+class StoredResponse(dj.Model):
+    """A /v1/responses answer's channel (so follow-ups reach the account that holds it) and, for
+    answers converted from chat, the items a `previous_response_id` continues from."""
+
+    id = dj.CharField(max_length=191, primary_key=True)
+    user_id = dj.BigIntegerField(db_index=True)
+    channel_id = dj.BigIntegerField()
+    created_at = dj.BigIntegerField(db_index=True)
+    native = dj.BooleanField(default=True)
+    input_items = dj.TextField(blank=True, default="")  # JSON list; converted answers only
+    response = dj.TextField(blank=True, default="")  # the Response object; converted answers only
+
+    class Meta:
+        db_table = "stored_responses"
