@@ -10,7 +10,7 @@ TEST_STAMP := $(VENV)/.installed-test
 
 LINT_PATHS := newapi_site relay accounts billing tasks
 
-.PHONY: run test lint bench install install-test migrate serve clean
+.PHONY: run test lint bench install install-test migrate serve clean image-steps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ test: lint
 
 bench: $(TEST_STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The Docker image's build steps without Docker (docker/build.sh): dependency wheels, then an offline virtualenv.
+image-steps:
+	bash docker/build.sh wheels build/wheels
+	bash docker/build.sh install build/wheels build/venv
 
 clean:
 	rm -rf $(VENV) data
