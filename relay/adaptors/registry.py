@@ -32,6 +32,8 @@ class Provider:
     stream_options: bool = True  # accepts OpenAI's stream_options (OpenAI-family adaptors)
     realtime: bool = False  # serves /v1/realtime
     task_platform: str = ""  # its channels serve this task platform (Midjourney, Suno): no channel test
+    # takes Anthropic cache_control markers on chat content parts (prompt caching in the OpenAI format)
+    cache_control: bool = False
 
 
 _V1 = {
@@ -90,7 +92,13 @@ PROVIDERS: tuple[Provider, ...] = (
     Provider(T.ANTHROPIC, "Anthropic", "https://api.anthropic.com", ClaudeAdaptor(), models=("claude-",)),
     Provider(T.BAIDU, "Baidu", "https://aip.baidubce.com", models=("ERNIE-", "ernie-")),
     Provider(T.ZHIPU, "Zhipu", "https://open.bigmodel.cn", models=("chatglm",)),
-    Provider(T.ALI, "Ali", "https://dashscope.aliyuncs.com", models=("qwen", "text-embedding-v")),
+    Provider(
+        T.ALI,
+        "Ali",
+        "https://dashscope.aliyuncs.com",
+        models=("qwen", "text-embedding-v"),
+        cache_control=True,
+    ),
     Provider(T.XUNFEI, "Xunfei", models=("SparkDesk",)),
     Provider(T.AI360, "360", "https://api.360.cn", CompatibleAdaptor("360"), stream_options=False),
     Provider(
@@ -102,6 +110,7 @@ PROVIDERS: tuple[Provider, ...] = (
             headers={"HTTP-Referer": "https://github.com/Calcium-Ion/new-api", "X-Title": "New API"},
         ),
         stream_options=False,
+        cache_control=True,
     ),
     Provider(T.AIPROXY_LIBRARY, "AIProxyLibrary", "https://api.aiproxy.io"),
     Provider(T.FASTGPT, "FastGPT", "https://fastgpt.run/api/openapi"),
