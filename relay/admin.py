@@ -21,6 +21,7 @@ from newapi_site.admin_common import choices_filter, compare_with_seen, format_t
 from newapi_site.api.base import ApiError
 from relay.adaptors.registry import CHANNEL_TYPE_CHOICES, channel_type_name, effective_base_url
 from relay.api.services import check_endpoint_change, endpoint_changes, save_channel_fields
+from relay.channels import limits
 from relay.channels.tester import test_channel_sync
 from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, Ability, Channel
 
@@ -99,6 +100,9 @@ class ChannelAdminForm(forms.ModelForm):
             "models": "Comma-separated model names.",
             "group": "Comma-separated groups.",
             "base_url": "Empty = the type's default base URL.",
+            "setting": 'JSON, e.g. {"proxy": "socks5://host:1080", "rpm_limit": 60, "tpm_limit": 100000} '
+            "(an http://, https:// or socks5:// proxy for this channel's upstream calls; requests and "
+            "tokens a minute, 0 = no limit).",
         }
 
     actor: Any = None  # the signed-in user, set by ChannelAdmin.get_form
@@ -132,6 +136,8 @@ class ChannelAdminForm(forms.ModelForm):
             raw = (cleaned.get(name) or "").strip()
             if raw and not _is_json_object(raw):
                 self.add_error(name, 'Must be a JSON object, e.g. {"a": "b"}.')
+            elif name == "setting" and (problem := limits.setting_problem(raw)) is not None:
+                self.add_error(name, problem)
         key = (cleaned.get("key") or "").strip()
         if key:
             cleaned["key"] = key

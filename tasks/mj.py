@@ -21,7 +21,7 @@ from relay.channels import health as channel_health
 from relay.channels.types import ChannelStatus
 from relay.edge.wire import ClientRequest, Response
 from relay.state import ChannelInfo
-from relay.upstream import http
+from relay.upstream import http, proxies
 
 from . import charging, routing
 from . import mj_actions as A
@@ -89,7 +89,9 @@ async def call_upstream(
     if content is not None:
         headers["content-type"] = "application/json"
     try:
-        resp = await http.client().request(req.method, url, headers=headers, content=content, timeout=timeout)
+        resp = await http.client_for(proxies.of(channel)).request(
+            req.method, url, headers=headers, content=content, timeout=timeout
+        )
     except httpx.HTTPError:
         raise MjError(5, "do_request_failed") from None
     if not resp.content:

@@ -10,9 +10,11 @@ lowered, and a system log row (type 4) records it — the consume log row of the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -25,6 +27,7 @@ from billing import ledger
 from billing.models import LOG_SYSTEM, Log
 from newapi_site.options import options
 from relay.models import Channel
+from relay.upstream import proxies
 
 from .models import Midjourney, Task
 
@@ -36,6 +39,22 @@ FETCH_TIMEOUT = 15.0
 
 def _channels(ids: set[int]) -> dict[int, Any]:
     return {c.pk: c for c in Channel.objects.filter(pk__in=ids)}
+
+
+def _client(channel: Any, default: httpx.Client, proxied: dict[str, httpx.Client]) -> httpx.Client:
+    """The channel's route: through its proxy when it has one (clients kept for the round)."""
+    proxy = proxies.of_row(channel)
+    return proxies.sync_client(proxy, FETCH_TIMEOUT, proxied) if proxy else default
+
+
+@contextlib.contextmanager
+def _proxied() -> Iterator[dict[str, httpx.Client]]:
+    opened: dict[str, httpx.Client] = {}
+    try:
+        yield opened
+    finally:
+        for c in opened.values():
+            c.close()
 
 
 def refund(user_id: int, token_id: int, quota: int, text: str) -> None:
@@ -129,7 +148,7 @@ def poll_midjourney() -> dict[str, int]:
     channels = _channels(set(by_channel))
     stats = {"polled": 0, "updated": 0, "refunded": 0}
     now = int(time.time() * 1000)
-    with httpx.Client(timeout=FETCH_TIMEOUT) as client:
+    with httpx.Client(timeout=FETCH_TIMEOUT) as client, _proxied() as proxied:
         for channel_id, group in by_channel.items():
             channel = channels.get(channel_id)
             if channel is None:
@@ -139,7 +158,7 @@ def poll_midjourney() -> dict[str, int]:
                 )
                 continue
             try:
-                resp = client.post(
+                resp = _client(channel, client, proxied).post(
                     f"{(channel.base_url or '').rstrip('/')}/mj/task/list-by-condition",
                     json={"ids": [t.mj_id for t in group]},
                     headers={"mj-api-secret": channel.key or ""},
@@ -215,7 +234,7 @@ def poll_suno(limit: int = 500) -> dict[str, int]:
     channels = _channels(set(by_channel))
     stats = {"polled": 0, "updated": 0, "refunded": 0}
     now = int(time.time())
-    with httpx.Client(timeout=FETCH_TIMEOUT) as client:
+    with httpx.Client(timeout=FETCH_TIMEOUT) as client, _proxied() as proxied:
         for channel_id, group in by_channel.items():
             channel = channels.get(channel_id)
             if channel is None:
@@ -226,7 +245,7 @@ def poll_suno(limit: int = 500) -> dict[str, int]:
                 )
                 continue
             try:
-                resp = client.post(
+                resp = _client(channel, client, proxied).post(
                     f"{(channel.base_url or '').rstrip('/')}/suno/fetch",
                     json={"ids": [t.task_id for t in group]},
                     headers={"authorization": f"Bearer {channel.key or ''}"},

@@ -19,7 +19,7 @@ from relay.channels.types import ChannelStatus
 from relay.edge.wire import ClientRequest, Response
 from relay.modes.pipeline import NO_RETRY_STATUSES
 from relay.state import ChannelInfo
-from relay.upstream import http
+from relay.upstream import http, proxies
 
 from . import charging, routing
 from .models import Task
@@ -141,7 +141,7 @@ async def attempt_all(
             resp, envelope = await send(req, channel, action, body)
             return channel, resp, envelope
         except TaskError as err:
-            nxt = route.next() if route is not None and should_retry(err) else None
+            nxt = await route.another() if route is not None and should_retry(err) else None
             if nxt is None:
                 raise
             channel = nxt
@@ -154,7 +154,7 @@ async def send(
     if req.headers.get("accept"):
         headers["accept"] = req.headers["accept"]
     try:
-        resp = await http.client().post(
+        resp = await http.client_for(proxies.of(channel)).post(
             f"{channel.base_url}/suno/submit/{action}",
             headers=headers,
             content=orjson.dumps(body),

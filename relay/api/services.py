@@ -13,6 +13,7 @@ from accounts.models import User
 from newapi_site.api.base import ApiError
 from newapi_site.roles import ROLE_ROOT
 from relay.adaptors.registry import effective_base_url
+from relay.channels import limits
 from relay.channels.abilities import fix_abilities, rebuild_abilities
 from relay.channels.types import ChannelType
 from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, Channel
@@ -125,6 +126,8 @@ def _clean_fields(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
                 json.loads(value)
             except ValueError:
                 raise ApiError(f"{name} 不是合法的 JSON") from None
+        if name == "setting" and (problem := limits.setting_problem(value)) is not None:
+            raise ApiError(problem)
         fields[name] = value
     if "models" in fields:
         models = [m.strip() for m in (fields["models"] or "").split(",") if m.strip()]

@@ -10,6 +10,13 @@ up on the invalidation bus: a channel added or enabled a moment ago through anot
 
 A mode that only some providers speak declares the channel types that serve it (`types`); channels
 of other types are passed over as if they did not list the model.
+
+A channel with a rate limit (relay/channels/limits.py) is admitted only while under it; when the
+pick lands on one, the other candidates follow in the order they would be picked, and the first
+one not at its limit serves (one call to the limit store). When every candidate is at its limit,
+the answer is a 429, which clients retry after a pause. With channel affinity on
+(relay/channels/affinity.py), the channel that served the same prompt cache key (or token and
+model) last is tried first while it is healthy.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from billing.pricing import normalize_model
 from newapi_site.options import options
 from relay import state
 from relay.auth import Caller
+from relay.channels import affinity, limits
 from relay.channels.types import ChannelStatus
 from relay.errors import LocalError
 from relay.state import ChannelIndex, ChannelInfo
@@ -54,14 +62,58 @@ def pick(
             continue
         if len(candidates) == 1:
             return candidates[0]
-        total = sum(c.weight + 10 for c in candidates)
-        r = random.uniform(0, total)
-        for c in candidates:
-            r -= c.weight + 10
-            if r <= 0:
-                return c
-        return candidates[-1]
+        return _weighted(candidates)
     return None
+
+
+def channel_busy(group: str, model: str) -> LocalError:
+    """Every channel that serves the model is at its rate limit: retry later."""
+    return LocalError(
+        f"当前分组 {group} 下模型 {model} 的渠道均已达到速率限制，请稍后再试 "
+        f"(every channel for model {model} in group {group} is at its rate limit, try again later)",
+        status=429,
+        type="new_api_error",
+        code="channel_rate_limited",
+    )
+
+
+def _weighted(candidates: list[ChannelInfo]) -> ChannelInfo:
+    total = sum(c.weight + 10 for c in candidates)
+    r = random.uniform(0, total)
+    for c in candidates:
+        r -= c.weight + 10
+        if r <= 0:
+            return c
+    return candidates[-1]
+
+
+def preference(
+    index: ChannelIndex,
+    group: str,
+    model: str,
+    exclude: list[int],
+    types: frozenset[int] | None,
+    first: ChannelInfo,
+) -> list[ChannelInfo]:
+    """`first`, then the other candidates in the order picks would give them (tier by tier,
+    weighted within a tier), up to the first one without a rate limit."""
+    order = [first]
+    for tier in index.tiers.get((group, model)) or ():
+        candidates = [
+            c
+            for c in tier
+            if c.id not in exclude
+            and c.id != first.id
+            and c.status == ChannelStatus.ENABLED
+            and (types is None or c.type in types)
+        ]
+        while candidates:
+            c = _weighted(candidates)
+            candidates.remove(c)
+            order.append(c)
+            if not limits.limited(c):
+                return order
+    return order
 
 
 class Route:
@@ -71,9 +123,22 @@ class Route:
     the failed ones among them are what later picks exclude.
     """
 
-    __slots__ = ("_index", "group", "key", "model", "pinned", "retries", "tried", "types")
+    __slots__ = (
+        "_at_limit",
+        "_index",
+        "affinity",
+        "group",
+        "key",
+        "model",
+        "pinned",
+        "retries",
+        "tried",
+        "types",
+    )
 
-    def __init__(self, caller: Caller, model: str, types: frozenset[int] | None = None) -> None:
+    def __init__(
+        self, caller: Caller, model: str, types: frozenset[int] | None = None, affinity: str = ""
+    ) -> None:
         self.group = caller.group
         self.model = model
         self.key = normalize_model(model)  # gpt-4-gizmo-… models share one wildcard ability
@@ -81,15 +146,17 @@ class Route:
         self.types = types
         self.tried: list[int] = []
         self.retries = 0
+        self.affinity = affinity if self.pinned is None else ""  # affinity.key_for(...), "" for none
         self._index: ChannelIndex | None = None
+        self._at_limit = False  # a candidate was passed over for its rate limit
 
     async def first(self) -> ChannelInfo:
         """The channel to try first; raises the no-channel (or pinned-channel) error."""
         index = await state.channels.index()
-        channel = self._choose(index)
+        channel = await self._choose(index)
         # or added / enabled a moment ago through another process?
         if channel is None and (fresh := await state.fresher_channels(index)) is not None:
-            index, channel = fresh, self._choose(fresh)
+            index, channel = fresh, await self._choose(fresh)
         if channel is None:
             raise self._refusal(index)
         self._index = index
@@ -98,9 +165,18 @@ class Route:
         self.tried.append(channel.id)
         return channel
 
+    async def another(self) -> ChannelInfo | None:
+        """After the last channel failed in a way another may not: the next channel (rate limits
+        applied), or None when the retries are spent or no other channel serves the model."""
+        if len(self.tried) > self.retries or self._index is None:
+            return None
+        channel = await self._pick(self._index)
+        if channel is not None:
+            self.tried.append(channel.id)
+        return channel
+
     def next(self) -> ChannelInfo | None:
-        """After the last channel failed in a way another may not: the next channel, or None when
-        the retries are spent or no other channel serves the model."""
+        """`another()` for a caller that cannot wait: the same walk, rate limits not consulted."""
         if len(self.tried) > self.retries or self._index is None:
             return None
         channel = pick(self._index, self.group, self.key, self.tried, self.types)
@@ -108,17 +184,54 @@ class Route:
             self.tried.append(channel.id)
         return channel
 
-    def _choose(self, index: ChannelIndex) -> ChannelInfo | None:
+    async def served(self, channel: ChannelInfo) -> None:
+        """`channel` answered: with affinity on, the next request with this key prefers it."""
+        if self.affinity:
+            await affinity.remember(self.affinity, channel.id)
+
+    async def _pick(self, index: ChannelIndex) -> ChannelInfo | None:
+        channel = pick(index, self.group, self.key, self.tried, self.types)
+        if channel is None or not limits.limited(channel):
+            return channel  # the common case: no limit, no call to the limit store
+        admitted = await limits.admit(
+            preference(index, self.group, self.key, self.tried, self.types, channel)
+        )
+        if admitted is None:
+            self._at_limit = True
+        return admitted
+
+    def _healthy(self, index: ChannelIndex, channel_id: int) -> ChannelInfo | None:
+        """The channel if it may serve this request now (its rate limit aside)."""
+        channel = index.channels.get(channel_id)
+        if channel is None or channel.status != ChannelStatus.ENABLED or channel_id in self.tried:
+            return None
+        if self.types is not None and channel.type not in self.types:
+            return None
+        tiers = index.tiers.get((self.group, self.key)) or ()
+        return channel if any(c.id == channel_id for tier in tiers for c in tier) else None
+
+    async def _choose(self, index: ChannelIndex) -> ChannelInfo | None:
         if self.pinned is None:
-            return pick(index, self.group, self.key, self.tried, self.types)
+            if self.affinity and (last := await affinity.recall(self.affinity)) is not None:
+                channel = self._healthy(index, last)
+                if channel is not None and (
+                    not limits.limited(channel) or await limits.admit([channel]) is not None
+                ):
+                    return channel
+            return await self._pick(index)
         channel = index.channels.get(self.pinned)
         if channel is None or channel.status != ChannelStatus.ENABLED:
             return None
         if self.types is not None and channel.type not in self.types:
             return None
+        if limits.limited(channel) and await limits.admit([channel]) is None:
+            self._at_limit = True
+            return None
         return channel
 
     def _refusal(self, index: ChannelIndex) -> LocalError:
+        if self._at_limit:
+            return channel_busy(self.group, self.model)
         if self.pinned is None:
             return no_channel(self.group, self.model)
         channel = index.channels.get(self.pinned)

@@ -35,7 +35,7 @@ from relay.adaptors.base import RelayContext, needs_setup
 from relay.channels.types import ChannelType
 from relay.errors import RelayError, UpstreamError, upstream_error_from_response
 from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, Channel
-from relay.upstream import http
+from relay.upstream import http, proxies
 
 log = logging.getLogger("newapi.relay")
 
@@ -160,10 +160,12 @@ async def test_channel(
         )
     info = state.channel_info(row)
     await state.ensure_options_loaded()  # adaptors read options; never a DB read on the event loop
+    proxy = proxies.of(info)  # a channel test takes the channel's route, proxy included
+    client = http.client_for(proxy) if proxy else client or http.client()
     started = time.monotonic()
     error: RelayError | None = None
     try:
-        await send_test(info, chosen, client or http.client())
+        await send_test(info, chosen, client)
     except RelayError as exc:
         error = exc
     elapsed_ms = int((time.monotonic() - started) * 1000)

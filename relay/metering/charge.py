@@ -8,6 +8,7 @@ from billing.ledger import QuotaError
 from billing.pricing import quota_per_unit
 from relay import rate_limit
 from relay.adaptors.base import RelayContext, Usage
+from relay.channels import limits
 from relay.errors import LocalError
 from relay.modes.job import Job
 
@@ -57,3 +58,4 @@ async def settle(
         )
     )
     await rate_limit.record_success(job.caller.user.id)
+    await limits.add_tokens(ctx.channel, usage.prompt_tokens + usage.completion_tokens)

@@ -80,7 +80,7 @@ async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | Stre
             type="invalid_request_error",
             code="invalid_api_type",
         )
-    resp = await pipeline.open_upstream(upstream)
+    resp = await pipeline.open_upstream(upstream, ctx.channel)
     if job.is_stream and is_stream_response(adaptor, resp.headers.get("content-type", "")):
         translator = (
             native.native_stream_translator(ctx)

@@ -27,7 +27,7 @@ from relay.metering import audio_length, tokenizer
 from relay.metering.charge import settle
 from relay.modes import pipeline
 from relay.modes.job import Job
-from relay.upstream import http
+from relay.upstream import http, proxies
 
 
 def _image_error(message: str) -> LocalError:
@@ -46,9 +46,9 @@ def _openai_family(ctx: RelayContext, what: str) -> OpenAIAdaptor:
     return adaptor
 
 
-async def _post(url: str, headers: dict[str, str], body: bytes) -> httpx.Response:
+async def _post(ctx: RelayContext, url: str, headers: dict[str, str], body: bytes) -> httpx.Response:
     try:
-        resp = await http.client().post(url, headers=headers, content=body)
+        resp = await http.client_for(proxies.of(ctx.channel)).post(url, headers=headers, content=body)
     except httpx.HTTPError as exc:
         raise http.network_error(exc) from None
     if resp.status_code // 100 != 2:
@@ -59,7 +59,7 @@ async def _post(url: str, headers: dict[str, str], body: bytes) -> httpx.Respons
 async def _send_openai(ctx: RelayContext, adaptor: OpenAIAdaptor) -> httpx.Response:
     ctx.is_stream = False
     upstream = adaptor.build_request(ctx)
-    return await _post(upstream.url, upstream.headers, upstream.body)
+    return await _post(ctx, upstream.url, upstream.headers, upstream.body)
 
 
 # -- images ---------------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ async def rerank(req: ClientRequest, **_params: str) -> Response | StreamingResp
 
     async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response:
         upstream = build_rerank_request(ctx)
-        resp = await _post(upstream.url, upstream.headers, upstream.body)
+        resp = await _post(ctx, upstream.url, upstream.headers, upstream.body)
         try:
             data = orjson.loads(resp.content)
         except orjson.JSONDecodeError:
@@ -215,7 +215,9 @@ async def send_multipart(
     data["model"] = ctx.upstream_model
     files = [(name, (filename, content, ctype)) for name, filename, content, ctype in uploads]
     try:
-        resp = await http.client().post(adaptor.request_url(ctx), headers=headers, data=data, files=files)
+        resp = await http.client_for(proxies.of(ctx.channel)).post(
+            adaptor.request_url(ctx), headers=headers, data=data, files=files
+        )
     except httpx.HTTPError as exc:
         raise http.network_error(exc) from None
     if resp.status_code // 100 != 2:

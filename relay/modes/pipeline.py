@@ -33,6 +33,7 @@ from relay.adaptors.base import (
     needs_setup,
     upstream_events,
 )
+from relay.channels import affinity
 from relay.channels import health as channel_health
 from relay.channels.choice import Route
 from relay.channels.types import ChannelType
@@ -45,7 +46,7 @@ from relay.metering.stream_budget import StreamBudget, cut_frames
 from relay.modes.job import Job
 from relay.state import ChannelInfo
 from relay.streaming import SSE_HEADERS, IdleDeadline
-from relay.upstream import http
+from relay.upstream import http, proxies
 
 log = logging.getLogger("newapi.relay")
 
@@ -240,16 +241,21 @@ Sender = Callable[[Job, RelayContext, list[int]], Awaitable[Response | Streaming
 async def attempt_all(job: Job, sender: Sender) -> Response | StreamingResponse:
     """Send through `sender` on the chosen channel, and on another one while the failure is the
     channel's (shared by every relay mode)."""
-    route = Route(job.caller, job.model)
+    caller = job.caller
+    route = Route(
+        caller, job.model, affinity=affinity.key_for(caller.user.id, caller.token.id, job.model, job.body)
+    )
     channel = await route.first()
     while True:
         ctx = make_context(job, channel)
         try:
-            return await sender(job, ctx, route.tried)
+            answer = await sender(job, ctx, route.tried)
+            await route.served(channel)
+            return answer
         except UpstreamError as err:
             apply_status_mapping(err, channel)
             await channel_health.on_upstream_error(channel, err)
-            nxt = route.next() if should_retry(err, channel, route.pinned is not None) else None
+            nxt = await route.another() if should_retry(err, channel, route.pinned is not None) else None
             if nxt is None:
                 raise
             log.info(
@@ -261,9 +267,11 @@ async def attempt_all(job: Job, sender: Sender) -> Response | StreamingResponse:
             channel = nxt
 
 
-async def open_upstream(upstream) -> httpx.Response:  # type: ignore[no-untyped-def]
-    """Send one upstream request; a non-2xx answer becomes an UpstreamError (body read, closed)."""
-    resp = await http.send(upstream.method, upstream.url, upstream.headers, upstream.body)
+async def open_upstream(upstream, channel: ChannelInfo | None = None) -> httpx.Response:  # type: ignore[no-untyped-def]
+    """Send one upstream request (through `channel`'s proxy, if it has one); a non-2xx answer
+    becomes an UpstreamError (body read, closed)."""
+    proxy = proxies.of(channel) if channel is not None else ""
+    resp = await http.send(upstream.method, upstream.url, upstream.headers, upstream.body, proxy)
     if resp.status_code // 100 != 2:
         try:
             body = await resp.aread()
@@ -309,7 +317,7 @@ async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | Stre
     adaptor = adaptor_for(ctx.channel.type)
     if needs_setup(adaptor):
         await adaptor.setup(ctx)
-    resp = await open_upstream(adaptor.build_request(ctx))
+    resp = await open_upstream(adaptor.build_request(ctx), ctx.channel)
     content_type = resp.headers.get("content-type", "")
     if ctx.is_stream and is_stream_response(adaptor, content_type):
         return streaming_response(job, ctx, adaptor, adaptor.stream_translator(ctx), resp, tried)

@@ -175,7 +175,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 return await self._dial(channel, headers, query)
             except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
                 log.info("realtime dial to channel #%s failed: %s", channel.id, exc)
-            if (nxt := route.next()) is None:
+            if (nxt := await route.another()) is None:
                 # What the dial said (addresses, ports, the upstream's answer) is for our log, not the client.
                 raise RelayError(
                     "do_request_failed: the upstream could not be reached",

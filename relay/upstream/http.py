@@ -3,7 +3,8 @@
 httpx's API on our own lean HTTP/1.1 transport (relay/upstream/lean_transport.py): measured here, httpx's
 default transport cost ~2 ms of CPU per call, and aiohttp underneath still added ~1.5 ms to a
 stream's first byte. One pooled client per event loop. Network failures are mapped once
-into UpstreamError.
+into UpstreamError. A channel with a proxy (relay/upstream/proxies.py) goes through httpx's own
+transport instead, one pooled client per proxy URL.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import httpx
 from django.conf import settings
 
 from relay.errors import LocalError, UpstreamError
+from relay.upstream import proxies
 from relay.upstream.lean_transport import Http11Transport, ResponseBody, UnsafeHeaderValue
 
 # One client per event loop, forgotten with its loop (an id() key could be reused by a new loop).
@@ -54,7 +56,14 @@ def client() -> httpx.AsyncClient:
     return c
 
 
-async def send(method: str, url: str, headers: dict[str, str], body: bytes) -> httpx.Response:
+def client_for(proxy: str) -> httpx.AsyncClient:
+    """`client()`, or the pooled client through `proxy` (a channel's `proxies.of(channel)`)."""
+    return proxies.client(proxy, _timeout()) if proxy else client()
+
+
+async def send(
+    method: str, url: str, headers: dict[str, str], body: bytes, proxy: str = ""
+) -> httpx.Response:
     """The relay hot path: one prepared request straight to the pooled transport.
 
     Skips AsyncClient.send's per-request machinery (auth flow, redirect loop, cookie jar
@@ -66,6 +75,8 @@ async def send(method: str, url: str, headers: dict[str, str], body: bytes) -> h
         _timeout_ext = _timeout().as_dict()
     request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": _timeout_ext})
     try:
+        if proxy:
+            return await client_for(proxy).send(request, stream=True)
         return await _transport().handle_async_request(request)
     except UnsafeHeaderValue as exc:
         # Nothing was sent. Name the header, never its value (it may be a key).

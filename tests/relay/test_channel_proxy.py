@@ -1,0 +1,150 @@
+"""Per-channel proxies (`setting.proxy`): a channel with one sends its upstream calls (chat, streams,
+embeddings, channel tests) through a real HTTP or SOCKS5 proxy on 127.0.0.1, credentials included;
+a channel without one never touches a proxy; a URL the relay cannot use is refused when saved."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+
+from billing.models import Log
+from relay.models import Channel
+from tests.conftest import live, make_channel, make_token, make_user, propagated, settle
+from tests.fakes.proxy_servers import HttpProxy, Socks5Proxy
+
+pytestmark = [live, pytest.mark.relay]
+
+
+@pytest.fixture(scope="module")
+def http_proxy() -> HttpProxy:
+    return HttpProxy(credentials=("puser", "p@ss")).start()
+
+
+@pytest.fixture(scope="module")
+def socks_proxy() -> Socks5Proxy:
+    return Socks5Proxy(credentials=("suser", "s3cret")).start()
+
+
+def client_for(gateway, name: str) -> openai.OpenAI:
+    token = make_token(make_user(name))
+    propagated()
+    return openai.OpenAI(base_url=gateway.v1, api_key=f"sk-{token.key}", max_retries=0)
+
+
+def chat_and_stream(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+
+def upstream_address(fake_upstream) -> str:
+    return f"127.0.0.1:{fake_upstream.port}"
+
+
+@pytest.mark.parametrize("kind", ["http", "socks5"])
+def test_channel_with_proxy_goes_through_it(gateway, fake_upstream, http_proxy, socks_proxy, kind):
+    proxy = http_proxy if kind == "http" else socks_proxy
+    other = socks_proxy if kind == "http" else http_proxy
+    key = f"proxied-{kind}"
+    make_channel(fake_upstream.base_url, key=key, setting=json.dumps({"proxy": proxy.url(kind)}))
+    client = client_for(gateway, f"px-{kind}")
+    seen, seen_other, upstream_before = (
+        len(proxy.targets),
+        len(other.targets),
+        len(fake_upstream.requests_for(key)),
+    )
+
+    chat_and_stream(client)
+    client.embeddings.create(model="text-embedding-3-small", input="hi")
+
+    assert len(fake_upstream.requests_for(key)) == upstream_before + 3
+    through = proxy.targets[seen:]
+    # every upstream connection went through the proxy (a stream may reuse the chat's tunnel)
+    assert through and set(through) == {upstream_address(fake_upstream)}, through
+    assert len(other.targets) == seen_other
+    offered = proxy.auth[-1]
+    assert offered == ("Basic cHVzZXI6cEBzcw==" if kind == "http" else "suser:s3cret")
+    settle()
+    assert Log.objects.filter(type=2, channel_id__isnull=False).count() == 3  # billed as usual
+
+
+def test_channel_without_proxy_stays_direct(gateway, fake_upstream, http_proxy, socks_proxy):
+    make_channel(fake_upstream.base_url, key="direct-key")
+    client = client_for(gateway, "px-direct")
+    before = (len(http_proxy.targets), len(socks_proxy.targets))
+    chat_and_stream(client)
+    assert fake_upstream.requests_for("direct-key")
+    assert (len(http_proxy.targets), len(socks_proxy.targets)) == before
+
+
+def test_wrong_proxy_credentials_fail_the_request_not_the_gateway(gateway, fake_upstream, http_proxy):
+    bad = http_proxy.url("http").replace("p@ss", "wrong")
+    make_channel(fake_upstream.base_url, key="bad-proxy", setting=json.dumps({"proxy": bad}))
+    client = client_for(gateway, "px-bad")
+    with pytest.raises(openai.APIStatusError) as exc:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert exc.value.status_code >= 400
+    assert "wrong" not in exc.value.response.text  # the proxy's password never reaches the client
+    assert not fake_upstream.requests_for("bad-proxy")
+
+
+def test_channel_test_goes_through_the_proxy(fake_upstream, socks_proxy, as_admin):
+    channel = make_channel(
+        fake_upstream.base_url, key="tested-proxied", setting=json.dumps({"proxy": socks_proxy.url("socks5")})
+    )
+    seen = len(socks_proxy.targets)
+    body = as_admin.get(f"/api/channel/test/{channel.pk}", {"model": "gpt-4o-mini"})
+    assert body["success"] is True, body
+    assert socks_proxy.targets[seen:] == [upstream_address(fake_upstream)]
+    assert fake_upstream.requests_for("tested-proxied")
+
+
+@pytest.mark.parametrize(
+    "proxy",
+    ["ftp://127.0.0.1:21", "127.0.0.1:8080", "http://", "socks4://127.0.0.1:1080", "http://h:99999"],
+)
+def test_unusable_proxy_url_is_refused_when_saved(as_admin, proxy):
+    body = as_admin.post(
+        "/api/channel/",
+        {
+            "type": 1,
+            "name": "bad-proxy",
+            "key": "k",
+            "models": "gpt-4o-mini",
+            "group": "default",
+            "setting": json.dumps({"proxy": proxy}),
+        },
+    )
+    assert body["success"] is False and "proxy" in body["message"], body
+    assert not Channel.objects.filter(name="bad-proxy").exists()
+
+
+def test_limits_must_be_whole_numbers(as_admin):
+    for setting in ({"rpm_limit": -1}, {"tpm_limit": "many"}, {"rpm_limit": 1.5}):
+        body = as_admin.post(
+            "/api/channel/",
+            {
+                "type": 1,
+                "name": "bad-limit",
+                "key": "k",
+                "models": "gpt-4o-mini",
+                "setting": json.dumps(setting),
+            },
+        )
+        assert body["success"] is False and "limit" in body["message"], (setting, body)
+    body = as_admin.post(
+        "/api/channel/",
+        {
+            "type": 1,
+            "name": "good",
+            "key": "k",
+            "models": "gpt-4o-mini",
+            "setting": json.dumps({"proxy": "socks5://u:p@127.0.0.1:1080", "rpm_limit": 60, "tpm_limit": 0}),
+        },
+    )
+    assert body["success"] is True, body
