@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 
 from accounts import admin_login
 from billing.api import dashboard
+from relay.metrics import metrics_view
 from relay.modes import playground
 
 from . import health
@@ -14,6 +15,7 @@ admin_login.install(admin.site)  # login limit and default-password warning, bef
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health.healthz),  # readiness: database and Redis answer
+    path("metrics", metrics_view),  # Prometheus; 404 unless METRICS_ENABLED
     path("api/", include("newapi_site.api.urls")),
     # Key-authenticated billing endpoints (management.md §4); the relay router falls back to Django here.
     path("v1/dashboard/billing/subscription", dashboard.subscription),

@@ -15,6 +15,7 @@ from typing import Any
 
 from billing import writer
 from newapi_site import bus, client_ip
+from relay import metrics
 from relay.edge.request_body import gunzip, max_body_bytes, too_large
 from relay.edge.wire import ClientRequest, Response, StreamingResponse, error_response
 from relay.errors import LocalError, RelayError
@@ -169,6 +170,8 @@ class RelayRouter:
             response = await handler(req, **params)
         except RelayError as err:
             response = error_response(err, request_id)
+            if metrics.ENABLED:
+                metrics.record_refused(err.status)
         except Exception:
             log.exception("relay failure on %s %s", method, path)
             response = error_response(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from billing.consume import text_bill
 from billing.ledger import QuotaError
 from billing.pricing import quota_per_unit
-from relay import rate_limit
+from relay import metrics, rate_limit
 from relay.adaptors.base import RelayContext, Usage
 from relay.channels import limits
 from relay.errors import LocalError
@@ -39,23 +39,34 @@ async def settle(
 ) -> None:
     """Charge the request: the text formula, or `quota` when the mode prices itself (images per
     image, audio per character…), with `content` replacing the log line when given."""
-    await job.hold.settle(
-        text_bill(
-            job.caller,
-            job.price,
-            usage,
-            ctx.channel.id,
-            model=job.model,
-            upstream_model=ctx.upstream_model,
-            tried=tried,
-            frt_ms=frt_ms,
-            is_stream=job.is_stream,
-            started=job.req.started,
-            claude=job.mode == "claude",
-            reasoning_effort=ctx.extra.get("reasoning_effort"),
-            quota=quota,
-            content=content,
-        )
+    bill = text_bill(
+        job.caller,
+        job.price,
+        usage,
+        ctx.channel.id,
+        model=job.model,
+        upstream_model=ctx.upstream_model,
+        tried=tried,
+        frt_ms=frt_ms,
+        is_stream=job.is_stream,
+        started=job.req.started,
+        claude=job.mode == "claude",
+        reasoning_effort=ctx.extra.get("reasoning_effort"),
+        quota=quota,
+        content=content,
     )
+    await job.hold.settle(bill)
+    if metrics.ENABLED:
+        metrics.record_settled(
+            job.model,
+            ctx.channel.id,
+            job.req.started,
+            frt_ms if job.is_stream else -1,
+            bill.quota,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.cached_tokens,
+            usage.reasoning_tokens,
+        )
     await rate_limit.record_success(job.caller.user.id)
     await limits.add_tokens(ctx.channel, usage.prompt_tokens + usage.completion_tokens)

@@ -17,6 +17,7 @@ journal it writes to the database.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -99,6 +100,22 @@ def celery_command() -> list[str]:
         "-l",
         "warning",
     ]
+
+
+def fresh_metrics_dir() -> Path | None:
+    """With METRICS_ENABLED, a new prometheus_client multiprocess directory for this server's
+    workers (they inherit it through the environment); counts a crashed server left are removed."""
+    if not settings.METRICS_ENABLED:
+        return None
+    for old in Path(settings.DATA_DIR).glob("prometheus-*"):
+        pid = old.name.removeprefix("prometheus-")
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    path = Path(settings.DATA_DIR) / f"prometheus-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
 
 
 def check_web_worker_patches() -> None:
@@ -214,6 +231,7 @@ class Command(BaseCommand):
         sup = Supervisor(socks, with_celery=settings.EMBEDDED_CELERY and not opts["no_celery"])
         signal.signal(signal.SIGTERM, lambda signum, frame: sup.stop(signal.SIGTERM))
         signal.signal(signal.SIGINT, lambda signum, frame: sup.stop(signal.SIGINT))
+        metrics_dir = fresh_metrics_dir()
         sup.start()
         self.stdout.write(f"serving on http://{opts['host']}:{port} with {workers} web workers", ending="\n")
         if warning := default_password_warning():
@@ -222,5 +240,7 @@ class Command(BaseCommand):
         code = sup.watch()
         for sock in socks:
             sock.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         if code:
             sys.exit(code)
