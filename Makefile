@@ -28,6 +28,7 @@ install: $(STAMP)
 install-test: $(TEST_STAMP)
 
 migrate: $(STAMP)
+	$(PY) manage.py compile_catalogues
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_root
 
@@ -41,6 +42,7 @@ lint: $(TEST_STAMP)
 	$(VENV)/bin/mypy $(LINT_PATHS)
 
 test: lint
+	$(PY) manage.py compile_catalogues
 	$(PY) -m pytest $(PYTEST_ARGS)
 	NEWAPI_TEST_DB=sqlite $(PY) -m pytest -m relay $(PYTEST_ARGS)
 	NEWAPI_TEST_DB=mysql $(PY) -m pytest $(PYTEST_ARGS)

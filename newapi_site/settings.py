@@ -44,7 +44,12 @@ IS_MASTER_NODE = NODE_TYPE != "slave"
 ALLOWED_HOSTS = ["*"]
 TIME_ZONE = env_str("TZ", "UTC") or "UTC"
 USE_TZ = True
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+# The console speaks English and Simplified Chinese, chosen by Accept-Language or the switcher's cookie.
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_NAME = "language"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 
 # --- database ----------------------------------------------------------------------
 SQL_DSN = env_str("SQL_DSN")
@@ -202,6 +207,7 @@ MIDDLEWARE = [
     "newapi_site.secure_cookies.SecureCookiesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -219,6 +225,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "accounts.pages.context.site",
             ]
         },
     }

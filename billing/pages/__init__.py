@@ -1,0 +1,1 @@
+"""Console pages that read the bill: the dashboard, the usage logs, top-up."""

@@ -1,0 +1,1 @@
+"""Console pages that need the relay: the price list and the playground."""

@@ -1,0 +1,1 @@
+"""Console pages for the person's Midjourney and Suno tasks."""
