@@ -62,7 +62,9 @@ class Channel(dj.Model):
     tag = dj.CharField(max_length=191, null=True, blank=True, db_index=True)
     setting = dj.TextField(null=True, blank=True, default="")
     param_override = dj.TextField(null=True, blank=True, default="")
-    channel_info: Any = ChannelInfoField(null=True, blank=True, default=empty_info)
+    channel_info: Any = ChannelInfoField(  # a dict (or None), not the text underneath
+        null=True, blank=True, default=empty_info
+    )
 
     class Meta:
         db_table = "channels"

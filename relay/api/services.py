@@ -13,7 +13,7 @@ from accounts.models import User
 from newapi_site.api.base import ApiError
 from newapi_site.roles import ROLE_ROOT
 from relay.adaptors.registry import effective_base_url
-from relay.channels import limits
+from relay.channels import limits, multi_key
 from relay.channels.abilities import fix_abilities, rebuild_abilities
 from relay.channels.types import ChannelType
 from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, Channel
@@ -50,6 +50,7 @@ def render_channel(channel: Channel) -> dict[str, Any]:
         {
             "id": channel.pk,
             "key": "",
+            "channel_info": multi_key.dump_info(multi_key.parse_info(channel.channel_info)),
             "created_time": channel.created_time,
             "test_time": channel.test_time,
             "response_time": channel.response_time,
@@ -164,20 +165,39 @@ def _check_vertex(channel_type: int, other: str | None) -> None:
             raise ApiError("部署地区必须包含default字段")
 
 
+ADD_MODES = ("single", "batch", "multi_to_single")
+
+
 def create_channels(data: dict[str, Any]) -> list[Channel]:
+    """The channel's fields at the top level (one channel per key line), or New API's
+    {"mode": "single" | "batch" | "multi_to_single", "multi_key_mode": ..., "channel": {...}}:
+    one channel, one per key, or one channel holding every key."""
+    mode, key_mode = "batch", ""
+    if isinstance(data.get("channel"), dict):
+        mode, key_mode = str(data.get("mode") or ""), str(data.get("multi_key_mode") or multi_key.MODE_RANDOM)
+        if mode not in ADD_MODES:
+            raise ApiError("不支持的添加模式")
+        if mode == "multi_to_single" and key_mode not in multi_key.MODES:
+            raise ApiError("不支持的多密钥轮询模式")
+        data = data["channel"]
     fields = _clean_fields(data, partial=False)
     raw_key = str(data.get("key") or "")
     channel_type = fields.get("type", 1)
     _check_vertex(channel_type, fields.get("other"))
-    # One channel per key line (Vertex keys are multi-line JSON, kept whole).
-    keys = (
-        [raw_key.strip()]
-        if channel_type == ChannelType.VERTEX_AI
-        else [k.strip() for k in raw_key.split("\n")]
-    )
+    # Vertex keys are multi-line JSON documents: kept whole, or the objects of a JSON array.
+    vertex = channel_type == ChannelType.VERTEX_AI
+    if mode == "single" or (vertex and not raw_key.strip().startswith("[")):
+        keys = [raw_key.strip()]
+    else:
+        keys = multi_key.clean_keys(raw_key, json_array=vertex)
     keys = [k for k in keys if k]
     if not keys:
         raise ApiError("密钥不能为空")
+    if mode == "multi_to_single":
+        channel = Channel(key="\n".join(keys), **fields)
+        channel.channel_info = multi_key.new_info(len(keys), key_mode)
+        channel.save()
+        return [channel]
     with transaction.atomic():
         return [Channel.objects.create(key=key, **fields) for key in keys]
 
@@ -216,12 +236,42 @@ def update_channel(actor: User, data: dict[str, Any]) -> Channel:
     changed = [name for name, value in fields.items() if getattr(channel, name) != value]
     for name in changed:
         setattr(channel, name, fields[name])
+    info = multi_key.parse_info(channel.channel_info)
+    if info["is_multi_key"]:
+        key = _multi_key_update(channel, info, data, key)
+        if info != multi_key.parse_info(channel.channel_info):
+            channel.channel_info = info
+            changed.append("channel_info")
     if key and key != channel.key:
         channel.key = key
         changed.append("key")
     _check_vertex(channel.type, channel.other)
     save_channel_fields(channel, changed)
     return channel
+
+
+def _multi_key_update(channel: Channel, info: dict[str, Any], data: dict[str, Any], key: str) -> str:
+    """A multi-key channel's edit: its key mode, and new keys appended ("key_mode": "append",
+    statuses kept) or replacing the old ones (statuses start over). Returns the key to store."""
+    mode = str(data.get("multi_key_mode") or "")
+    if mode:
+        if mode not in multi_key.MODES:
+            raise ApiError("不支持的多密钥轮询模式")
+        info["multi_key_mode"] = mode
+    if not key:
+        return key
+    new = multi_key.clean_keys(key, json_array=channel.type == ChannelType.VERTEX_AI)
+    if data.get("key_mode") == "append":
+        old = multi_key.split_keys(channel.key)
+        new = old + [k for k in new if k not in set(old)]
+    else:
+        for name in ("multi_key_status_list", "multi_key_disabled_reason", "multi_key_disabled_time"):
+            info[name] = {}
+        info["multi_key_polling_index"] = 0
+    if not new:
+        raise ApiError("密钥不能为空")
+    info["multi_key_size"] = len(new)
+    return "\n".join(new)
 
 
 def save_channel_fields(channel: Channel, names: list[str]) -> None:

@@ -26,6 +26,7 @@ urlpatterns: list[URLPattern] = [
     route("channel/tag/enabled", channels.ChannelTagEnableView),
     route("channel/tag/disabled", channels.ChannelTagDisableView),
     route("channel/fix", channels.ChannelFixView),
+    route("channel/multi_key/manage", channels.MultiKeyManageView),
     route("channel/fetch_models", channels.FetchModelsView),
     route(r"channel/fetch_models/(?P<channel_id>\d+)", channels.FetchModelsByIdView),
     route("channel/test", channels.ChannelTestAllView),

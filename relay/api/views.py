@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from newapi_site.api.base import ADMIN, ApiError, ApiView, body, int_path, ok, page_zero_based
 from relay.api import catalog, services
+from relay.channels import key_status
 from relay.models import CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED
 
 
@@ -61,6 +62,43 @@ class ChannelDetailView(AdminView):
     def delete(self, request: Request, channel_id: str) -> Response:
         services.delete_channel(int_path(channel_id))
         return ok()
+
+
+class MultiKeyManageView(AdminView):
+    """New API's multi-key actions: get_key_status (paged, optional status filter), enable_key,
+    disable_key, enable_all_keys, disable_all_keys, delete_key, delete_disabled_keys."""
+
+    def post(self, request: Request) -> Response:
+        data = body(request)
+        try:
+            channel_id = int(data.get("channel_id") or 0)
+        except (TypeError, ValueError):
+            channel_id = 0
+        if channel_id <= 0:
+            raise ApiError("无效的参数")
+        action = str(data.get("action") or "")
+        try:
+            if action == "get_key_status":
+                status = data.get("status")
+                return ok(
+                    key_status.key_statuses(
+                        services.get_channel(channel_id),
+                        _int(data.get("page"), 1),
+                        _int(data.get("page_size"), 50),
+                        None if status is None else _int(status, 0),
+                    )
+                )
+            outcome = key_status.manage(channel_id, action, data.get("key_index"))
+        except key_status.KeyActionError as exc:
+            raise ApiError(str(exc)) from None
+        return ok(outcome.data, outcome.message)
+
+
+def _int(value: object, default: int) -> int:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return default
 
 
 class ChannelDisabledView(AdminView):

@@ -32,9 +32,10 @@ from newapi_site.options import options
 from relay import state
 from relay.adaptors import adaptor_for, provider_for
 from relay.adaptors.base import RelayContext, needs_setup
+from relay.channels import key_choice, key_status
 from relay.channels.types import ChannelType
 from relay.errors import RelayError, UpstreamError, upstream_error_from_response
-from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, Channel
+from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, Channel
 from relay.upstream import http, proxies
 
 log = logging.getLogger("newapi.relay")
@@ -162,6 +163,8 @@ async def test_channel(
     await state.ensure_options_loaded()  # adaptors read options; never a DB read on the event loop
     proxy = proxies.of(info)  # a channel test takes the channel's route, proxy included
     client = http.client_for(proxy) if proxy else client or http.client()
+    if info.keys:
+        return await test_keys(row, info, chosen, client)
     started = time.monotonic()
     error: RelayError | None = None
     try:
@@ -181,6 +184,65 @@ async def test_channel(
 
 
 test_channel.__test__ = False  # type: ignore[attr-defined]
+
+
+def describe(error: RelayError) -> str:
+    return (
+        f"status code {error.status}: {error.message}" if isinstance(error, UpstreamError) else error.message
+    )
+
+
+async def test_keys(
+    row: Channel, info: state.ChannelInfo, model: str, client: httpx.AsyncClient
+) -> TestResult:
+    """A multi-key channel: every key is tested on its own and the status rules apply to each key
+    (a key failing fatally is disabled alone, an auto-disabled key that passes comes back); the
+    channel follows its keys (relay/channels/key_status.py). Response time: the mean per key."""
+    failures: list[str] = []
+    total_ms = 0
+    for attempt in key_choice.each_key(info):
+        started = time.monotonic()
+        error: RelayError | None = None
+        try:
+            await send_test(attempt, model, client)
+        except RelayError as exc:
+            error = exc
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        total_ms += elapsed_ms
+        await sync_to_async(apply_key_outcome)(row, attempt.key_index, error, elapsed_ms)
+        if error is not None:
+            failures.append(f"key #{attempt.key_index}: {describe(error)}")
+    mean_ms = total_ms // max(len(info.keys), 1)
+    change = await sync_to_async(_record_keys_test)(row, mean_ms)
+    return TestResult(row.pk, not failures, "; ".join(failures), mean_ms, model, change)
+
+
+def apply_key_outcome(row: Channel, index: int, error: RelayError | None, elapsed_ms: int) -> None:
+    """The channel rules (apply_outcome) for one key; a manually disabled channel is left alone."""
+    if row.status == CHANNEL_MANUALLY_DISABLED:
+        return
+    auto_ban = (row.auto_ban if row.auto_ban is not None else 1) == 1
+    reason = disable_reason(error, elapsed_ms, int(row.type or 0)) if auto_ban else None
+    if reason is not None:
+        if key_status.disable_key(row.pk, index, reason):
+            log.warning("key %s of channel #%s disabled by its test: %s", index, row.pk, reason)
+        return
+    if (
+        error is None
+        and options.get_bool("AutomaticEnableChannelEnabled")
+        and key_status.enable_key(row.pk, index)
+    ):
+        log.info("key %s of channel #%s re-enabled by its test", index, row.pk)
+
+
+def _record_keys_test(row: Channel, elapsed_ms: int) -> str:
+    Channel.objects.filter(pk=row.pk).update(response_time=elapsed_ms, test_time=int(time.time()))
+    status = Channel.objects.filter(pk=row.pk).values_list("status", flat=True).first()
+    if row.status == CHANNEL_ENABLED and status == CHANNEL_AUTO_DISABLED:
+        return "disabled"
+    if row.status == CHANNEL_AUTO_DISABLED and status == CHANNEL_ENABLED:
+        return "enabled"
+    return ""
 
 
 def _load(channel: Channel | int) -> Channel | None:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -33,7 +34,7 @@ from relay.adaptors.base import (
     needs_setup,
     upstream_events,
 )
-from relay.channels import affinity
+from relay.channels import affinity, key_choice
 from relay.channels import health as channel_health
 from relay.channels.choice import Route
 from relay.channels.types import ChannelType
@@ -247,15 +248,18 @@ async def attempt_all(job: Job, sender: Sender) -> Response | StreamingResponse:
     )
     channel = await route.first()
     while True:
-        ctx = make_context(job, channel)
+        attempt = channel
         try:
-            answer = await sender(job, ctx, route.tried)
+            attempt = await key_choice.bind(channel)  # a multi-key channel's key for this attempt
+            answer = await sender(job, make_context(job, attempt), route.tried)
             await route.served(channel)
             return answer
         except UpstreamError as err:
-            apply_status_mapping(err, channel)
-            await channel_health.on_upstream_error(channel, err)
-            nxt = await route.another() if should_retry(err, channel, route.pinned is not None) else None
+            apply_status_mapping(err, attempt)
+            other_key = await channel_health.on_upstream_error(attempt, err)
+            nxt = None
+            if should_retry(err, channel, route.pinned is not None):
+                nxt = again(route, channel, attempt.key_index) if other_key else await route.another()
             if nxt is None:
                 raise
             log.info(
@@ -265,6 +269,15 @@ async def attempt_all(job: Job, sender: Sender) -> Response | StreamingResponse:
                 err.status,
             )
             channel = nxt
+
+
+def again(route: Route, channel: ChannelInfo, failed_key: int) -> ChannelInfo | None:
+    """The same channel once more, without the key just disabled (others remain), counted as a
+    retry like any other."""
+    if len(route.tried) > route.retries:
+        return None
+    route.tried.append(channel.id)
+    return replace(channel, live_keys=tuple(i for i in channel.live_keys if i != failed_key))
 
 
 async def open_upstream(upstream, channel: ChannelInfo | None = None) -> httpx.Response:  # type: ignore[no-untyped-def]

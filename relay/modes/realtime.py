@@ -48,9 +48,10 @@ from relay import auth, rate_limit, state
 from relay.adaptors import adaptor_for
 from relay.adaptors.base import serves_realtime
 from relay.adaptors.registry import REALTIME_TYPES
+from relay.channels import key_choice
 from relay.channels.choice import Route
 from relay.edge.wire import new_request_id
-from relay.errors import LocalError, RelayError
+from relay.errors import LocalError, RelayError, UpstreamError
 from relay.metering.charge import quota_error
 from relay.metering.tokenizer import count_text
 from relay.upstream.safe_paths import check_header_values
@@ -172,8 +173,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         while True:
             self.channel = channel  # type: ignore[assignment]
             try:
-                return await self._dial(channel, headers, query)
-            except (TimeoutError, OSError, websockets.exceptions.WebSocketException) as exc:
+                # a multi-key channel dials with one of its keys
+                return await self._dial(await key_choice.bind(channel), headers, query)
+            except (TimeoutError, OSError, websockets.exceptions.WebSocketException, UpstreamError) as exc:
                 log.info("realtime dial to channel #%s failed: %s", channel.id, exc)
             if (nxt := await route.another()) is None:
                 # What the dial said (addresses, ports, the upstream's answer) is for our log, not the client.
