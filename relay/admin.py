@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 from newapi_site.admin_common import choices_filter, compare_with_seen, format_ts, quota_in_usd, save_each
 from newapi_site.api.base import ApiError
 from relay.adaptors.registry import CHANNEL_TYPE_CHOICES, channel_type_name, effective_base_url
+from relay.admin_keys import MultiKeyAdminMixin, rekeyed
 from relay.api.services import check_endpoint_change, endpoint_changes, save_channel_fields
 from relay.channels import limits
 from relay.channels.tester import test_channel_sync
@@ -202,7 +203,7 @@ class TypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
+class ChannelAdmin(MultiKeyAdminMixin, admin.ModelAdmin):
     form = ChannelAdminForm
     list_display = [
         "id",
@@ -222,7 +223,7 @@ class ChannelAdmin(admin.ModelAdmin):
     search_fields = ["name", "models", "tag"]
     list_filter = [TypeFilter, choices_filter("status", "status", CHANNEL_STATUS_CHOICES), GroupFilter, "tag"]
     ordering = ["-priority", "-id"]
-    actions = ["enable_channels", "disable_channels", "test_channels"]
+    actions = ["enable_channels", "disable_channels", "test_channels", "enable_all_keys"]
     readonly_fields = [
         "masked_key",
         "base_url_in_use",
@@ -234,6 +235,7 @@ class ChannelAdmin(admin.ModelAdmin):
         "used_quota",
         "used_usd",
         "abilities",
+        "key_statuses",
     ]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
@@ -243,6 +245,7 @@ class ChannelAdmin(admin.ModelAdmin):
             basics.insert(basics.index("base_url") + 1, "base_url_in_use")
         sets: list = [
             (None, {"fields": basics}),
+            *self.key_fieldsets(obj),
             ("Routing", {"fields": ["status", "auto_ban", "models", "group", "priority", "weight", "tag"]}),
             (
                 "Request rewriting",
@@ -339,7 +342,10 @@ class ChannelAdmin(admin.ModelAdmin):
         # Through Channel.save() either way: the post_save signal rebuilds abilities.
         if change:
             columns = {f.name for f in obj._meta.concrete_fields}
-            save_channel_fields(obj, [n for n in form.changed_data if n in columns])
+            names = [n for n in form.changed_data if n in columns]
+            if "key" in names:
+                names += rekeyed(obj)
+            save_channel_fields(obj, names)
         else:
             obj.save()
 
