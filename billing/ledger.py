@@ -283,7 +283,7 @@ class RedisLedger:
 
     async def commit(
         self, acct: Account, reserved: int, s: Settlement, ids: Sequence[str] = (), recorded: int = 0
-    ) -> None:
+    ) -> int | None:
         # The DB never saw the reservation: it must receive the whole charge.
         s.user_delta = s.token_delta = -s.quota
         if not s.id:
@@ -303,6 +303,8 @@ class RedisLedger:
         )
         if user_balance >= 0:
             self._remember(acct, user_balance, token_balance)
+            return int(user_balance)
+        return None  # the balance was not loaded here: unknown
 
 
 # -- Database --------------------------------------------------------------------------
@@ -345,11 +347,12 @@ class DbLedger:
 
     async def commit(
         self, acct: Account, reserved: int, s: Settlement, ids: Sequence[str] = (), recorded: int = 0
-    ) -> None:
+    ) -> int | None:
         # The reservation already wrote -reserved to the user (and to a limited token's row).
         s.user_delta = -(s.quota - reserved)
         s.token_delta = s.user_delta if acct.token_limited else -s.quota
         await sync_to_async(apply_settlements)([s])
+        return None
 
 
 _ledger: RedisLedger | DbLedger | None = None
@@ -407,12 +410,13 @@ class Hold:
         self.ids += other.ids
         self.recorded += other.recorded
 
-    async def settle(self, s: Settlement) -> None:
+    async def settle(self, s: Settlement) -> int | None:
+        """The user's balance after the charge, when the ledger knows it."""
         if self.done:
-            return
+            return None
         self.done = True
         self._close_unheld()
-        await ledger().commit(self.acct, self.amount, s, self.ids, self.recorded)
+        return await ledger().commit(self.acct, self.amount, s, self.ids, self.recorded)
 
     async def refund(self) -> None:
         if self.done:

@@ -253,7 +253,7 @@ class LocalLedger(RedisLedger):
 
     async def commit(
         self, acct: Account, reserved: int, s: Settlement, ids: Sequence[str] = (), recorded: int = 0
-    ) -> None:
+    ) -> int | None:
         # The database never saw the reservation: it must receive the whole charge.
         s.user_delta = s.token_delta = -s.quota
         head = b"C %d %d %d %d %d " % (
@@ -266,6 +266,8 @@ class LocalLedger(RedisLedger):
         user_balance, token_balance = (await _client().call(head + s.to_json() + b"\n")).split()
         if int(user_balance) >= 0:
             self._remember(acct, int(user_balance), int(token_balance))
+            return int(user_balance)
+        return None  # the owner had not loaded the balance: unknown
 
 
 ledger.use_embedded(LocalLedger, credit)

@@ -129,3 +129,15 @@ class ChannelUsage(models.Model):
     class Meta:
         managed = False
         db_table = "channels"
+
+
+class WindowCounter(models.Model):
+    """A count per key within a fixed time window, shared by every process through the database:
+    notification limits (and other per-window caps) when there is no Redis."""
+
+    key = models.CharField(max_length=191, unique=True)
+    count = models.BigIntegerField(default=0)
+    expires_at = models.BigIntegerField(db_index=True)
+
+    class Meta:
+        db_table = "window_counters"

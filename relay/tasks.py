@@ -14,6 +14,7 @@ import time
 from celery import shared_task
 from django.conf import settings
 
+from billing import notifications
 from newapi_site import redis as r
 
 log = logging.getLogger("newapi.relay")
@@ -65,6 +66,7 @@ def test_all_channels(locked: bool = False) -> int | None:
         release(TEST_ALL_LOCK)
     failed = [x for x in results if not x.success]
     log.info("channel test: %d tested, %d failed", len(results), len(failed))
+    notifications.notify_channel_test_done()
     return len(results)
 
 

@@ -14,6 +14,7 @@ import uuid
 from typing import cast
 from urllib.parse import quote
 
+from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 
 from accounts.models import User
@@ -31,6 +32,8 @@ return 0
 """
 _memory: dict[str, tuple[str, float]] = {}
 _lock = threading.Lock()
+DJANGO_SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+SMTP_BACKEND = "accounts.services.smtp_backend.OpportunisticTLSBackend"
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -70,14 +73,16 @@ def send_mail(subject: str, to: str, html: str) -> None:
         raise ApiError("SMTP 服务器未配置")
     port = options.get_int("SMTPPort", 587)
     implicit_tls = port == 465 or options.get_bool("SMTPSSLEnabled")
-    # The backend comes from settings (SMTP by default; the test runner swaps in locmem).
+    # SMTP by default, with STARTTLS when the server offers it; the test runner swaps in locmem.
+    backend = SMTP_BACKEND if settings.EMAIL_BACKEND == DJANGO_SMTP_BACKEND else None
     connection = get_connection(
+        backend,
         host=server,
         port=port,
         username=account,
         password=options.get("SMTPToken"),
         use_ssl=implicit_tls,
-        use_tls=not implicit_tls and port != 25,
+        use_tls=not implicit_tls,
         timeout=20,
     )
     sender = options.get("SMTPFrom") or account

@@ -17,6 +17,7 @@ import time
 
 from asgiref.sync import sync_to_async
 
+from billing import notifications
 from newapi_site import bus
 from newapi_site.options import options
 from relay import state
@@ -124,7 +125,12 @@ def disable_channel(channel_id: int, reason: str) -> bool:
     from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, Ability, Channel
 
     with transaction.atomic():
-        row = Channel.objects.select_for_update().filter(pk=channel_id).values("status", "other_info").first()
+        row = (
+            Channel.objects.select_for_update()
+            .filter(pk=channel_id)
+            .values("status", "other_info", "name")
+            .first()
+        )
         if row is None or row["status"] != CHANNEL_ENABLED:
             return False
         try:
@@ -140,4 +146,5 @@ def disable_channel(channel_id: int, reason: str) -> bool:
         )
         Ability.objects.filter(channel_id=channel_id).update(enabled=False)
     bus.publish("channels")
+    notifications.notify_channel_disabled(channel_id, row["name"] or "", CHANNEL_AUTO_DISABLED, reason)
     return True

@@ -20,7 +20,6 @@ import asyncio
 import base64
 import binascii
 import io
-import ipaddress
 import math
 import socket
 from typing import Any
@@ -30,6 +29,7 @@ import httpx
 import imagesize
 from django.conf import settings
 
+from newapi_site import net_guard
 from relay.errors import LocalError
 from relay.metering import tokenizer
 
@@ -104,13 +104,6 @@ def data_uri_size(url: str) -> tuple[int, int]:
     return size
 
 
-def _address_allowed(ip: str) -> bool:
-    addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
-    return addr.is_global and not addr.is_multicast
-
-
 async def resolve_public(host: str, port: int) -> str:
     """One address for host, after checking every address it resolves to."""
     try:
@@ -120,7 +113,7 @@ async def resolve_public(host: str, port: int) -> str:
     addresses = [str(info[4][0]) for info in infos]
     if not addresses:
         raise media_error(f"cannot resolve image host {host}")
-    if not settings.MEDIA_FETCH_ALLOW_PRIVATE and not all(_address_allowed(a) for a in addresses):
+    if not net_guard.all_allowed(addresses):
         raise media_error("image URL points to a private, loopback or reserved address")
     return addresses[0]
 
