@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 from accounts.models import TOKEN_ENABLED, TOKEN_EXHAUSTED, TOKEN_EXPIRED
 from newapi_site import bus
@@ -27,7 +28,24 @@ def _auth_error(message: str, status: int = 401) -> LocalError:
     return LocalError(message, status=status, type="new_api_error", code=None)
 
 
-def extract_key(headers: dict[str, str], path: str) -> str:
+def is_gemini_path(path: str) -> bool:
+    """Gemini's native API, whose clients send the key as ?key= or x-goog-api-key."""
+    return path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path)
+
+
+def query_key(query: str) -> str:
+    for name, value in parse_qsl(query):
+        if name == "key":
+            return value
+    return ""
+
+
+def extract_key(headers: dict[str, str], path: str, query: str = "") -> str:
+    if is_gemini_path(path):
+        # Google's precedence: the x-goog-api-key header, then ?key=, then Authorization.
+        google = headers.get("x-goog-api-key") or (query_key(query) if "key=" in query else "")
+        if google:
+            return google.strip().removeprefix("sk-")
     protocol = headers.get("sec-websocket-protocol", "")
     if protocol:
         for part in protocol.split(","):
@@ -49,8 +67,8 @@ def mask(key: str) -> str:
     return f"sk-{key[:3]}***{key[-3:]}" if len(key) > 6 else "sk-***"
 
 
-async def authenticate(headers: dict[str, str], path: str) -> Caller:
-    raw = extract_key(headers, path)
+async def authenticate(headers: dict[str, str], path: str, query: str = "") -> Caller:
+    raw = extract_key(headers, path, query)
     if not raw:
         raise _auth_error("未提供令牌 (no API key provided)")
     key, _, pinned = raw.partition("-")

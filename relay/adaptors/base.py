@@ -6,7 +6,7 @@ the shared client, then hands the answer to `parse_response` or, for streams, to
 anything the client should see as an error.
 
 What only some adaptors can do is declared by implementing a small Protocol (NeedsSetup,
-OwnStreamFormat, NativeClaude). Each adaptor class resolves them once, when it is defined
+OwnStreamFormat, NativeClaude, NativeGemini). Each adaptor class resolves them once, when it is defined
 (an isinstance against a Protocol costs microseconds): callers ask with needs_setup(),
 speaks_claude(), is_stream_response() and upstream_events(), never with getattr.
 Adaptors read no settings store: what they need from the options comes in ctx.options.
@@ -219,6 +219,16 @@ class NativeClaude(Protocol):
     def native_stream_translator(self, ctx: RelayContext) -> StreamTranslator: ...
 
 
+@runtime_checkable
+class NativeGemini(Protocol):
+    """Serves Gemini's own API (generateContent, streamGenerateContent, countTokens, embedContent…) as is."""
+
+    def build_gemini_request(self, ctx: RelayContext, action: str) -> UpstreamRequest | None:
+        """The native request for `models/{ctx.upstream_model}:{action}` (streams asked with alt=sse),
+        or None when this channel cannot serve the model natively (the mode converts it instead)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class RealtimeTarget:
     """Where a /v1/realtime websocket is dialled and how it signs in."""
@@ -250,6 +260,7 @@ class Capabilities:
     stream_format: bool = False
     native_claude: bool = False
     realtime: bool = False
+    native_gemini: bool = False
 
     @classmethod
     def of(cls, adaptor_class: type) -> Capabilities:
@@ -258,6 +269,7 @@ class Capabilities:
             stream_format=issubclass(adaptor_class, OwnStreamFormat),
             native_claude=issubclass(adaptor_class, NativeClaude),
             realtime=issubclass(adaptor_class, ServesRealtime),
+            native_gemini=issubclass(adaptor_class, NativeGemini),
         )
 
 
@@ -278,6 +290,10 @@ def serves_realtime(adaptor: Adaptor) -> TypeGuard[ServesRealtime]:
 
 def owns_stream_format(adaptor: Adaptor) -> TypeGuard[OwnStreamFormat]:
     return adaptor.capabilities.stream_format
+
+
+def speaks_gemini(adaptor: Adaptor) -> TypeGuard[NativeGemini]:
+    return adaptor.capabilities.native_gemini
 
 
 def is_stream_response(adaptor: Adaptor, content_type: str) -> bool:

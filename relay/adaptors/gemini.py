@@ -262,6 +262,14 @@ def candidate_delta(cand: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     return msg, finish
 
 
+def native_url(url: str, action: str, query: str) -> str:
+    """A native call's URL: streams always as SSE (the mode re-frames them as the client asked)."""
+    params = [query] if query else []
+    if action == "streamGenerateContent":
+        params.append("alt=sse")
+    return f"{url}?{'&'.join(params)}" if params else url
+
+
 class GeminiStream(StreamTranslator):
     def __init__(self, ctx: RelayContext) -> None:
         super().__init__(ctx)
@@ -374,6 +382,13 @@ class GeminiAdaptor(Adaptor):
                 "POST", f"{base}:streamGenerateContent?alt=sse", headers, orjson.dumps(body)
             )
         return UpstreamRequest("POST", f"{base}:generateContent", headers, orjson.dumps(body))
+
+    def build_gemini_request(self, ctx: RelayContext, action: str) -> UpstreamRequest:
+        """Gemini's own API, as is (NativeGemini): the client's body to the channel's model and version."""
+        model = check_url_segment(ctx.upstream_model)
+        url = f"{self.base_url(ctx.channel)}/{version_for(ctx.options, model)}/models/{model}:{action}"
+        headers = {"x-goog-api-key": ctx.channel.key, "Content-Type": "application/json"}
+        return UpstreamRequest("POST", native_url(url, action, ctx.query), headers, ctx.raw_body)
 
     def parse_response(
         self, ctx: RelayContext, status: int, body: bytes, content_type: str

@@ -18,7 +18,7 @@ import orjson
 
 from relay.adaptors.base import Adaptor, ParsedResponse, RelayContext, StreamTranslator, UpstreamRequest
 from relay.adaptors.claude import ClaudeAdaptor, apply_thinking_suffix, default_max_tokens, openai_to_claude
-from relay.adaptors.gemini import GeminiAdaptor, openai_to_gemini
+from relay.adaptors.gemini import GeminiAdaptor, native_url, openai_to_gemini
 from relay.errors import LocalError
 from relay.upstream import google_auth
 from relay.upstream.safe_paths import check_url_segment
@@ -54,7 +54,7 @@ def is_claude(ctx: RelayContext) -> bool:
 
 
 class VertexAdaptor(Adaptor):
-    """Also NeedsSetup (the OAuth token) and NativeClaude (Claude models only)."""
+    """Also NeedsSetup (the OAuth token), NativeClaude (Claude models only) and NativeGemini (Gemini models)."""
 
     name = "vertex"
 
@@ -119,6 +119,13 @@ class VertexAdaptor(Adaptor):
             type="invalid_request_error",
             code="invalid_api_type",
         )
+
+    def build_gemini_request(self, ctx: RelayContext, action: str) -> UpstreamRequest | None:
+        """Gemini's own API for Gemini models (NativeGemini); other models are converted by the mode."""
+        if not ctx.upstream_model.startswith("gemini"):
+            return None
+        url = self._url(ctx, "google", ctx.upstream_model, action)
+        return UpstreamRequest("POST", native_url(url, action, ctx.query), self._headers(ctx), ctx.raw_body)
 
     def parse_response(
         self, ctx: RelayContext, status: int, body: bytes, content_type: str

@@ -19,7 +19,7 @@ from relay import metrics
 from relay.edge.request_body import gunzip, max_body_bytes, too_large
 from relay.edge.wire import ClientRequest, Response, StreamingResponse, error_response
 from relay.errors import LocalError, RelayError
-from relay.modes import claude_messages, pipeline
+from relay.modes import claude_messages, gemini_native, pipeline
 from relay.modes import media as modes
 from relay.modes import models_list as models_api
 from relay.upstream.safe_paths import check_client_path
@@ -51,10 +51,14 @@ async def _not_implemented(req: ClientRequest, **params: str) -> Response:
 
 
 async def _list_models(req: ClientRequest, **params: str) -> Response:
+    if gemini_native.asks_gemini(req):  # Gemini clients list /v1/models too, with a Google key
+        return await gemini_native.list_models(req)
     return await models_api.list_models(req)
 
 
 async def _retrieve_model(req: ClientRequest, model: str) -> Response:
+    if gemini_native.asks_gemini(req):
+        return await gemini_native.get_model(req, model)
     return await models_api.retrieve_model(req, model)
 
 
@@ -79,6 +83,11 @@ add_route("POST", r"/v1/audio/speech", modes.speech)
 add_route("POST", r"/v1/audio/transcriptions", modes.transcription)
 add_route("POST", r"/v1/audio/translations", modes.transcription)
 add_route("POST", r"/v1/rerank", modes.rerank)
+# Gemini's native API (a POST to /v1/models/{model}:{action} is Gemini's; GET /v1/models stays OpenAI's list)
+add_route("GET", r"/v1beta/models", gemini_native.list_models)
+add_route("GET", r"/v1beta/models/(?P<model>[^/:]+)", gemini_native.get_model)
+add_route("POST", r"/v1beta/models/(?P<model>[^/:]+):(?P<action>[A-Za-z]+)", gemini_native.handle)
+add_route("POST", r"/v1/models/(?P<model>[^/:]+):(?P<action>[A-Za-z]+)", gemini_native.handle)
 add_route("GET", r"/v1/models", _list_models)
 add_route("GET", r"/v1/models/(?P<model>.+)", _retrieve_model)
 for _method, _path in [
@@ -114,7 +123,12 @@ def _is_relay_path(path: str) -> bool:
     # /api/mj/self etc. are management routes; /pg/ (the playground) authenticates by dashboard session
     if path.startswith(("/api/", "/pg/", *DJANGO_V1_PREFIXES)):
         return False
-    return path.startswith("/v1/") or path == "/v1" or path.startswith(("/mj/", "/suno/")) or "/mj/" in path
+    return (
+        path.startswith(("/v1/", "/v1beta/"))
+        or path == "/v1"
+        or path.startswith(("/mj/", "/suno/"))
+        or "/mj/" in path
+    )
 
 
 CORS_HEADERS = [

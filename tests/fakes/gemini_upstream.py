@@ -1,6 +1,8 @@
-"""A fake Gemini API (generateContent, streamGenerateContent?alt=sse, batchEmbedContents) after
-ai.google.dev's reference. Behaviour by `x-goog-api-key`: any key answers "Hello from Gemini!"
-(usage 8 prompt / 4 candidates); `tools` answers a functionCall; `status-<code>` errors."""
+"""A fake Gemini API (generateContent, streamGenerateContent?alt=sse, countTokens, embedContent,
+batchEmbedContents) after ai.google.dev's reference. Behaviour by `x-goog-api-key`: any key answers
+"Hello from Gemini!" (usage 8 prompt / 4 candidates); `tools` answers a functionCall; `round` calls
+`round_tool` until it gets the tool's answer back; `rich` adds a thought and cached/thinking usage;
+`status-<code>` errors."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from tests.fakes.openai_upstream import Recorded
 from tests.fakes.server import ThreadedServer
 
 USAGE = {"promptTokenCount": 8, "candidatesTokenCount": 4, "totalTokenCount": 12}
+# key `rich`: a thought part, cached prompt tokens and thinking tokens
+RICH_USAGE = {"promptTokenCount": 100, "candidatesTokenCount": 10, "cachedContentTokenCount": 60, "thoughtsTokenCount": 20, "totalTokenCount": 130}
 
 
 @dataclass
@@ -21,6 +25,9 @@ class FakeGemini(ThreadedServer):
     host: str = "127.0.0.1"
     port: int = 0
     requests: list[Recorded] = field(default_factory=list)
+    # key `round`: a call to this tool until the last turn carries its functionResponse, then text
+    round_tool: str = "get_weather"
+    round_args: dict[str, Any] = field(default_factory=lambda: {"city": "Paris"})
 
     def last(self, key: str) -> Recorded:
         return [r for r in self.requests if r.key == key][-1]
@@ -35,21 +42,32 @@ class FakeGemini(ThreadedServer):
         path = request.path
         if path.endswith(":batchEmbedContents"):
             return web.json_response({"embeddings": [{"values": [0.1, 0.2]} for _ in body["requests"]]})
+        if path.endswith(":embedContent"):
+            return web.json_response({"embedding": {"values": [0.3, 0.4]}})
+        if path.endswith(":countTokens"):
+            return web.json_response({"totalTokens": 7})
+        usage = RICH_USAGE if key == "rich" else USAGE
         if key == "tools":
             parts: list[dict[str, Any]] = [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}]
+        elif key == "round":
+            last = (body.get("contents") or [{}])[-1].get("parts") or []
+            answers = [p["functionResponse"] for p in last if "functionResponse" in p]
+            parts = [{"text": f"Tool said: {json.dumps(answers[0]['response'])[:200]}"}] if answers else [{"functionCall": {"name": self.round_tool, "args": self.round_args}}]
+        elif key == "rich":
+            parts = [{"text": "Let me think.", "thought": True}, {"text": "Hello from Gemini!"}]
         else:
             parts = [{"text": "Hello from Gemini!"}]
         if path.endswith(":generateContent"):
-            return web.json_response({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}], "usageMetadata": USAGE})
+            return web.json_response({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}], "usageMetadata": usage, "modelVersion": path.rsplit("/", 1)[1].split(":")[0]})
         if path.endswith(":streamGenerateContent"):
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await response.prepare(request)
-            pieces = [[{"text": "Hello"}], [{"text": " from Gemini!"}]] if key != "tools" else [parts]
+            pieces = [[{"text": "Hello"}], [{"text": " from Gemini!"}]] if key not in ("tools", "round", "rich") else [parts]
             for i, p in enumerate(pieces):
                 event: dict[str, Any] = {"candidates": [{"content": {"role": "model", "parts": p}, "index": 0}]}
                 if i == len(pieces) - 1:
                     event["candidates"][0]["finishReason"] = "STOP"
-                    event["usageMetadata"] = USAGE
+                    event["usageMetadata"] = usage
                 await response.write(f"data: {json.dumps(event)}\r\n\r\n".encode())
             await response.write_eof()
             return response
