@@ -3,6 +3,7 @@ request's hold with the bill billing/consume.py writes for it."""
 
 from __future__ import annotations
 
+from billing import notifications
 from billing.consume import text_bill
 from billing.ledger import QuotaError
 from billing.pricing import quota_per_unit
@@ -55,7 +56,7 @@ async def settle(
         quota=quota,
         content=content,
     )
-    await job.hold.settle(bill)
+    balance = await job.hold.settle(bill)
     if metrics.ENABLED:
         metrics.record_settled(
             job.model,
@@ -69,4 +70,5 @@ async def settle(
             usage.reasoning_tokens,
         )
     await rate_limit.record_success(job.caller.user.id)
+    await notifications.after_charge(job.caller.user.id, job.caller.user.setting, bill.quota, balance)
     await limits.add_tokens(ctx.channel, usage.prompt_tokens + usage.completion_tokens)
