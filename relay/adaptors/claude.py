@@ -443,7 +443,23 @@ class ClaudeAdaptor(Adaptor):
         body["model"] = apply_thinking_suffix(body, ctx.upstream_model, ctx.options)
         if not body.get("max_tokens"):
             body["max_tokens"] = default_max_tokens(ctx.options, body["model"])
-        return UpstreamRequest("POST", self.url(ctx), claude_headers(ctx), orjson.dumps(body))
+        return UpstreamRequest("POST", self._native_url(ctx, ""), claude_headers(ctx), orjson.dumps(body))
+
+    def build_count_tokens_request(self, ctx: RelayContext) -> UpstreamRequest:
+        """/v1/messages/count_tokens as is (the request shape of /v1/messages, minus max_tokens)."""
+        body = dict(ctx.body)
+        body["model"] = ctx.upstream_model.removesuffix("-thinking")
+        body.pop("stream", None)
+        body.pop("max_tokens", None)
+        headers = claude_headers(ctx)
+        headers.pop("Accept", None)
+        return UpstreamRequest("POST", self._native_url(ctx, "/count_tokens"), headers, orjson.dumps(body))
+
+    def _native_url(self, ctx: RelayContext, suffix: str) -> str:
+        # Claude Code asks with ?beta=true (the SDK's beta client); that flag, and nothing else of
+        # the client's query, goes along.
+        url = self.url(ctx) + suffix
+        return f"{url}?beta=true" if "beta=true" in ctx.query.split("&") else url
 
     def parse_native(self, ctx: RelayContext, status: int, body: bytes) -> ParsedResponse:
         data = _json(body)

@@ -36,7 +36,152 @@ def _blocks_text(content: Any) -> str:
     return ""
 
 
-def claude_to_openai_request(body: dict[str, Any], model: str) -> dict[str, Any]:
+def _image_part(block: dict[str, Any]) -> dict[str, Any]:
+    src = block.get("source") or {}
+    url = (
+        src.get("url")
+        if src.get("type") == "url"
+        else f"data:{src.get('media_type', '')};base64,{src.get('data', '')}"
+    )
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _text_part(block: dict[str, Any], caching: bool) -> dict[str, Any]:
+    part: dict[str, Any] = {"type": "text", "text": block.get("text", "")}
+    if caching and isinstance(block.get("cache_control"), dict):
+        part["cache_control"] = block["cache_control"]
+    return part
+
+
+def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """Plain text when nothing but unmarked text: the shape every OpenAI-type provider accepts."""
+    if all(p["type"] == "text" and "cache_control" not in p for p in parts):
+        return "".join(p["text"] for p in parts)
+    return parts
+
+
+def reasoning_effort(body: dict[str, Any]) -> str:
+    """Claude's thinking settings as an OpenAI reasoning effort ("" when thinking is off)."""
+    thinking = body.get("thinking")
+    effort = (
+        (body.get("output_config") or {}).get("effort")
+        if isinstance(body.get("output_config"), dict)
+        else None
+    )
+    if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive"):
+        return ""
+    if effort in ("low", "medium", "high"):
+        return str(effort)
+    if effort in ("max", "xhigh"):
+        return "high"
+    budget = int(thinking.get("budget_tokens") or 0)
+    if thinking.get("type") == "adaptive" or not budget:
+        return "medium"
+    return "low" if budget < 4096 else "medium" if budget < 16384 else "high"
+
+
+def _tool_result(block: dict[str, Any], caching: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A tool message, and the images the result carried (a tool message holds text only)."""
+    result = block.get("content")
+    images: list[dict[str, Any]] = []
+    if isinstance(result, list):
+        texts = []
+        for part in result:
+            if not isinstance(part, dict):
+                continue
+            if part.get("type") == "text":
+                texts.append(part.get("text", ""))
+            elif part.get("type") == "image":
+                images.append(_image_part(part))
+        text = "\n".join(texts)
+    else:
+        text = str(result) if result is not None else ""
+    if block.get("is_error") and not text.startswith("Error"):
+        text = f"Error: {text}"
+    msg: dict[str, Any] = {"role": "tool", "tool_call_id": block.get("tool_use_id", "")}
+    if caching and isinstance(block.get("cache_control"), dict):
+        msg["content"] = [{"type": "text", "text": text, "cache_control": block["cache_control"]}]
+    else:
+        msg["content"] = text
+    return msg, images
+
+
+def _tools(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Client tools as functions; Anthropic's server tools (web search, code execution…) have no
+    OpenAI equivalent and are left out."""
+    out = []
+    for t in body.get("tools") or []:
+        if not isinstance(t, dict) or not t.get("name") or t.get("type") not in (None, "custom"):
+            continue
+        out.append(
+            {
+                "type": "function",
+                "function": {
+                    "name": t["name"],
+                    "description": t.get("description", ""),
+                    "parameters": t.get("input_schema") or {"type": "object", "properties": {}},
+                },
+            }
+        )
+    return out
+
+
+def _message(msg: dict[str, Any], caching: bool) -> list[dict[str, Any]]:
+    """One Claude message as OpenAI messages: tool results first (each its own tool message),
+    then the text/images, with the assistant's tool_use blocks as tool_calls."""
+    role = msg.get("role") or "user"
+    content = msg.get("content")
+    if isinstance(content, str):
+        return [{"role": role, "content": content}]
+    out: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    reasoning: list[str] = []
+    result_images: list[dict[str, Any]] = []
+    for block in content or []:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            parts.append(_text_part(block, caching))
+        elif kind == "image":
+            parts.append(_image_part(block))
+        elif kind == "thinking" and role == "assistant":
+            reasoning.append(str(block.get("thinking") or ""))
+        elif kind == "tool_use":
+            calls.append(
+                {
+                    "id": block.get("id", ""),
+                    "type": "function",
+                    "function": {
+                        "name": block.get("name", ""),
+                        "arguments": orjson.dumps(block.get("input") or {}).decode(),
+                    },
+                }
+            )
+        elif kind == "tool_result":
+            tool_msg, images = _tool_result(block, caching)
+            out.append(tool_msg)
+            result_images += images
+    if result_images:
+        parts = [{"type": "text", "text": "(images returned by the tool)"}, *result_images, *parts]
+    if role == "assistant":
+        if calls or parts or reasoning:
+            text = "".join(p.get("text", "") for p in parts if p["type"] == "text")
+            assistant: dict[str, Any] = {"role": "assistant", "content": text or None}
+            if calls:
+                assistant["tool_calls"] = calls
+            if reasoning:  # DeepSeek-style providers want the reasoning of a tool-call turn back
+                assistant["reasoning_content"] = "".join(reasoning)
+            out.append(assistant)
+    elif parts:
+        out.append({"role": role, "content": _content(parts)})
+    return out
+
+
+def claude_to_openai_request(
+    body: dict[str, Any], model: str, caching: bool = False, reasoning_object: bool = False
+) -> dict[str, Any]:
+    """`caching`: the provider takes Anthropic cache_control markers on content parts, so they stay;
+    `reasoning_object`: it wants thinking as OpenRouter's `reasoning` object, not reasoning_effort."""
     out: dict[str, Any] = {"model": model}
     for key in ("max_tokens", "temperature", "top_p", "stream"):
         if body.get(key) is not None:
@@ -46,18 +191,7 @@ def claude_to_openai_request(body: dict[str, Any], model: str) -> dict[str, Any]
         out["stop"] = stops[0]
     elif stops:
         out["stop"] = list(stops)
-    tools = [
-        {
-            "type": "function",
-            "function": {
-                "name": t.get("name", ""),
-                "description": t.get("description", ""),
-                "parameters": t.get("input_schema") or {"type": "object", "properties": {}},
-            },
-        }
-        for t in body.get("tools") or []
-        if isinstance(t, dict) and t.get("name")
-    ]
+    tools = _tools(body)
     if tools:
         out["tools"] = tools
     choice = body.get("tool_choice")
@@ -69,57 +203,25 @@ def claude_to_openai_request(body: dict[str, Any], model: str) -> dict[str, Any]
             out["tool_choice"] = kind
         elif kind == "tool" and choice.get("name"):
             out["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+        if choice.get("disable_parallel_tool_use") and tools:
+            out["parallel_tool_calls"] = False
+    effort = reasoning_effort(body)
+    if effort and reasoning_object:
+        budget = int((body.get("thinking") or {}).get("budget_tokens") or 0)
+        out["reasoning"] = {"max_tokens": budget} if budget else {"effort": effort}
+    elif effort:
+        out["reasoning_effort"] = effort
     messages: list[dict[str, Any]] = []
-    system = _blocks_text(body.get("system"))
-    if system:
-        messages.append({"role": "system", "content": system})
+    system = body.get("system")
+    if isinstance(system, list) and caching:
+        parts = [_text_part(b, caching) for b in system if isinstance(b, dict) and b.get("type") == "text"]
+        if parts:
+            messages.append({"role": "system", "content": _content(parts)})
+    elif _blocks_text(system):
+        messages.append({"role": "system", "content": _blocks_text(system)})
     for msg in body.get("messages") or []:
-        if not isinstance(msg, dict):
-            continue
-        role = msg.get("role") or "user"
-        content = msg.get("content")
-        if isinstance(content, str):
-            messages.append({"role": role, "content": content})
-            continue
-        parts: list[dict[str, Any]] = []
-        calls: list[dict[str, Any]] = []
-        for block in content or []:
-            kind = block.get("type") if isinstance(block, dict) else None
-            if kind == "text":
-                parts.append({"type": "text", "text": block.get("text", "")})
-            elif kind == "image":
-                src = block.get("source") or {}
-                url = (
-                    src.get("url")
-                    if src.get("type") == "url"
-                    else f"data:{src.get('media_type', '')};base64,{src.get('data', '')}"
-                )
-                parts.append({"type": "image_url", "image_url": {"url": url}})
-            elif kind == "tool_use":
-                calls.append(
-                    {
-                        "id": block.get("id", ""),
-                        "type": "function",
-                        "function": {
-                            "name": block.get("name", ""),
-                            "arguments": orjson.dumps(block.get("input") or {}).decode(),
-                        },
-                    }
-                )
-            elif kind == "tool_result":
-                result = block.get("content")
-                text = result if isinstance(result, str) else _blocks_text(result)
-                messages.append(
-                    {"role": "tool", "tool_call_id": block.get("tool_use_id", ""), "content": text}
-                )
-        if calls:
-            text = "".join(p["text"] for p in parts if p["type"] == "text")
-            messages.append({"role": "assistant", "content": text or None, "tool_calls": calls})
-        elif parts:
-            if all(p["type"] == "text" for p in parts):
-                messages.append({"role": role, "content": "".join(p["text"] for p in parts)})
-            else:
-                messages.append({"role": role, "content": parts})
+        if isinstance(msg, dict):
+            messages += _message(msg, caching)
     out["messages"] = messages
     return out
 

@@ -8,14 +8,20 @@ Every error leaves in Claude's shape {"type":"error","error":{...}}.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
 import orjson
 
-from relay.adaptors import adaptor_for
+from newapi_site.options import options
+from relay import auth, rate_limit, state
+from relay.adaptors import adaptor_for, provider_for
 from relay.adaptors.base import NativeClaude, RelayContext, is_stream_response, needs_setup, speaks_claude
+from relay.adaptors.claude import ClaudeAdaptor
 from relay.adaptors.openai import OpenAIAdaptor
+from relay.channels.choice import Route
+from relay.channels.types import ChannelType
 from relay.edge.wire import ClientRequest, Response, StreamingResponse
 from relay.errors import LocalError, RelayError, UpstreamError
 from relay.metering.charge import settle
@@ -25,11 +31,15 @@ from relay.modes.claude_convert import (
     claude_to_openai_request,
     openai_to_claude_response,
 )
-from relay.modes.job import Job
+from relay.modes.job import Job, count_prompt
+from relay.state import ChannelInfo
 from relay.upstream import http
 
 log = logging.getLogger("newapi.relay")
 MODE = "claude"
+# Claude Code's name for a model with the 1M-token context window; the model is the one without it.
+LONG_CONTEXT_SUFFIX = "[1m]"
+LONG_CONTEXT_BETA = "context-1m-2025-08-07"
 
 
 def claude_error_response(err: RelayError, request_id: str) -> Response:
@@ -45,7 +55,26 @@ async def handle_messages(req: ClientRequest, **_params: str) -> Response | Stre
         return claude_error_response(err, req.request_id)
 
 
+def long_context_model(req: ClientRequest) -> None:
+    """`<model>[1m]` is priced and routed as `<model>`, asking Claude for the 1M-token context."""
+    if LONG_CONTEXT_SUFFIX.encode() not in req.body:
+        return
+    try:
+        body = orjson.loads(req.body)
+    except orjson.JSONDecodeError:
+        return  # prepare() answers the parse error
+    model = body.get("model") if isinstance(body, dict) else None
+    if not isinstance(model, str) or not model.lower().endswith(LONG_CONTEXT_SUFFIX):
+        return
+    body["model"] = model[: -len(LONG_CONTEXT_SUFFIX)]
+    req.body = orjson.dumps(body)
+    betas = [b.strip() for b in req.headers.get("anthropic-beta", "").split(",") if b.strip()]
+    if LONG_CONTEXT_BETA not in betas:
+        req.headers["anthropic-beta"] = ",".join([*betas, LONG_CONTEXT_BETA])
+
+
 async def relay_messages(req: ClientRequest) -> Response | StreamingResponse:
+    long_context_model(req)
     job = await pipeline.prepare(req, MODE)
     try:
         messages = job.body.get("messages")
@@ -117,7 +146,13 @@ async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | Stre
 
 def to_openai(job: Job, ctx: RelayContext, adaptor: OpenAIAdaptor) -> None:
     """Turn this attempt into a chat completion for an OpenAI-type channel."""
-    ctx.body = claude_to_openai_request(job.body, ctx.upstream_model)
+    provider = provider_for(ctx.channel.type)
+    ctx.body = claude_to_openai_request(
+        job.body,
+        ctx.upstream_model,
+        caching=provider is not None and provider.cache_control,
+        reasoning_object=ctx.channel.type == ChannelType.OPENROUTER,
+    )
     ctx.mode = "chat"
     ctx.path = "/v1/chat/completions"
     ctx.query = ""
@@ -125,3 +160,81 @@ def to_openai(job: Job, ctx: RelayContext, adaptor: OpenAIAdaptor) -> None:
     ctx.is_stream = job.is_stream
     if job.is_stream and adaptor.supports_stream_options:
         ctx.body["stream_options"] = {"include_usage": True}
+
+
+# -- POST /v1/messages/count_tokens ----------------------------------------------------------------
+async def handle_count_tokens(req: ClientRequest, **_params: str) -> Response:
+    """Anthropic's token count: asked of a Claude channel that serves the model, counted here
+    otherwise (or when that channel fails). Free, like Anthropic's: nothing is held or billed."""
+    try:
+        return await count_tokens(req)
+    except RelayError as err:
+        return claude_error_response(err, req.request_id)
+
+
+async def count_tokens(req: ClientRequest) -> Response:
+    await state.ensure_options_loaded()
+    caller = await auth.authenticate(req.headers, req.path)
+    await rate_limit.check(caller.user.id)
+    long_context_model(req)
+    body = pipeline.parse_body(req)
+    model = str(body.get("model") or "")
+    if not model:
+        raise LocalError("model is required", status=400, type="invalid_request_error", code="model_required")
+    if not isinstance(body.get("messages"), list) or not body["messages"]:
+        raise LocalError(
+            "field messages is required",
+            status=400,
+            type="invalid_request_error",
+            code="invalid_claude_request",
+        )
+    auth.check_ip(caller.token, req.client_ip)
+    if caller.pinned_channel_id is None:
+        auth.check_model_allowed(caller.token, model)
+    route = Route(caller, model)
+    # no channel for the model: the same refusal as /v1/messages
+    channel: ChannelInfo | None = await route.first()
+    while channel is not None:
+        adaptor = adaptor_for(channel.type)
+        if not isinstance(adaptor, ClaudeAdaptor):
+            break
+        try:
+            return await native_count(req, body, model, channel, adaptor)
+        except UpstreamError as err:
+            log.info("count_tokens on channel #%s failed (%s); counting here", channel.id, err.status)
+            channel = route.next()
+    tokens = await asyncio.to_thread(count_prompt, MODE, body, model)
+    return Response(200, orjson.dumps({"input_tokens": tokens}))
+
+
+async def native_count(
+    req: ClientRequest, body: dict, model: str, channel: ChannelInfo, adaptor: ClaudeAdaptor
+) -> Response:
+    ctx = RelayContext(
+        mode="count_tokens",
+        channel=channel,
+        origin_model=model,
+        upstream_model=channel.model_mapping.get(model, model),
+        path=req.path,
+        query=req.query,
+        body=dict(body),
+        raw_body=req.body,
+        client_headers=req.headers,
+        options=options,
+    )
+    resp = await pipeline.open_upstream(adaptor.build_count_tokens_request(ctx), channel)
+    try:
+        raw = await resp.aread()
+    except httpx.HTTPError as exc:
+        raise http.network_error(exc) from None
+    finally:
+        await resp.aclose()
+    try:
+        tokens = orjson.loads(raw).get("input_tokens")
+    except (orjson.JSONDecodeError, AttributeError):
+        tokens = None
+    if not isinstance(tokens, int):
+        raise UpstreamError(
+            "invalid count_tokens answer", status=500, type="upstream_error", code="bad_count"
+        )
+    return Response(200, orjson.dumps({"input_tokens": tokens}))
