@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.core.management import call_command
 from django.test import Client
 
 from accounts.models import TOKEN_DISABLED, Token, User
@@ -26,11 +25,6 @@ SIGNED_IN_PAGES = [
     "/chat2link",
 ]
 PUBLIC_PAGES = ["/", "/login", "/register", "/reset", "/user/reset", "/pricing", "/about"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _catalogues() -> None:
-    call_command("compile_catalogues", verbosity=0)
 
 
 def signed_in(user: User) -> Client:

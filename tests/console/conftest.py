@@ -1,0 +1,75 @@
+"""Console tests: catalogues compiled first, and a real Chromium (Debian's) driven by pytest-playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+FAILURES = Path(__file__).resolve().parent / "failures"  # git-ignored
+# Screenshots for the README are written only when this names a folder (see README, "Console").
+SHOTS_DIR = os.environ.get("CONSOLE_SCREENSHOTS_DIR", "")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _catalogues() -> None:
+    """Before any gateway starts: its processes read the compiled .mo files."""
+    call_command("compile_catalogues", verbosity=0)
+
+
+def chromium_path() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise RuntimeError("Chromium is missing: apt-get install -y chromium fonts-noto-cjk")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    # Playwright's sync API keeps an event loop marked running in this thread until the session
+    # ends, which Django takes for an async context: the tests' own ORM calls are still synchronous.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # Playwright cannot download its own browser here: drive the distribution's.
+    yield {**browser_type_launch_args, "executable_path": chromium_path(), "args": ["--no-sandbox"]}
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_context_args, "viewport": {"width": 1280, "height": 860}, "locale": "en-US"}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def console_errors(request: pytest.FixtureRequest, page) -> Iterator[list[str]]:
+    """Every console error and uncaught exception of the page; a screenshot if the test failed."""
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(f"{msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    yield errors
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        FAILURES.mkdir(exist_ok=True)
+        page.screenshot(path=str(FAILURES / f"{request.node.name}.png"), full_page=True)
+
+
+def shot(page, name: str) -> None:
+    if SHOTS_DIR:
+        Path(SHOTS_DIR).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS_DIR) / f"{name}.png"))
