@@ -1,0 +1,1 @@
+"""Real client programs (npm CLIs) the client tests drive the gateway with."""
