@@ -14,6 +14,7 @@ class BillingConfig(AppConfig):
         # Models and receivers load once the app registry is ready, not at this module's import.
         from . import (
             local_ledger,  # noqa: F401  (registers the embedded ledger with billing.ledger)
+            retention,  # noqa: F401  (the daily prune_logs task)
             signals,  # noqa: F401  (balance mirror upkeep, registration gifts)
         )
         from .services import credit

@@ -48,6 +48,8 @@ def _channel_upkeep_schedule() -> dict[str, dict]:
 
 
 app.conf.beat_schedule.update(_channel_upkeep_schedule())
+# Log retention: rows older than the LogRetentionDays option are deleted once a day (0 keeps them).
+app.conf.beat_schedule["prune-logs"] = {"task": "billing.prune_logs", "schedule": 24 * 3600.0}
 
 
 @worker_init.connect

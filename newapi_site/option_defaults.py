@@ -59,6 +59,7 @@ DEFAULT_OPTIONS: dict[str, str] = {
     "DataExportInterval": "5",
     "DataExportDefaultTime": "hour",
     "LogConsumeEnabled": _b(True),
+    "LogRetentionDays": "0",  # delete logs older than this many days (daily); 0 keeps them forever
     "DemoSiteEnabled": _b(False),
     "SelfUseModeEnabled": _b(False),
     "general_setting.docs_link": "https://docs.newapi.pro",

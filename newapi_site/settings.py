@@ -58,6 +58,7 @@ DATABASES = {"default": database_from_dsn(SQL_DSN, SQLITE_PATH, BASE_DIR)}
 LOG_SQL_DSN = env_str("LOG_SQL_DSN")
 if LOG_SQL_DSN:
     DATABASES["logs"] = database_from_dsn(LOG_SQL_DSN, SQLITE_PATH, BASE_DIR)
+    DATABASE_ROUTERS = ["billing.db_router.LogsRouter"]  # the logs table there, everything else here
 if DATABASES["default"]["ENGINE"].endswith("mysql"):
     import pymysql
 

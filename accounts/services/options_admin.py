@@ -45,6 +45,7 @@ _JSON_OBJECTS = {
     "TopupGroupRatio",
 }
 _JSON_ANY = {"Chats"}
+_NON_NEGATIVE_INTS = {"LogRetentionDays"}
 _RATIO_MAPS = {"ModelRatio", "ModelPrice", "CompletionRatio", "CacheRatio", "GroupRatio", "TopupGroupRatio"}
 
 
@@ -61,6 +62,8 @@ def value_as_string(value: Any) -> str:
 
 
 def check_option(key: str, value: str) -> None:
+    if key in _NON_NEGATIVE_INTS and not value.strip().isdigit():
+        raise ApiError(f"{key} 必须是非负整数")
     if key in _REQUIRES and value == "true":
         needed, message = _REQUIRES[key]
         if not options.get(needed).strip():
