@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_http_methods
 
 from accounts.models import TOKEN_ENABLED, TOKEN_EXHAUSTED, TOKEN_EXPIRED, Token, User
+from newapi_site import cors
 from newapi_site.api.ratelimit import allow_request, client_ip
 from newapi_site.options import options
 from newapi_site.roles import USER_ENABLED
@@ -54,9 +55,12 @@ def token_from_request(request: HttpRequest) -> Token:
 
 def _guarded(view):
     @csrf_exempt
-    @require_GET
-    def wrapper(request: HttpRequest) -> JsonResponse:
+    @require_http_methods(["GET", "OPTIONS"])
+    def wrapper(request: HttpRequest) -> HttpResponse:
         from django.conf import settings
+
+        if request.method == "OPTIONS":
+            return cors.preflight()
 
         if settings.GLOBAL_API_RATE_LIMIT_ENABLE and not allow_request(
             "GA", client_ip(request), settings.GLOBAL_API_RATE_LIMIT, settings.GLOBAL_API_RATE_LIMIT_DURATION
@@ -65,10 +69,8 @@ def _guarded(view):
         try:
             token = token_from_request(request)
         except KeyError_ as exc:
-            return _error(exc.message, exc.status)
-        response = view(request, token)
-        response["Access-Control-Allow-Origin"] = "*"
-        return response
+            return cors.add_headers(_error(exc.message, exc.status))
+        return cors.add_headers(view(request, token))
 
     return wrapper
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing import redemption
 from billing.services import logs, usage
+from newapi_site import cors
 from newapi_site.api.base import (
     ADMIN,
     PUBLIC,
@@ -132,9 +134,10 @@ class TokenLogView(ApiView):
         key = request.query_params.get("key", "").strip().removeprefix("sk-")
         if not key:
             raise ApiError("未提供令牌")
-        response = ok([logs.render_user_log(r) for r in logs.logs_of_token_key(key)])
-        response["Access-Control-Allow-Origin"] = "*"
-        return response
+        return cors.add_headers(ok([logs.render_user_log(r) for r in logs.logs_of_token_key(key)]))
+
+    def options(self, request: Request, *args: object, **kwargs: object) -> HttpResponse:
+        return cors.preflight()
 
 
 # -- usage data -------------------------------------------------------------------------------
