@@ -10,7 +10,7 @@ TEST_STAMP := $(VENV)/.installed-test
 
 LINT_PATHS := newapi_site relay accounts billing tasks
 
-.PHONY: run test lint bench install install-test migrate serve clean image-steps
+.PHONY: run test lint bench install install-test migrate serve clean image-steps bench-logs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ test: lint
 
 bench: $(TEST_STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Log searches at scale: fills a scratch PostgreSQL database with 5 million log rows (BENCH_ARGS="--rows N")
+# and times a user's first page, an admin search by model and token name, and the stats endpoints.
+bench-logs: $(TEST_STAMP)
+	$(PY) bench/logs.py $(BENCH_ARGS)
 
 # The Docker image's build steps without Docker (docker/build.sh): dependency wheels, then an offline virtualenv.
 image-steps:
