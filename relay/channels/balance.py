@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import httpx
 from django.conf import settings
 
+from relay.channels.multi_key import parse_info
 from relay.models import CHANNEL_ENABLED, Channel
 
 log = logging.getLogger("newapi.relay")
@@ -146,6 +147,8 @@ def fetch_balance(channel: Channel, client: httpx.Client | None = None) -> float
     fetcher = FETCHERS.get(int(channel.type or 0))
     if fetcher is None:
         raise BalanceError("尚未实现 (balance query not supported for this channel type)")
+    if parse_info(channel.channel_info)["is_multi_key"]:  # several accounts: no one balance
+        raise BalanceError("多密钥渠道不支持余额查询 (a multi-key channel has no single balance)")
     if client is not None:
         return fetcher(client, channel)
     with httpx.Client(follow_redirects=False) as own:

@@ -286,3 +286,11 @@ def test_new_api_layout_is_read_as_written(fake_upstream):
     channel = multi_channel(fake_upstream.base_url, ["n1", "n2", "n3"], "polling", name="mk-layout")
     Channel.objects.filter(pk=channel.pk).update(channel_info=info)
     assert stored_info(channel) == info
+
+
+def test_multi_key_channel_has_no_single_balance(as_admin, fake_upstream):
+    channel = multi_channel(fake_upstream.base_url, ["bal-a", "bal-b"], "random", name="mk-balance")
+    answer = as_admin.get(f"/api/channel/update_balance/{channel.pk}")
+    assert answer["success"] is False
+    assert answer["message"].startswith("多密钥渠道不支持余额查询")
+    assert not [r for r in fake_upstream.requests if r.key.startswith("bal-")]
