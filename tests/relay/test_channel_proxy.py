@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import openai
 import pytest
 
 from billing.models import Log
 from relay.models import Channel
+from tasks.polling import poll_midjourney, poll_suno
 from tests.conftest import live, make_channel, make_token, make_user, propagated, settle
+from tests.fakes.modes_upstream import FakeModes
 from tests.fakes.proxy_servers import HttpProxy, Socks5Proxy
+from tests.fakes.task_upstream import FakeTaskUpstream
 
 pytestmark = [live, pytest.mark.relay]
 
@@ -148,3 +152,62 @@ def test_limits_must_be_whole_numbers(as_admin):
         },
     )
     assert body["success"] is True, body
+
+
+def test_media_and_rerank_go_through_the_proxy(gateway, http_proxy):
+    fake = FakeModes().start()
+    setting = json.dumps({"proxy": http_proxy.url("http")})
+    make_channel(fake.base_url, key="img-proxied", models="dall-e-3", setting=setting)
+    make_channel(
+        fake.base_url,
+        key="jina-proxied",
+        type=38,
+        models="jina-reranker-v2-base-multilingual",
+        setting=setting,
+    )
+    token = make_token(make_user("px-media"))
+    propagated()
+    seen = len(http_proxy.targets)
+    client = openai.OpenAI(base_url=gateway.v1, api_key=f"sk-{token.key}", max_retries=0)
+    assert client.images.generate(model="dall-e-3", prompt="a cat").data
+    r = httpx.post(
+        f"{gateway.v1}/rerank",
+        headers={"Authorization": f"Bearer sk-{token.key}"},
+        json={"model": "jina-reranker-v2-base-multilingual", "query": "q", "documents": ["a", "bb"]},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    assert fake.last("img-proxied") and fake.last("jina-proxied")
+    assert set(http_proxy.targets[seen:]) == {f"127.0.0.1:{fake.port}"}, http_proxy.targets[seen:]
+
+
+def test_task_submits_and_polls_go_through_the_proxy(gateway, http_proxy, socks_proxy):
+    upstream = FakeTaskUpstream().start()
+    address = f"127.0.0.1:{upstream.port}"
+    mj_setting = json.dumps({"proxy": http_proxy.url("http")})
+    suno_setting = json.dumps({"proxy": socks_proxy.url("socks5")})
+    make_channel(upstream.base_url, key="mj-key-proxied", type=2, models="mj_imagine", setting=mj_setting)
+    make_channel(upstream.base_url, key="suno-key-proxied", type=36, models="suno_music", setting=suno_setting)
+    token = make_token(make_user("px-tasks"))
+    propagated()
+    via_http, via_socks = http_proxy.targets.count(address), socks_proxy.targets.count(address)
+    with httpx.Client(base_url=gateway.url, timeout=30) as c:
+        mj = c.post(
+            "/mj/submit/imagine", json={"prompt": "a cat"}, headers={"mj-api-secret": f"sk-{token.key}"}
+        )
+        suno = c.post(
+            "/suno/submit/music",
+            json={"prompt": "a song"},
+            headers={"Authorization": f"Bearer sk-{token.key}"},
+        )
+    assert mj.status_code == 200 and mj.json()["code"] == 1, mj.text
+    assert suno.status_code == 200, suno.text
+    assert http_proxy.targets.count(address) == via_http + 1  # the Midjourney channel's proxy
+    assert socks_proxy.targets.count(address) == via_socks + 1  # the Suno channel's
+    # the background refresh of unfinished tasks takes each channel's route too
+    before = len(upstream.requests)
+    poll_midjourney()
+    poll_suno()
+    assert [r.path for r in upstream.requests[before:]] == ["/mj/task/list-by-condition", "/suno/fetch"]
+    assert http_proxy.targets.count(address) == via_http + 2
+    assert socks_proxy.targets.count(address) == via_socks + 2
