@@ -54,6 +54,7 @@ from relay.edge.wire import new_request_id
 from relay.errors import LocalError, RelayError, UpstreamError
 from relay.metering.charge import quota_error
 from relay.metering.tokenizer import count_text
+from relay.upstream import proxies
 from relay.upstream.safe_paths import check_header_values
 
 log = logging.getLogger("newapi.relay")
@@ -207,6 +208,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             subprotocols=subprotocols,  # type: ignore[arg-type]
             open_timeout=10,
             close_timeout=UPSTREAM_CLOSE_SECONDS,
+            proxy=proxies.of(c) or True,  # the channel's proxy, else websockets' default (the environment's)
         )
 
     # -- client → upstream ------------------------------------------------------------

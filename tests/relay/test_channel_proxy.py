@@ -4,6 +4,7 @@ a channel without one never touches a proxy; a URL the relay cannot use is refus
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -17,8 +18,12 @@ from tests.conftest import live, make_channel, make_token, make_user, propagated
 from tests.fakes.modes_upstream import FakeModes
 from tests.fakes.proxy_servers import HttpProxy, Socks5Proxy
 from tests.fakes.task_upstream import FakeTaskUpstream
+from tests.relay.test_realtime import MODEL as REALTIME_MODEL
+from tests.relay.test_realtime import persona as realtime_persona
+from tests.relay.test_realtime import realtime_upstream, session, session_log, ws_url
 
 pytestmark = [live, pytest.mark.relay]
+__all__ = ["realtime_upstream"]  # the fixture, imported for this module's tests
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +192,9 @@ def test_task_submits_and_polls_go_through_the_proxy(gateway, http_proxy, socks_
     mj_setting = json.dumps({"proxy": http_proxy.url("http")})
     suno_setting = json.dumps({"proxy": socks_proxy.url("socks5")})
     make_channel(upstream.base_url, key="mj-key-proxied", type=2, models="mj_imagine", setting=mj_setting)
-    make_channel(upstream.base_url, key="suno-key-proxied", type=36, models="suno_music", setting=suno_setting)
+    make_channel(
+        upstream.base_url, key="suno-key-proxied", type=36, models="suno_music", setting=suno_setting
+    )
     token = make_token(make_user("px-tasks"))
     propagated()
     via_http, via_socks = http_proxy.targets.count(address), socks_proxy.targets.count(address)
@@ -211,3 +218,20 @@ def test_task_submits_and_polls_go_through_the_proxy(gateway, http_proxy, socks_
     assert [r.path for r in upstream.requests[before:]] == ["/mj/task/list-by-condition", "/suno/fetch"]
     assert http_proxy.targets.count(address) == via_http + 2
     assert socks_proxy.targets.count(address) == via_socks + 2
+
+
+@pytest.mark.parametrize("kind", ["http", "socks5"])
+def test_realtime_dials_through_the_proxy(gateway, realtime_upstream, http_proxy, socks_proxy, kind):
+    proxy = http_proxy if kind == "http" else socks_proxy
+    make_channel(
+        realtime_upstream.base_url,
+        key="rt-key",
+        models=REALTIME_MODEL,
+        setting=json.dumps({"proxy": proxy.url(kind)}),
+    )
+    user, token = realtime_persona(f"px-rt-{kind}")
+    seen = len(proxy.targets)
+    events = asyncio.run(session(ws_url(gateway), token.key, 1))
+    assert events[-1]["type"] == "response.done", events
+    assert proxy.targets[seen:] == [f"127.0.0.1:{realtime_upstream.port}"]
+    assert session_log(user).quota > 0
