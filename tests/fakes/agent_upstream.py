@@ -3,7 +3,7 @@
 Both play the same two-turn script, the way a model drives a tool-using client such as Claude Code:
 - a request that offers the tool named `tool` (default "Bash") and carries no tool result yet is
   answered with one call of that tool (`tool_input`);
-- a request that carries a tool result is answered with the final text "Tool said: <result>";
+- a request that carries a tool result is answered with the final text "Tool said: <first line of the result>";
 - anything else (a client's side requests: titles, quota probes) gets the text "ok".
 Requests that ask for thinking (Anthropic `thinking`, OpenAI `reasoning_effort`) get a thinking
 block / reasoning_content first. Usage carries cache reads and writes so that cache billing can be
@@ -86,7 +86,7 @@ class _Scripted(ThreadedServer):
         """("tool_use" | "text", text) for this request."""
         result = tool_result_text(body)
         if result is not None:
-            return "text", f"Tool said: {result.strip()}"
+            return "text", f"Tool said: {(result.strip().splitlines() or [''])[0]}"
         if self.tool in tool_names(body):
             return "tool_use", ""
         return "text", "ok"
