@@ -33,6 +33,7 @@ from relay.adaptors.base import (
     speaks_gemini,
 )
 from relay.adaptors.gemini import gemini_usage
+from relay.channels import key_choice
 from relay.channels.choice import Route
 from relay.edge.wire import ClientRequest, Response, StreamingResponse, json_response
 from relay.errors import LocalError, RelayError, UpstreamError
@@ -204,7 +205,7 @@ async def send_one(
     if native is not None and action == "batchEmbedContents" and ctx.upstream_model != job.model:
         native.body = _remap_batch(job.body, ctx.upstream_model)
     upstream = native if native is not None else _convert(job, ctx, adaptor, action)
-    resp = await pipeline.open_upstream(upstream)
+    resp = await pipeline.open_upstream(upstream, ctx.channel)
     if job.is_stream and is_stream_response(adaptor, resp.headers.get("content-type", "")):
         frames = GeminiFrames(sse)
         translator = (
@@ -313,7 +314,7 @@ async def count_tokens(req: ClientRequest, caller: auth.Caller, model: str) -> R
     request = inner if isinstance(inner, dict) else body
     if not isinstance(request.get("contents"), list):
         raise bad_request("contents is required")
-    channel = await Route(caller, model).first()
+    channel = await key_choice.bind(await Route(caller, model).first())
     adaptor = adaptor_for(channel.type)
     native = adaptor if speaks_gemini(adaptor) else None
     if native is not None:
@@ -333,7 +334,7 @@ async def count_tokens(req: ClientRequest, caller: auth.Caller, model: str) -> R
             await adaptor.setup(ctx)
         upstream = native.build_gemini_request(ctx, "countTokens")
         if upstream is not None:
-            resp = await pipeline.open_upstream(upstream)
+            resp = await pipeline.open_upstream(upstream, channel)
             try:
                 raw = await resp.aread()
             except httpx.HTTPError as exc:

@@ -19,6 +19,8 @@ from newapi_site.options import update_option
 from tests.conftest import live, make_channel, make_token, make_user, propagated, settle
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.vertex_upstream import FakeVertex
+from tests.relay.test_vertex import service_account
 
 pytestmark = [live, pytest.mark.relay]
 MODEL = "gemini-2.0-flash"  # ratio 0.05, completion ratio 4: (8 + 4×4) × 0.05 = 1.2 → 1
@@ -33,6 +35,11 @@ def fake() -> FakeGemini:
 @pytest.fixture(scope="module")
 def openai_fake() -> FakeOpenAI:
     return FakeOpenAI().start()
+
+
+@pytest.fixture(scope="module")
+def vertex() -> FakeVertex:
+    return FakeVertex().start()
 
 
 def sdk(gateway, name: str, quota: int = 1_000_000):
@@ -227,3 +234,20 @@ def test_errors_in_google_shape_and_uncharged(gateway, fake, openai_fake):
     assert charged(user) == []
     user.refresh_from_db()
     assert user.quota == 1_000_000 and user.used_quota == 0
+
+
+def test_vertex_native_and_sdk_on_v1beta(gateway, vertex):
+    """A Vertex channel gets the request natively at publishers/google (with its OAuth token); the SDK
+    pinned to v1beta reaches the /v1beta routes."""
+    make_channel(vertex.base_url, key=service_account(vertex, "gn8@proj-1.iam.gserviceaccount.com"), name="vertex-gn8", type=41, models=MODEL, other="europe-west4")
+    user = make_user("gn8", quota=1_000_000)
+    client = genai.Client(api_key=make_token(user).key, http_options=types.HttpOptions(base_url=gateway.url, api_version="v1beta"))
+    out = client.models.generate_content(model=MODEL, contents="hi")
+    assert out.text == "Hello from Gemini!"
+    sent = vertex.last()
+    assert sent.path == f"/v1/projects/proj-1/locations/europe-west4/publishers/google/models/{MODEL}:generateContent"
+    assert sent.body["contents"] == [{"role": "user", "parts": [{"text": "hi"}]}] and sent.key in vertex.issued
+    chunks = list(client.models.generate_content_stream(model=MODEL, contents="hi"))
+    assert "".join(c.text or "" for c in chunks) == "Hello from Gemini!"
+    assert vertex.last().path.endswith(f"/{MODEL}:streamGenerateContent") and vertex.last().query == "alt=sse"
+    assert charged(user) == [(1, 8, 4), (1, 8, 4)]
