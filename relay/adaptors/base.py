@@ -254,9 +254,19 @@ class ServesRealtime(Protocol):
         ...
 
 
+@runtime_checkable
+class NativeResponses(Protocol):
+    """Serves OpenAI's Responses API (/v1/responses and its follow-ups) as is."""
+
+    def responses_request(self, ctx: RelayContext, method: str, sub_path: str) -> UpstreamRequest:
+        """The upstream request for `method /v1/responses{sub_path}` (ctx.body is the POST body)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     setup: bool = False
+    native_responses: bool = False
     stream_format: bool = False
     native_claude: bool = False
     realtime: bool = False
@@ -266,6 +276,7 @@ class Capabilities:
     def of(cls, adaptor_class: type) -> Capabilities:
         return cls(
             setup=issubclass(adaptor_class, NeedsSetup),
+            native_responses=issubclass(adaptor_class, NativeResponses),
             stream_format=issubclass(adaptor_class, OwnStreamFormat),
             native_claude=issubclass(adaptor_class, NativeClaude),
             realtime=issubclass(adaptor_class, ServesRealtime),
@@ -294,6 +305,10 @@ def owns_stream_format(adaptor: Adaptor) -> TypeGuard[OwnStreamFormat]:
 
 def speaks_gemini(adaptor: Adaptor) -> TypeGuard[NativeGemini]:
     return adaptor.capabilities.native_gemini
+
+
+def speaks_responses(adaptor: Adaptor) -> TypeGuard[NativeResponses]:
+    return adaptor.capabilities.native_responses
 
 
 def is_stream_response(adaptor: Adaptor, content_type: str) -> bool:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from billing import notifications
 from billing.consume import text_bill
 from billing.ledger import QuotaError
-from billing.pricing import quota_per_unit
+from billing.pricing import quota_per_unit, text_quota
+from billing.tool_prices import tool_quota
 from relay import metrics, rate_limit
 from relay.adaptors.base import RelayContext, Usage
 from relay.channels import limits
@@ -39,7 +40,11 @@ async def settle(
     content: str = "",
 ) -> None:
     """Charge the request: the text formula, or `quota` when the mode prices itself (images per
-    image, audio per character…), with `content` replacing the log line when given."""
+    image, audio per character…), with `content` replacing the log line when given.
+    Built-in tool calls a mode counted (ctx.extra["tool_calls"]: tool → calls) add their per-call price."""
+    if quota is None and ctx.extra.get("tool_calls"):
+        tokens = text_quota(job.price, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+        quota = tokens + tool_quota(job.price, job.model, ctx.extra["tool_calls"])
     bill = text_bill(
         job.caller,
         job.price,
