@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlencode
 
 from django.conf import settings
 
-from relay.adaptors.base import RealtimeTarget, RelayContext
+from relay.adaptors.base import RealtimeTarget, RelayContext, UpstreamRequest
 from relay.adaptors.openai import OpenAIAdaptor, websocket_base
 from relay.state import ChannelInfo
 from relay.upstream.safe_paths import check_url_segment
@@ -50,6 +50,12 @@ class AzureAdaptor(OpenAIAdaptor):
         headers.pop("OpenAI-Organization", None)
         headers["api-key"] = ctx.channel.key
         return headers
+
+    def responses_request(self, ctx: RelayContext, method: str, sub_path: str) -> UpstreamRequest:
+        """Azure's v1 API (`/openai/v1/responses`): the deployment goes in the body's model."""
+        ctx.upstream_model = check_url_segment(ctx.upstream_model).replace(".", "")
+        url = f"{self.base_url(ctx.channel)}/openai/v1/responses{sub_path}"
+        return self._responses_request(ctx, method, f"{url}?{ctx.query}" if ctx.query else url)
 
     def realtime_target(
         self,

@@ -140,6 +140,21 @@ class OpenAIAdaptor(Adaptor):
             return ThinkingToContentTranslator(ctx)
         return OpenAIStreamTranslator(ctx)
 
+    def responses_request(self, ctx: RelayContext, method: str, sub_path: str) -> UpstreamRequest:
+        url = self.base_url(ctx.channel) + "/v1/responses" + sub_path
+        return self._responses_request(ctx, method, f"{url}?{ctx.query}" if ctx.query else url)
+
+    def _responses_request(self, ctx: RelayContext, method: str, url: str) -> UpstreamRequest:
+        headers = self.request_headers(ctx)
+        if method != "POST":
+            headers.pop("Content-Type", None)
+            return UpstreamRequest(method, url, headers, b"")
+        if ctx.body.get("model") != ctx.upstream_model:
+            ctx.body["model"] = ctx.upstream_model
+            ctx.body_changed = True
+        body = orjson.dumps(ctx.body) if ctx.body_changed else ctx.raw_body
+        return UpstreamRequest(method, url, headers, body)
+
     def realtime_target(
         self,
         channel: ChannelInfo,

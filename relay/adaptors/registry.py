@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relay.adaptors.azure import AzureAdaptor
-from relay.adaptors.base import Adaptor, serves_realtime
+from relay.adaptors.base import Adaptor, serves_realtime, speaks_responses
 from relay.adaptors.bedrock import BedrockAdaptor
 from relay.adaptors.claude import ClaudeAdaptor
 from relay.adaptors.cohere import CohereAdaptor
@@ -31,6 +31,7 @@ class Provider:
     models: tuple[str, ...] = ()  # name prefixes of the built-in models the channel editor offers
     stream_options: bool = True  # accepts OpenAI's stream_options (OpenAI-family adaptors)
     realtime: bool = False  # serves /v1/realtime
+    responses: bool = False  # serves /v1/responses natively (others get it converted to chat)
     task_platform: str = ""  # its channels serve this task platform (Midjourney, Suno): no channel test
     # takes Anthropic cache_control markers on chat content parts (prompt caching in the OpenAI format)
     cache_control: bool = False
@@ -67,6 +68,7 @@ PROVIDERS: tuple[Provider, ...] = (
             "omni-moderation",
         ),
         realtime=True,
+        responses=True,
     ),
     Provider(T.MIDJOURNEY, "Midjourney", "https://oa.api2d.net", task_platform="Midjourney"),
     Provider(
@@ -76,6 +78,7 @@ PROVIDERS: tuple[Provider, ...] = (
         AzureAdaptor(),
         models=("gpt-", "o1", "o3", "text-embedding-", "dall-e", "whisper", "tts-"),
         realtime=True,
+        responses=True,
     ),
     Provider(T.OLLAMA, "Ollama", "http://localhost:11434", CompatibleAdaptor("ollama")),
     Provider(
@@ -259,6 +262,10 @@ _ADAPTORS: dict[int, Adaptor] = {p.type: a for p in PROVIDERS if (a := _declared
 # The channel types whose upstream speaks the Realtime websocket, through an adaptor that can dial it.
 REALTIME_TYPES: frozenset[int] = frozenset(
     p.type for p in PROVIDERS if p.realtime and p.adaptor is not None and serves_realtime(p.adaptor)
+)
+# The channel types whose upstream serves the Responses API itself (every other one gets it as chat).
+RESPONSES_TYPES: frozenset[int] = frozenset(
+    p.type for p in PROVIDERS if p.responses and p.adaptor is not None and speaks_responses(p.adaptor)
 )
 # New API falls back to the OpenAI adaptor for types without their own; so do we.
 FALLBACK: Adaptor = _ADAPTORS[T.OPENAI]

@@ -22,6 +22,7 @@ from relay.errors import LocalError, RelayError
 from relay.modes import claude_messages, gemini_native, pipeline
 from relay.modes import media as modes
 from relay.modes import models_list as models_api
+from relay.modes import responses as responses_api
 from relay.upstream.safe_paths import check_client_path
 
 log = logging.getLogger("newapi.relay")
@@ -84,6 +85,11 @@ add_route("POST", r"/v1/audio/speech", modes.speech)
 add_route("POST", r"/v1/audio/transcriptions", modes.transcription)
 add_route("POST", r"/v1/audio/translations", modes.transcription)
 add_route("POST", r"/v1/rerank", modes.rerank)
+add_route("POST", r"/v1/responses", responses_api.create)
+add_route("GET", r"/v1/responses/(?P<response_id>[^/]+)", responses_api.retrieve)
+add_route("DELETE", r"/v1/responses/(?P<response_id>[^/]+)", responses_api.delete)
+add_route("GET", r"/v1/responses/(?P<response_id>[^/]+)/input_items", responses_api.input_items)
+add_route("POST", r"/v1/responses/(?P<response_id>[^/]+)/cancel", responses_api.cancel)
 # Gemini's native API (a POST to /v1/models/{model}:{action} is Gemini's; GET /v1/models stays OpenAI's list)
 add_route("GET", r"/v1beta/models", gemini_native.list_models)
 add_route("GET", r"/v1beta/models/(?P<model>[^/:]+)", gemini_native.get_model)

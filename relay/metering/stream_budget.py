@@ -116,5 +116,8 @@ def cut_frames(mode: str, err: RelayError) -> list[bytes]:
     if mode == "claude":
         body = {"type": "error", "error": {"type": err.type or "new_api_error", "message": err.message}}
         return [frame_event("error", orjson.dumps(body))]
+    if mode == "responses":
+        error = {"type": "error", "code": err.code, "message": err.message, "param": None}
+        return [frame_event("error", orjson.dumps(error))]
     body = {"error": {"message": err.message, "type": err.type, "code": err.code}}
     return [frame(orjson.dumps(body)), DONE]

@@ -14,6 +14,7 @@ from relay.edge.wire import ClientRequest
 from relay.errors import RelayError
 from relay.metering import image_tokens as media
 from relay.metering import tokenizer
+from relay.modes import responses_convert
 from relay.modes.claude_convert import claude_to_openai_request
 from relay.modes.gemini_convert import to_chat_request
 
@@ -60,5 +61,8 @@ def count_prompt(mode: str, body: dict[str, Any], model: str) -> int:
         return tokenizer.count_messages(converted["messages"], model, converted.get("tools"))
     if mode == "gemini":  # generateContent, counted as the chat request it converts to
         chat = to_chat_request(body, model, stream=False)
+        return tokenizer.count_messages(chat["messages"], model, chat.get("tools"))
+    if mode == "responses":  # counted as the chat request it converts to
+        chat = responses_convert.to_chat_request(body, model, [])
         return tokenizer.count_messages(chat["messages"], model, chat.get("tools"))
     return tokenizer.count_input(body.get("input"), model)
