@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from accounts import admin_login
 from accounts.pages import chats, entry, setting, tokens
@@ -9,12 +10,14 @@ from billing.api import dashboard
 from billing.pages import views as billing_pages
 from relay.metrics import metrics_view
 from relay.modes import playground
+from relay.pages import admin_dashboard
 from relay.pages import views as relay_pages
 from tasks.pages import views as task_pages
 
 from . import health
 
 admin_login.install(admin.site)  # login limit and default-password warning, before the URLs are built
+admin_dashboard.install(admin.site)  # the index's charts
 
 
 def page(route: str, view, name: str | None = None):
@@ -36,6 +39,7 @@ urlpatterns = [
     # The playground: dashboard session, not an API key (tasks-special.md §7.1).
     re_path(r"^pg/chat/completions/?$", playground.chat_completions),
     # The console for people, at New API's paths.
+    path("favicon.ico", RedirectView.as_view(url="/static/console/favicon.svg")),
     re_path(r"^$", entry.home, name="home"),
     page("about", entry.about),
     page("login", entry.login, "login"),

@@ -62,6 +62,7 @@ def console_errors(request: pytest.FixtureRequest, page) -> Iterator[list[str]]:
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(f"{msg.type}: {msg.text}") if msg.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    page.on("response", lambda r: errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
     yield errors
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:

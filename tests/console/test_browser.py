@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import User
 from billing.models import LOG_CONSUME, Log, Redemption
+from newapi_site.roles import ROLE_ROOT
 from tests.conftest import live, make_channel, make_user, settle
 from tests.fakes.openai_upstream import STREAM_WORDS
 
@@ -157,4 +158,17 @@ def test_every_page_opens_without_console_errors(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, (path, width, overflow)
+    assert console_errors == []
+
+
+def test_admin_dashboard_draws_its_charts(gateway, page: Page, console_errors: list[str]) -> None:
+    make_user("chief", role=ROLE_ROOT)
+    page.goto(f"{gateway.url}/admin/login/?next=/admin/")
+    page.locator("#id_username").fill("chief")
+    page.locator("#id_password").fill("chief-password")
+    page.locator("input[type=submit]").click()
+    charts = page.locator("svg.bar-chart")
+    expect(charts).to_have_count(7)
+    assert charts.first.bounding_box()["width"] > 200  # drawn at a readable size
+    shot(page, "admin-dashboard")
     assert console_errors == []

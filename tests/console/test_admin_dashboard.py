@@ -1,0 +1,73 @@
+"""The admin index draws its dashboard: per day and per model, top users and channels, channel health."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from django.test import Client
+
+from billing.models import LOG_CONSUME, Log, QuotaData
+from newapi_site.roles import ROLE_ROOT
+from relay.channels.types import ChannelStatus
+from relay.models import Channel
+from tests.conftest import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_dashboard_charts_the_chosen_period() -> None:
+    root = make_user("boss", role=ROLE_ROOT)
+    now = int(time.time())
+    hour = now - now % 3600
+    QuotaData.objects.create(
+        user_id=root.pk,
+        username="heavy",
+        model_name="gpt-4o-mini",
+        created_at=hour,
+        count=3,
+        quota=900,
+        token_used=60,
+    )
+    QuotaData.objects.create(
+        user_id=root.pk,
+        username="light",
+        model_name="claude-x",
+        created_at=hour - 3 * 86400,
+        count=1,
+        quota=100,
+        token_used=10,
+    )
+    QuotaData.objects.create(
+        user_id=root.pk,
+        username="old",
+        model_name="ancient",
+        created_at=hour - 20 * 86400,
+        count=5,
+        quota=5000,
+        token_used=1,
+    )
+    channel = Channel.objects.create(
+        name="fast-one", type=1, key="k", models="gpt-4o-mini", response_time=420
+    )
+    Channel.objects.create(name="auto-off", type=1, key="k2", models="m", status=ChannelStatus.AUTO_DISABLED)
+    Log.objects.create(
+        user_id=root.pk, type=LOG_CONSUME, channel_id=channel.pk, quota=900, use_time=2, created_at=now
+    )
+    client = Client()
+    client.force_login(root)
+    html = client.get("/admin/?days=7").content.decode()
+    assert html.count('class="bar-chart"') == 7
+    assert "gpt-4o-mini" in html and "claude-x" in html and "ancient" not in html  # 20 days ago: outside
+    totals = dict(re.findall(r"<span>([^<]+)</span><strong>(\d+)</strong>", html))
+    assert (totals["Requests"], totals["Quota"], totals["Tokens"]) == ("4", "1000", "70")
+    assert (totals["Channels enabled"], totals["Disabled automatically"]) == ("1", "1")
+    assert "fast-one" in html
+    wide = client.get("/admin/?days=30").content.decode()
+    assert "ancient" in wide
+
+
+def test_common_users_get_no_dashboard() -> None:
+    client = Client()
+    assert "bar-chart" not in client.get("/admin/", follow=True).content.decode()
