@@ -86,6 +86,17 @@ def test_same_prompt_cache_key_sticks_to_one_channel(gateway, fake_upstream, aff
     assert sorted(got) != [0, ROUNDS], got
 
 
+def test_the_options_are_in_the_registry_and_editable(as_root):
+    listed = {o["key"]: o["value"] for o in as_root.get("/api/option/")["data"]}
+    assert (listed["ChannelAffinityEnabled"], listed["ChannelAffinitySeconds"]) == ("false", "300")
+    try:
+        assert (
+            as_root.put("/api/option/", {"key": "ChannelAffinitySeconds", "value": "60"})["success"] is True
+        )
+    finally:
+        update_option("ChannelAffinitySeconds", DEFAULT_OPTIONS["ChannelAffinitySeconds"])
+
+
 def test_same_token_and_model_sticks_without_a_key(gateway, fake_upstream, affinity):
     two_channels(fake_upstream)
     c = client(gateway.v1, persona("aff-token"))

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
+from django.conf import settings
 
 from billing.models import Log
 from relay.models import Channel
@@ -100,6 +102,8 @@ def test_wrong_proxy_credentials_fail_the_request_not_the_gateway(gateway, fake_
     assert exc.value.status_code >= 400
     assert "wrong" not in exc.value.response.text  # the proxy's password never reaches the client
     assert not fake_upstream.requests_for("bad-proxy")
+    logged = (Path(settings.DATA_DIR) / f"gateway-{gateway.port}.log").read_text(errors="replace")
+    assert "wrong" not in logged and "p@ss" not in logged  # nor the gateway's log
 
 
 def test_channel_test_goes_through_the_proxy(fake_upstream, socks_proxy, as_admin):
