@@ -179,7 +179,7 @@ async def send(
         if job.is_stream and adaptor.supports_stream_options:
             ctx.body["stream_options"] = {"include_usage": True}
         upstream = adaptor.build_request(ctx)
-    resp = await pipeline.open_upstream(upstream)
+    resp = await pipeline.open_upstream(upstream, ctx.channel)
     items = history + with_ids(items_of(job.body)) if not native else None
     if job.is_stream and is_stream_response(adaptor, resp.headers.get("content-type", "")):
         if native:
@@ -322,7 +322,7 @@ async def _upstream(
     if channel.type not in RESPONSES_TYPES or not speaks_responses(adaptor):
         raise _unavailable(stored.id)
     upstream = adaptor.responses_request(ctx, method, sub_path)
-    resp = await pipeline.open_upstream(upstream)
+    resp = await pipeline.open_upstream(upstream, channel)
     try:
         raw = await resp.aread()
     except httpx.HTTPError as exc:
