@@ -96,6 +96,8 @@ def _tool_result(block: dict[str, Any], caching: bool) -> tuple[dict[str, Any], 
         text = "\n".join(texts)
     else:
         text = str(result) if result is not None else ""
+    if not text and images:  # providers refuse an empty tool message
+        text = "(images: in the next message)"
     if block.get("is_error") and not text.startswith("Error"):
         text = f"Error: {text}"
     msg: dict[str, Any] = {"role": "tool", "tool_call_id": block.get("tool_use_id", "")}

@@ -263,3 +263,57 @@ def test_cache_control_kept_for_openrouter(gateway, openai_up):
     assert sent["messages"][3] == {"role": "tool", "tool_call_id": "toolu_x", "content": [{"type": "text", "text": "a.txt", "cache_control": CACHED}]}
     assert sent["reasoning"] == {"max_tokens": 3000} and "reasoning_effort" not in sent
     assert charges(user) == [OPENAI_QUOTA]
+
+
+# -- the conversion itself, for what the round trips above do not send ---------------------------------
+def test_conversion_of_the_rest_of_claude_codes_shapes():
+    from relay.modes.claude_convert import claude_to_openai_request
+
+    png = {"type": "base64", "media_type": "image/png", "data": "AAAA"}
+    body = {
+        "model": MODEL,
+        "max_tokens": 100,
+        "tools": [BASH, {"type": "web_search_20250305", "name": "web_search", "max_uses": 3}],
+        "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+        "thinking": {"type": "disabled"},
+        "context_management": {"edits": []},
+        "metadata": {"user_id": "x"},
+        "messages": [
+            {"role": "user", "content": "look"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "redacted_thinking", "data": "opaque"},
+                    {"type": "tool_use", "id": "t1", "name": "Read", "input": {"file_path": "a.png"}},
+                    {"type": "tool_use", "id": "t2", "name": "Bash", "input": {"command": "false"}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "image", "source": png}]},
+                    {"type": "tool_result", "tool_use_id": "t2", "content": "exit 1", "is_error": True},
+                    {"type": "text", "text": "and?"},
+                ],
+            },
+            {"role": "system", "content": [{"type": "text", "text": "Mid-conversation note."}]},
+        ],
+    }
+    out = claude_to_openai_request(body, "gpt-x")
+    assert [t["function"]["name"] for t in out["tools"]] == ["Bash"]  # server tools have no OpenAI form
+    assert out["tool_choice"] == "auto" and out["parallel_tool_calls"] is False
+    assert "reasoning_effort" not in out and "context_management" not in out and "metadata" not in out
+    assert out["messages"][1]["tool_calls"][0]["id"] == "t1" and "reasoning_content" not in out["messages"][1]
+    assert out["messages"][2:] == [
+        {"role": "tool", "tool_call_id": "t1", "content": "(images: in the next message)"},
+        {"role": "tool", "tool_call_id": "t2", "content": "Error: exit 1"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "(images returned by the tool)"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                {"type": "text", "text": "and?"},
+            ],
+        },
+        {"role": "system", "content": "Mid-conversation note."},
+    ]
