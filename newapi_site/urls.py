@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from accounts import admin_login
+from newapi_site import admin_page_size
 from accounts.pages import chats, entry, setting, tokens
 from billing.api import dashboard
 from billing.pages import views as billing_pages
@@ -18,6 +19,7 @@ from . import health
 
 admin_login.install(admin.site)  # login limit and default-password warning, before the URLs are built
 admin_dashboard.install(admin.site)  # the index's charts
+admin_page_size.install(admin.site)  # a page-size selector on every list
 
 
 def page(route: str, view, name: str | None = None):
@@ -26,6 +28,7 @@ def page(route: str, view, name: str | None = None):
 
 
 urlpatterns = [
+    path("admin-page-size", admin_page_size.choose),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz),  # readiness: database and Redis answer
     path("metrics", metrics_view),  # Prometheus; 404 unless METRICS_ENABLED

@@ -71,3 +71,23 @@ def test_dashboard_charts_the_chosen_period() -> None:
 def test_common_users_get_no_dashboard() -> None:
     client = Client()
     assert "bar-chart" not in client.get("/admin/", follow=True).content.decode()
+
+
+def test_list_page_size_is_chosen_and_remembered() -> None:
+    root = make_user("sizer", role=ROLE_ROOT)
+    for n in range(25):
+        Log.objects.create(user_id=root.pk, type=LOG_CONSUME, quota=n, created_at=int(time.time()))
+    client = Client()
+    client.force_login(root)
+    listing = client.get("/admin/billing/log/").content.decode()
+    assert 'name="page_size"' in listing
+    assert listing.count('class="action-checkbox"') == 25
+    answer = client.post(
+        "/admin-page-size", {"model": "billing.log", "page_size": "20", "next": "/admin/billing/log/"}
+    )
+    assert answer.status_code == 302 and answer["Location"] == "/admin/billing/log/"
+    smaller = client.get("/admin/billing/log/").content.decode()
+    assert '<option value="20" selected>' in smaller
+    assert smaller.count('class="action-checkbox"') == 20
+    assert client.post("/admin-page-size", {"model": "billing.log", "page_size": "7"}).status_code == 400
+    assert Client().post("/admin-page-size", {"model": "billing.log", "page_size": "50"}).status_code == 302
