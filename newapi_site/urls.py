@@ -5,10 +5,10 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from accounts import admin_login
-from newapi_site import admin_page_size
 from accounts.pages import chats, entry, setting, tokens
 from billing.api import dashboard
 from billing.pages import views as billing_pages
+from newapi_site import admin_page_size
 from relay.metrics import metrics_view
 from relay.modes import playground
 from relay.pages import admin_dashboard
