@@ -66,7 +66,7 @@ def patch_targets() -> list[Target]:
         (
             "daphne.server.Server",
             daphne_server.Server,
-            ("create_application", "protocol_disconnected", "stop"),
+            ("create_application", "protocol_disconnected", "stop", "kill_all_applications"),
         ),
         ("daphne.server", daphne_server, ("logger",)),
         (
@@ -309,6 +309,15 @@ def settle_memory() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+def graceful_stop() -> None:
+    """SIGTERM: stop accepting, let requests and streams finish within SHUTDOWN_GRACE_SECONDS."""
+    from django.conf import settings
+
+    from relay.edge import graceful
+
+    graceful.install(settings.SHUTDOWN_GRACE_SECONDS)
+
+
 def listen_for_invalidations() -> None:
     """Subscribe before any request caches anything, so no announced change is missed."""
     bus.ensure_listener()
@@ -335,6 +344,7 @@ def main() -> None:
     settle_memory()
     listen_for_invalidations()
     limit_request_bodies()  # reads the limit from the settings settle_memory loaded
+    graceful_stop()
     sys.argv[0] = "daphne"
     CommandLineInterface.entrypoint()
 

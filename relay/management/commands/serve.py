@@ -4,6 +4,8 @@ The parent binds 0.0.0.0:$PORT (one SO_REUSEPORT socket per worker, so the kerne
 connections) and starts WEB_WORKERS Daphne workers, each accepting on its socket (`--fd`), plus
 one Celery worker with embedded beat. It forwards SIGINT/SIGTERM, waits for the children, and
 restarts a web worker that dies unexpectedly (a crash loop ends the server with a non-zero status).
+On SIGTERM the workers stop accepting and finish what is in flight (SHUTDOWN_GRACE_SECONDS), the
+queued billing writes are flushed and the server exits 0.
 With CELERY_EMBEDDED=false it starts no Celery worker or beat: they run as their own services.
 
 With Redis, the parent also writes the queued billing batches to the database (a thread that
@@ -166,14 +168,19 @@ class Supervisor:
             self.spawn("celery")
 
     def stop(self, signum: int = signal.SIGTERM) -> None:
+        """Each web worker stops accepting, lets its requests and streams finish (up to
+        SHUTDOWN_GRACE_SECONDS) and exits; our copies of the listening sockets close now, so the
+        kernel queues no new connection on a socket nobody will accept from."""
         self.stopping = True
+        for sock in self.socks:
+            sock.close()
         for _kind, _slot, proc in self.children.values():
             if proc.poll() is None:
                 proc.send_signal(signum)
 
     def reap(self) -> int:
         """Wait for all children after stop(); kill stragglers past the grace period."""
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        deadline = time.monotonic() + settings.SHUTDOWN_GRACE_SECONDS + STOP_GRACE_SECONDS
         worst = 0
         for kind, _slot, proc in self.children.values():
             try:
