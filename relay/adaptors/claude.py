@@ -142,20 +142,25 @@ def _content_blocks(content: Any) -> list[dict[str, Any]]:
     for part in content if isinstance(content, list) else []:
         if not isinstance(part, dict):
             continue
+        block: dict[str, Any] | None = None
         if part.get("type") == "text":
-            blocks.append({"type": "text", "text": part.get("text", "")})
+            block = {"type": "text", "text": part.get("text", "")}
         elif part.get("type") == "image_url":
             url = part.get("image_url")
             url = url.get("url", "") if isinstance(url, dict) else str(url or "")
             block = _image_block(url)
-            if block:
-                blocks.append(block)
+        if block:
+            # OpenRouter-style clients mark prompt-cache breakpoints on OpenAI content parts
+            if isinstance(part.get("cache_control"), dict):
+                block["cache_control"] = part["cache_control"]
+            blocks.append(block)
     return blocks
 
 
 def openai_to_claude(body: dict[str, Any], model: str, options: OptionReader) -> dict[str, Any]:
     out: dict[str, Any] = {"model": model}
     system_parts: list[str] = []
+    system_blocks: list[dict[str, Any]] = []  # the same as blocks, kept when they mark cache breakpoints
     messages: list[dict[str, Any]] = []
 
     def push(role: str, blocks: list[dict[str, Any]]) -> None:
@@ -172,6 +177,7 @@ def openai_to_claude(body: dict[str, Any], model: str, options: OptionReader) ->
             text = _text_of(msg.get("content"))
             if text:
                 system_parts.append(text)
+            system_blocks += [b for b in _content_blocks(msg.get("content")) if b["type"] == "text"]
             continue
         if role == "tool":
             content = msg.get("content")
@@ -201,7 +207,9 @@ def openai_to_claude(body: dict[str, Any], model: str, options: OptionReader) ->
     if not messages or messages[0]["role"] != "user":
         messages.insert(0, {"role": "user", "content": [{"type": "text", "text": "..."}]})
     out["messages"] = messages
-    if system_parts:
+    if any("cache_control" in b for b in system_blocks):
+        out["system"] = system_blocks
+    elif system_parts:
         out["system"] = "\n".join(system_parts)
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     out["max_tokens"] = int(max_tokens) if max_tokens else default_max_tokens(options, model)

@@ -265,6 +265,30 @@ def test_cache_control_kept_for_openrouter(gateway, openai_up):
     assert charges(user) == [OPENAI_QUOTA]
 
 
+def test_openai_chat_cache_markers_reach_claude(gateway, claude_up):
+    """The other way: an OpenAI-format client marking cache breakpoints (OpenRouter style) on a
+    Claude channel; Claude's cache reads come back as cached_tokens and are billed at their ratio."""
+    import openai
+
+    make_channel(claude_up.base_url, key="chat-cache", type=14, models=MODEL)
+    user = make_user("cc9", quota=START)
+    token = make_token(user, name="cc9-key")
+    client = openai.OpenAI(base_url=gateway.v1, api_key=f"sk-{token.key}", max_retries=0)
+    out = client.chat.completions.create(
+        model=MODEL,
+        messages=[
+            {"role": "system", "content": [{"type": "text", "text": "Long rules.", "cache_control": CACHED}]},
+            {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": CACHED}]},
+        ],
+    )
+    assert out.choices[0].message.content == "ok"
+    assert out.usage.prompt_tokens == 190 and out.usage.prompt_tokens_details.cached_tokens == 60
+    sent = sent_by(claude_up, "x-api-key", "chat-cache")[-1].body
+    assert sent["system"] == [{"type": "text", "text": "Long rules.", "cache_control": CACHED}]
+    assert sent["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": CACHED}]}]
+    assert charges(user) == [CLAUDE_QUOTA]
+
+
 # -- the conversion itself, for what the round trips above do not send ---------------------------------
 def test_conversion_of_the_rest_of_claude_codes_shapes():
     from relay.modes.claude_convert import claude_to_openai_request
