@@ -29,6 +29,12 @@ class _SSECount:
                 self.rec["done"] = True
                 continue
             obj = json.loads(payload)
+            kind = obj.get("type")
+            if kind == "response.output_text.delta":  # the Responses API's events
+                self.rec["content_chunks"] += 1
+                self.t_tok = self.t_tok or time.perf_counter()
+            elif kind == "response.completed":
+                self.rec["usage"], self.rec["done"] = obj["response"].get("usage"), True
             for ch in obj.get("choices") or ():
                 if (ch.get("delta") or {}).get("content"):
                     self.rec["content_chunks"] += 1
