@@ -2,6 +2,7 @@
 reads) timed like the chat stream phase — TTFB (first body byte), TTFT (first output_text.delta)
 and total — at --stream-concurrency, for the direct baseline and each gateway alike.
 """
+
 import asyncio
 import json
 import time
@@ -14,10 +15,16 @@ def _setup(base, key, a, directive):
 
     url = base + "/responses"
     body = json.dumps({"model": a.model, "input": "Say hello. " + directive, "stream": True}).encode()
-    headers = {"Authorization": "Bearer " + key, "Content-Type": "application/json", "Accept": "text/event-stream"}
+    headers = {
+        "Authorization": "Bearer " + key,
+        "Content-Type": "application/json",
+        "Accept": "text/event-stream",
+    }
     if a.stream_client == "raw":
         return RawPool(url), url, headers, body
-    limits = httpx.Limits(max_connections=a.stream_concurrency, max_keepalive_connections=a.stream_concurrency)
+    limits = httpx.Limits(
+        max_connections=a.stream_concurrency, max_keepalive_connections=a.stream_concurrency
+    )
     return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(a.timeout)), url, headers, body
 
 
@@ -59,16 +66,16 @@ def print_table(results):
         return
     direct = next((r["responses"] for r in rows if r["name"] == "direct"), None)
     print("\n/v1/responses streams (ms):")
-    print("%-16s %10s %10s %10s %10s %12s %14s" % ("target", "TTFB p50", "TTFB p99", "TTFT p50", "total p50",
-                                                 "streams ok", "TTFB vs direct"))
+    head = ("target", "TTFB p50", "TTFB p99", "TTFT p50", "total p50", "streams ok", "TTFB vs direct")
+    print(f"{head[0]:<16} " + " ".join(f"{h:>14}" for h in head[1:]))
     for r in rows:
         s = r["responses"]
         vs = "-"
         if direct and r["name"] != "direct" and s.get("ttfb_p50_ms") and direct.get("ttfb_p50_ms"):
-            vs = "%.2fx (+%.2f)" % (s["ttfb_p50_ms"] / direct["ttfb_p50_ms"], s["ttfb_p50_ms"] - direct["ttfb_p50_ms"])
-        print("%-16s %10s %10s %10s %10s %12s %14s" % (
-            r["name"], s.get("ttfb_p50_ms"), s.get("ttfb_p99_ms"), s.get("ttft_p50_ms"), s.get("total_p50_ms"),
-            "%s/%s" % (s.get("complete"), s.get("streams")), vs))
+            vs = f"{s['ttfb_p50_ms'] / direct['ttfb_p50_ms']:.2f}x (+{s['ttfb_p50_ms'] - direct['ttfb_p50_ms']:.2f})"
+        cells = [s.get("ttfb_p50_ms"), s.get("ttfb_p99_ms"), s.get("ttft_p50_ms"), s.get("total_p50_ms")]
+        cells += [f"{s.get('complete')}/{s.get('streams')}", vs]
+        print(f"{r['name']:<16} " + " ".join(f"{c!s:>14}" for c in cells))
 
 
 def run(base, key, a, directive, meter, summarize):
