@@ -10,6 +10,8 @@ import openai
 import pytest
 from django.conf import settings
 
+from newapi_site.options import update_option
+from newapi_site.roles import ROLE_ADMIN
 from tests.conftest import live, make_channel, make_token, make_user, propagated, start_gateway
 
 pytestmark = [live, pytest.mark.relay]
@@ -112,3 +114,36 @@ def test_the_count_is_shared_by_two_gateway_workers(gateway, fake_upstream):
         assert served(fake_upstream, "rpm-shared", "rpm-shared-other") == [before[0] + 3, before[1] + 2]
     finally:
         second.stop()
+
+
+@pytest.fixture
+def one_retry():
+    update_option("RetryTimes", "1")
+    propagated()
+    yield
+    update_option("RetryTimes", "0")
+    propagated()
+
+
+def test_a_retry_passes_over_a_channel_at_its_limit(gateway, fake_upstream, one_retry):
+    make_channel(fake_upstream.base_url, key="status-500", priority=10)  # always fails: every request retries
+    limited(fake_upstream, "retry-limited", 5, rpm_limit=1)
+    make_channel(fake_upstream.base_url, key="retry-last", priority=0)
+    c = client(gateway.v1, persona("rpm-retry"))
+    before = served(fake_upstream, "retry-limited", "retry-last")
+    chat(c)
+    assert served(fake_upstream, "retry-limited", "retry-last") == [before[0] + 1, before[1]]
+    chat(c)
+    assert served(fake_upstream, "retry-limited", "retry-last") == [before[0] + 1, before[1] + 1]
+
+
+def test_a_key_pinned_to_a_channel_at_its_limit_gets_a_429(gateway, fake_upstream):
+    channel = limited(fake_upstream, "rpm-pinned", 0, rpm_limit=1)
+    admin = make_user("rpm-admin", role=ROLE_ADMIN)
+    token = make_token(admin)
+    propagated()
+    c = openai.OpenAI(base_url=gateway.v1, api_key=f"sk-{token.key}-{channel.pk}", max_retries=0)
+    chat(c)
+    with pytest.raises(openai.RateLimitError) as exc:
+        chat(c)
+    assert exc.value.response.json()["error"]["code"] == "channel_rate_limited"
