@@ -116,6 +116,11 @@ def cut_frames(mode: str, err: RelayError) -> list[bytes]:
     if mode == "claude":
         body = {"type": "error", "error": {"type": err.type or "new_api_error", "message": err.message}}
         return [frame_event("error", orjson.dumps(body))]
+    if mode == "gemini":  # Google's error shape
+        status = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED"}.get(err.status, "RESOURCE_EXHAUSTED")
+        return [
+            frame(orjson.dumps({"error": {"code": err.status, "message": err.message, "status": status}}))
+        ]
     if mode == "responses":
         error = {"type": "error", "code": err.code, "message": err.message, "param": None}
         return [frame_event("error", orjson.dumps(error))]

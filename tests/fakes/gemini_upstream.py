@@ -1,11 +1,12 @@
 """A fake Gemini API (generateContent, streamGenerateContent?alt=sse, countTokens, embedContent,
 batchEmbedContents) after ai.google.dev's reference. Behaviour by `x-goog-api-key`: any key answers
 "Hello from Gemini!" (usage 8 prompt / 4 candidates); `tools` answers a functionCall; `round` calls
-`round_tool` until it gets the tool's answer back; `rich` adds a thought and cached/thinking usage;
+`round_tool` until it gets the tool's answer back; `rich` adds a thought and cached/thinking usage; `long` streams 300 chunks;
 `status-<code>` errors."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,12 +64,19 @@ class FakeGemini(ThreadedServer):
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await response.prepare(request)
             pieces = [[{"text": "Hello"}], [{"text": " from Gemini!"}]] if key not in ("tools", "round", "rich") else [parts]
+            if key == "long":
+                pieces = [[{"text": " word word word word"}]] * 300
             for i, p in enumerate(pieces):
                 event: dict[str, Any] = {"candidates": [{"content": {"role": "model", "parts": p}, "index": 0}]}
                 if i == len(pieces) - 1:
                     event["candidates"][0]["finishReason"] = "STOP"
                     event["usageMetadata"] = usage
-                await response.write(f"data: {json.dumps(event)}\r\n\r\n".encode())
+                try:
+                    await response.write(f"data: {json.dumps(event)}\r\n\r\n".encode())
+                except ConnectionError:
+                    return response  # the gateway stopped reading (a stream it cut)
+                if key == "long":
+                    await asyncio.sleep(0.002)
             await response.write_eof()
             return response
         return web.json_response({"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}, status=404)

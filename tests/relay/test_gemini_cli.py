@@ -15,12 +15,14 @@ import pytest
 from billing.models import Log
 from tests.clients.npm import install
 from tests.conftest import live, make_channel, make_token, make_user, settle
+from tests.fakes.agent_upstream import ScriptedOpenAI, tool_names, tool_result_text
 from tests.fakes.gemini_upstream import FakeGemini
 
 pytestmark = [live, pytest.mark.relay]
 GEMINI_CLI = "0.61.0"
 MODEL = "gemini-2.0-flash"  # ratio 0.05, completion ratio 4: (8 + 4×4) × 0.05 = 1.2 → 1 per call
 ROUND_MODEL = "gemini-1.5-flash"
+GPT = "gpt-4o-mini"
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +107,27 @@ def test_gemini_cli_reply_and_tool_round_trip(gateway, fake, gemini_bin, tmp_pat
     assert answers and answers[0]["name"] == "read_file"
     settle()
     assert Log.objects.filter(user_id=round_user.pk, type=2).count() >= 2
+
+
+def test_gemini_cli_on_an_openai_channel(gateway, gemini_bin, tmp_path):
+    """The same round trip on an OpenAI channel: the CLI's Gemini requests become chat completions
+    (its function declarations tools, its functionResponse a tool message) and the streamed answers,
+    tool call included, come back in Gemini's shape. Each request: prompt 160 (60 cached at 0.5),
+    completion 20: (100 + 30 + 20×4) × 0.075 = 15.75 → 16."""
+    (tmp_path / "notes.txt").write_text("the secret word is mango")
+    agent = ScriptedOpenAI(tool="read_file", tool_input={"file_path": str(tmp_path / "notes.txt")}).start()
+    make_channel(agent.base_url, key="agent-openai", type=1, models=GPT, name="gcli-openai")
+    user = make_user("gcli3", quota=1_000_000)
+    out = run_gemini(gemini_bin, gateway, make_token(user).key, "What is in notes.txt?", str(tmp_path), GPT)
+    assert "mango" in out["response"]
+    chats = [r for r in agent.messages_requests() if r.path == "/v1/chat/completions"]
+    with_tool = [r for r in chats if "read_file" in tool_names(r.body)]
+    assert with_tool and all(r.body["stream"] and r.body["stream_options"] == {"include_usage": True} for r in with_tool)
+    answered = [r for r in chats if tool_result_text(r.body) is not None]
+    assert answered and "mango" in tool_result_text(answered[0].body)
+    tool_msgs = [m for m in answered[0].body["messages"] if m["role"] == "tool"]
+    calls = [c for m in answered[0].body["messages"] if m["role"] == "assistant" for c in m.get("tool_calls") or []]
+    assert calls[-1]["function"]["name"] == "read_file" and tool_msgs[-1]["tool_call_id"] == calls[-1]["id"]
+    settle()
+    rows = list(Log.objects.filter(user_id=user.pk, type=2).values_list("quota", "prompt_tokens", "completion_tokens"))
+    assert len(rows) == len(chats) and all(row == (16, 160, 20) for row in rows)

@@ -17,6 +17,7 @@ from accounts.models import Option
 from billing.models import Log
 from newapi_site.options import update_option
 from tests.conftest import live, make_channel, make_token, make_user, propagated, settle
+from tests.fakes.agent_upstream import ScriptedClaude
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.vertex_upstream import FakeVertex
@@ -24,7 +25,8 @@ from tests.relay.test_vertex import service_account
 
 pytestmark = [live, pytest.mark.relay]
 MODEL = "gemini-2.0-flash"  # ratio 0.05, completion ratio 4: (8 + 4×4) × 0.05 = 1.2 → 1
-GPT = "gpt-4o-mini"  # ratio 0.075, completion ratio 4: (11 + 7×4) × 0.075 = 2.925 → 3
+GPT = "gpt-4o-mini"
+CLAUDE = "claude-3-5-sonnet-20241022"  # ratio 0.075, completion ratio 4: (11 + 7×4) × 0.075 = 2.925 → 3
 
 
 @pytest.fixture(scope="module")
@@ -251,3 +253,44 @@ def test_vertex_native_and_sdk_on_v1beta(gateway, vertex):
     assert "".join(c.text or "" for c in chunks) == "Hello from Gemini!"
     assert vertex.last().path.endswith(f"/{MODEL}:streamGenerateContent") and vertex.last().query == "alt=sse"
     assert charged(user) == [(1, 8, 4), (1, 8, 4)]
+
+
+def test_converted_for_claude_channel(gateway):
+    """Any channel serves the Gemini API through its chat translation: here Anthropic's Messages.
+    Usage: input 100 + cache reads 60 (ratio 0.1) + cache writes 30 (1.25), output 20 (×5), model ratio 1.5:
+    (100 + 6 + 37.5 + 100) × 1.5 = 365.25 → 365."""
+    claude = ScriptedClaude(tool="get_weather", tool_input={"city": "Oslo"}).start()
+    make_channel(claude.base_url, key="claude-k", type=14, models=CLAUDE, name="gn9-claude")
+    user, _, client = sdk(gateway, "gn9")
+    weather = types.Tool(function_declarations=[types.FunctionDeclaration(name="get_weather", parameters_json_schema={"type": "object", "properties": {"city": {"type": "string"}}})])
+    config = types.GenerateContentConfig(tools=[weather], automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
+    out = client.models.generate_content(model=CLAUDE, contents="weather in Oslo?", config=config)
+    call = out.candidates[0].content.parts[0].function_call
+    assert (call.name, call.args) == ("get_weather", {"city": "Oslo"})
+    sent = claude.messages_requests()[-1]
+    assert sent.path == "/v1/messages" and sent.body["tools"][0]["name"] == "get_weather"
+    history = [
+        types.Content(role="user", parts=[types.Part(text="weather in Oslo?")]),
+        out.candidates[0].content,
+        types.Content(role="user", parts=[types.Part(function_response=types.FunctionResponse(id=call.id, name="get_weather", response={"sky": "clear"}))]),
+    ]
+    chunks = list(client.models.generate_content_stream(model=CLAUDE, contents=history, config=config))
+    assert "".join(c.text or "" for c in chunks) == 'Tool said: {"sky":"clear"}'
+    assert chunks[-1].usage_metadata.cached_content_token_count == 60
+    assert charged(user) == [(365, 190, 20), (365, 190, 20)]
+
+
+def test_stream_cut_when_the_balance_runs_out(gateway, fake):
+    """A stream that outruns the balance is cut with an error event in Google's shape, and what it
+    delivered is billed (300 chunks would cost about 400; the user has 100)."""
+    make_channel(fake.base_url, key="long", type=24, models="gemini-2.0-flash-001", name="gn10-long")
+    user = make_user("gn10", quota=100)
+    token = make_token(user).key
+    url = f"{gateway.url}/v1beta/models/gemini-2.0-flash-001:streamGenerateContent"
+    with httpx.stream("POST", url, params={"alt": "sse", "key": token}, json={"contents": [{"parts": [{"text": "go"}]}]}) as r:
+        events = [json.loads(line[5:]) for line in r.iter_lines() if line.startswith("data:")]
+    assert 1 < len(events) < 300 and "candidates" in events[0]
+    assert events[-1]["error"]["code"] == 403 and events[-1]["error"]["status"] == "PERMISSION_DENIED"
+    rows = charged(user)
+    user.refresh_from_db()
+    assert len(rows) == 1 and 0 < rows[0][0] <= 100 + 20 and user.quota == 100 - rows[0][0]
