@@ -16,6 +16,8 @@ from django.conf import settings
 from billing.models import Log
 from relay.models import Channel
 from tasks.polling import poll_midjourney, poll_suno
+from tests.admin.conftest import admin_url, root_client
+from tests.admin.test_channels import channel_form
 from tests.conftest import live, make_channel, make_token, make_user, propagated, settle
 from tests.fakes.modes_upstream import FakeModes
 from tests.fakes.proxy_servers import HttpProxy, Socks5Proxy
@@ -25,7 +27,7 @@ from tests.relay.test_realtime import persona as realtime_persona
 from tests.relay.test_realtime import realtime_upstream, session, session_log, ws_url
 
 pytestmark = [live, pytest.mark.relay]
-__all__ = ["realtime_upstream"]  # the fixture, imported for this module's tests
+__all__ = ["realtime_upstream", "root_client"]  # fixtures, imported for this module's tests
 
 
 @pytest.fixture(scope="module")
@@ -239,3 +241,15 @@ def test_realtime_dials_through_the_proxy(gateway, realtime_upstream, http_proxy
     assert events[-1]["type"] == "response.done", events
     assert proxy.targets[seen:] == [f"127.0.0.1:{realtime_upstream.port}"]
     assert session_log(user).quota > 0
+
+
+def test_the_admin_form_checks_the_setting(root_client):
+    form = channel_form(name="admin-proxy", type="1", models="gpt-4o-mini", group="default")
+    page = root_client.post(admin_url(Channel, "add"), {**form, "setting": '{"proxy": "ftp://127.0.0.1:21"}'})
+    assert page.status_code == 200 and "setting.proxy: proxy scheme must be one of" in page.content.decode()
+    page = root_client.post(admin_url(Channel, "add"), {**form, "setting": '{"rpm_limit": -5}'})
+    assert page.status_code == 200 and "setting.rpm_limit must be 0" in page.content.decode()
+    assert not Channel.objects.filter(name="admin-proxy").exists()
+    good = '{"proxy": "socks5://u:p@127.0.0.1:1080", "rpm_limit": 60, "tpm_limit": 100000}'
+    assert root_client.post(admin_url(Channel, "add"), {**form, "setting": good}).status_code == 302
+    assert json.loads(Channel.objects.get(name="admin-proxy").setting)["rpm_limit"] == 60
