@@ -64,6 +64,16 @@ def texts_for(mode: str, body: dict[str, Any]) -> list[str]:
                     if isinstance(p, dict) and p.get("type") == "text"
                 )
         return out
+    if mode == "responses":  # instructions and the text of the input items
+        texts = _strings(body.get("instructions")) + _strings(body.get("input"))
+        for item in body.get("input") if isinstance(body.get("input"), list) else []:
+            content = item.get("content") if isinstance(item, dict) else None
+            texts += _strings(content) + [
+                str(p.get("text") or "")
+                for p in (content if isinstance(content, list) else [])
+                if isinstance(p, dict) and p.get("type") in ("input_text", "output_text")
+            ]
+        return texts
     if mode in ("completions", "images"):
         return _strings(body.get("prompt"))
     if mode in ("moderations", "audio_speech"):
@@ -71,7 +81,7 @@ def texts_for(mode: str, body: dict[str, Any]) -> list[str]:
     return []
 
 
-CHECKED = frozenset({"chat", "completions", "moderations", "images", "audio_speech"})
+CHECKED = frozenset({"chat", "completions", "moderations", "images", "audio_speech", "responses"})
 
 
 def check(mode: str, body: dict[str, Any]) -> None:

@@ -303,3 +303,68 @@ def test_errors_in_openai_shape_and_not_charged(gateway, fake_resp, fake_claude)
         oai(gateway, token).responses.retrieve("resp_nope")
     assert charged(user) == 0
     assert not Log.objects.filter(user_id=user.pk, type=2).exists()
+
+
+def test_images_and_instructions_reach_claude(gateway, fake_claude):
+    make_channel(fake_claude.base_url, key="plain", type=14, models=CLAUDE, name="claude-img")
+    _user, token = setup_user("rs11")
+    image = "data:image/png;base64,iVBORw0KGgo="
+    content = [{"type": "input_text", "text": "what is this?"}, {"type": "input_image", "image_url": image}]
+    out = oai(gateway, token).responses.create(
+        model=CLAUDE, instructions="Be brief.", input=[{"role": "user", "content": content}]
+    )
+    assert out.output_text == "Hello from Claude!"
+    sent = fake_claude.requests_for("plain")[-1].body
+    assert sent["system"] == "Be brief."
+    assert sent["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is this?"},
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+                },
+            ],
+        }
+    ]
+    settle()
+
+
+def test_gemini_channel_converted(gateway):
+    from tests.fakes.gemini_upstream import FakeGemini
+
+    fake = FakeGemini().start()
+    make_channel(fake.base_url, key="gk", type=24, models="gemini-2.0-flash", name="gemini-resp")
+    user, token = setup_user("rs12")
+    client = oai(gateway, token)
+    out = client.responses.create(model="gemini-2.0-flash", input="hi")
+    assert out.output_text == "Hello from Gemini!" and (out.usage.input_tokens, out.usage.output_tokens) == (
+        8,
+        4,
+    )
+    with client.responses.stream(model="gemini-2.0-flash", input="hi") as stream:
+        final = stream.get_final_response()
+    assert final.output_text == "Hello from Gemini!" and final.usage.output_tokens == 4
+    assert charged(user) == 2  # (8 + 4×4) × 0.05 = 1.2 → 1, twice
+
+
+def test_sensitive_words_refused_without_charge(gateway, fake_resp):
+    from newapi_site.options import update_option
+
+    native_channel(fake_resp, "plain")
+    user, token = setup_user("rs13")
+    update_option("SensitiveWords", "secret-plan")
+    update_option("CheckSensitiveOnPromptEnabled", "true")
+    propagated()
+    try:
+        with pytest.raises(openai.BadRequestError) as err:
+            oai(gateway, token).responses.create(
+                model=GPT,
+                input=[{"role": "user", "content": [{"type": "input_text", "text": "the SECRET-PLAN"}]}],
+            )
+        assert err.value.code == "sensitive_words_detected"
+        assert charged(user) == 0
+    finally:
+        update_option("SensitiveWords", "test_sensitive")
+        propagated()
