@@ -228,6 +228,11 @@ def claude_to_openai_request(
     return out
 
 
+def tool_use_id(n: int) -> str:
+    """For a provider's tool call without an id: the client answers the call by this id."""
+    return f"toolu_{time.time_ns():x}{n}"
+
+
 def claude_usage_body(u: Usage | None) -> dict[str, int]:
     if u is None:
         return {"input_tokens": 0, "output_tokens": 0}
@@ -256,7 +261,12 @@ def openai_to_claude_response(data: dict[str, Any], model: str, usage: Usage | N
             except orjson.JSONDecodeError:
                 args = {}
             content.append(
-                {"type": "tool_use", "id": call.get("id", ""), "name": fn.get("name", ""), "input": args}
+                {
+                    "type": "tool_use",
+                    "id": call.get("id") or tool_use_id(len(content)),
+                    "name": fn.get("name", ""),
+                    "input": args,
+                }
             )
         reason = choice.get("finish_reason") or "stop"
         stop = FINISH_TO_STOP.get(reason, reason)
@@ -283,6 +293,7 @@ class OpenAIToClaudeStream(StreamTranslator):
         self.block: str | None = None  # text | thinking | tool_use
         self.index = -1
         self.tool_ids: dict[int, int] = {}  # OpenAI tool index → Claude block index
+        self.call_ids: dict[int, str] = {}  # OpenAI tool index → its call id
         self.stop: str | None = None
 
     def _ev(self, kind: str, payload: dict[str, Any]) -> bytes:
@@ -364,17 +375,22 @@ class OpenAIToClaudeStream(StreamTranslator):
             for call in delta.get("tool_calls") or []:
                 ti = int(call.get("index") or 0)
                 fn = call.get("function") or {}
+                cid = str(call.get("id") or "")
+                if cid and self.call_ids.get(ti, cid) != cid:
+                    # whole calls sent without an index (some providers): a new id is a new call
+                    ti = max(self.tool_ids) + 1
                 if ti not in self.tool_ids:
                     out += self._open(
                         "tool_use",
                         {
                             "type": "tool_use",
-                            "id": call.get("id", ""),
+                            "id": cid or tool_use_id(len(self.tool_ids)),
                             "name": fn.get("name", ""),
                             "input": {},
                         },
                     )
                     self.tool_ids[ti] = self.index
+                    self.call_ids[ti] = cid
                     self.tool_calls = len(self.tool_ids)
                     self.text_parts.append(fn.get("name", ""))
                 if fn.get("arguments"):
