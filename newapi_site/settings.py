@@ -213,6 +213,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Last: it sees the caller that DRF authenticated, and records /api writes in the audit trail.
+    "newapi_site.audit.AuditMiddleware",
 ]
 ROOT_URLCONF = "newapi_site.urls"
 ASGI_APPLICATION = "newapi_site.asgi.application"

@@ -1,0 +1,73 @@
+"""Every change from /api and from the admin (bulk actions included) leaves an audit entry."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.test import Client
+
+from accounts.models import Token, User
+from newapi_site.roles import ROLE_ROOT
+from relay.models import Channel
+from tests.api_client import Api
+from tests.conftest import live, make_user
+
+
+@pytest.mark.django_db
+def test_api_writes_are_recorded_without_values(alice: User) -> None:
+    api = Api(alice)
+    created = api.post("/api/token/", {"name": "audited", "remain_quota": 5, "expired_time": -1})
+    token_id = created["data"]["id"]
+    api.call("put", "/api/token/", {"id": token_id, "name": "renamed", "remain_quota": 6, "expired_time": -1})
+    api.call("delete", f"/api/token/{token_id}")
+    api.post("/api/token/", {"name": "x" * 99})  # refused: no entry
+    api.get("/api/token/")  # a read: no entry
+    entries = list(LogEntry.objects.filter(user_id=alice.pk).order_by("id"))
+    assert [(e.action_flag, e.object_repr) for e in entries] == [
+        (ADDITION, "POST /api/token/"),
+        (CHANGE, "PUT /api/token/"),
+        (DELETION, f"DELETE /api/token/{token_id}"),
+    ]
+    change = json.loads(entries[1].change_message)["api"]
+    assert change == {"fields": ["expired_time", "id", "name", "remain_quota"], "id": token_id}
+    assert "renamed" not in entries[1].change_message
+
+
+@live
+def test_api_writes_through_the_gateway_are_recorded(gateway) -> None:
+    bob = make_user("auditee")
+    bob.access_token = uuid.uuid4().hex
+    bob.save(update_fields=["access_token"])
+    headers = {"Authorization": bob.access_token, "New-Api-User": str(bob.pk)}
+    answer = httpx.post(
+        f"{gateway.url}/api/token/", json={"name": "live", "expired_time": -1}, headers=headers
+    )
+    assert answer.json()["success"] is True
+    entry = LogEntry.objects.get(user_id=bob.pk)
+    assert (entry.action_flag, entry.object_repr) == (ADDITION, "POST /api/token/")
+    assert Token.objects.filter(user_id=bob.pk, name="live").exists()
+
+
+@pytest.mark.django_db
+def test_admin_bulk_action_and_the_browsable_trail() -> None:
+    root = make_user("auditor", role=ROLE_ROOT)
+    channels = [Channel.objects.create(name=f"c{i}", type=1, key=f"k{i}", models="m") for i in range(3)]
+    client = Client()
+    client.force_login(root)
+    client.post(
+        "/admin/relay/channel/",
+        {"action": "disable_channels", "_selected_action": [c.pk for c in channels[:2]]},
+    )
+    bulk = LogEntry.objects.get(user_id=root.pk, object_repr__startswith="disable_channels")
+    assert json.loads(bulk.change_message) == {
+        "action": "disable_channels",
+        "ids": [str(c.pk) for c in channels[:2]],
+        "all": False,
+    }
+    trail = client.get("/admin/admin/logentry/")
+    assert trail.status_code == 200 and "disable_channels (2)" in trail.content.decode()
+    assert client.get(f"/admin/admin/logentry/{bulk.pk}/delete/").status_code == 403
