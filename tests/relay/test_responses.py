@@ -368,3 +368,35 @@ def test_sensitive_words_refused_without_charge(gateway, fake_resp):
     finally:
         update_option("SensitiveWords", "test_sensitive")
         propagated()
+
+
+def test_thinking_becomes_a_reasoning_item(gateway, fake_claude):
+    make_channel(fake_claude.base_url, key="thinking", type=14, models=CLAUDE, name="claude-think")
+    _user, token = setup_user("rs14")
+    client = oai(gateway, token)
+    out = client.responses.create(model=CLAUDE, input="hi")
+    assert [item.type for item in out.output] == ["reasoning", "message"]
+    assert out.output[0].summary[0].text == "Let me think." and out.output_text == "Hello from Claude!"
+    with client.responses.stream(model=CLAUDE, input="hi") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    kinds = [e.type for e in events]
+    assert (
+        "response.reasoning_summary_text.delta" in kinds and "response.reasoning_summary_text.done" in kinds
+    )
+    assert [item.type for item in final.output] == ["reasoning", "message"]
+    assert final.output[0].summary[0].text == "Let me think." and final.output_text == "Hello from Claude!"
+    settle()
+
+
+def test_failed_streams_are_not_charged(gateway, fake_resp, fake_claude):
+    native_channel(fake_resp, "status-500", name="resp-500s")
+    make_channel(fake_claude.base_url, key="status-529", type=14, models=CLAUDE, name="claude-529")
+    user, token = setup_user("rs15")
+    client = oai(gateway, token)
+    for model in (GPT, CLAUDE):
+        with pytest.raises(openai.APIStatusError) as err:
+            with client.responses.stream(model=model, input="hi") as stream:
+                stream.until_done()
+        assert err.value.status_code >= 500 and err.value.body is not None
+    assert charged(user) == 0
