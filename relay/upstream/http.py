@@ -10,6 +10,7 @@ transport instead, one pooled client per proxy URL.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import AsyncIterator
 
@@ -19,6 +20,8 @@ from django.conf import settings
 from relay.errors import LocalError, UpstreamError
 from relay.upstream import proxies
 from relay.upstream.lean_transport import Http11Transport, ResponseBody, UnsafeHeaderValue
+
+log = logging.getLogger("newapi.relay")
 
 # One client per event loop, forgotten with its loop (an id() key could be reused by a new loop).
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
@@ -87,6 +90,10 @@ async def send(
             code="invalid_upstream_header",
         ) from None
     except httpx.HTTPError as exc:
+        if proxy:  # the proxy's address helps whoever runs it; its credentials stay out of logs
+            log.warning(
+                "upstream request through proxy %s failed: %s", proxies.redacted(proxy), type(exc).__name__
+            )
         raise network_error(exc) from None
 
 

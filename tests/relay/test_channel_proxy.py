@@ -95,17 +95,25 @@ def test_channel_without_proxy_stays_direct(gateway, fake_upstream, http_proxy, 
     assert (len(http_proxy.targets), len(socks_proxy.targets)) == before
 
 
-def test_wrong_proxy_credentials_fail_the_request_not_the_gateway(gateway, fake_upstream, http_proxy):
-    bad = http_proxy.url("http").replace("p@ss", "wrong")
-    make_channel(fake_upstream.base_url, key="bad-proxy", setting=json.dumps({"proxy": bad}))
-    client = client_for(gateway, "px-bad")
+@pytest.mark.parametrize("kind", ["http", "socks5"])
+def test_wrong_proxy_credentials_fail_the_request_not_the_gateway(
+    gateway, fake_upstream, http_proxy, socks_proxy, kind
+):
+    proxy = http_proxy if kind == "http" else socks_proxy
+    password = proxy.credentials[1]
+    bad = proxy.url(kind).replace(f":{password}@", ":Bad-Secret-7731@")
+    key = f"bad-proxy-{kind}"
+    make_channel(fake_upstream.base_url, key=key, setting=json.dumps({"proxy": bad}))
+    client = client_for(gateway, f"px-bad-{kind}")
     with pytest.raises(openai.APIStatusError) as exc:
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert exc.value.status_code >= 400
-    assert "wrong" not in exc.value.response.text  # the proxy's password never reaches the client
-    assert not fake_upstream.requests_for("bad-proxy")
+    assert "Bad-Secret-7731" not in exc.value.response.text  # the proxy's password never reaches the client
+    assert not fake_upstream.requests_for(key)
     logged = (Path(settings.DATA_DIR) / f"gateway-{gateway.port}.log").read_text(errors="replace")
-    assert "wrong" not in logged and "p@ss" not in logged  # nor the gateway's log
+    assert "Bad-Secret-7731" not in logged  # nor the gateway's log
+    if kind == "socks5":  # a failure of the proxy itself is logged with its address only
+        assert f"through proxy socks5://127.0.0.1:{proxy.port} failed" in logged
 
 
 def test_channel_test_goes_through_the_proxy(fake_upstream, socks_proxy, as_admin):
