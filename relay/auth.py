@@ -30,7 +30,7 @@ def _auth_error(message: str, status: int = 401) -> LocalError:
 
 def is_gemini_path(path: str) -> bool:
     """Gemini's native API, whose clients send the key as ?key= or x-goog-api-key."""
-    return path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path)
+    return path.startswith(("/v1beta/", "/v1/models"))
 
 
 def query_key(query: str) -> str:

@@ -86,10 +86,12 @@ def asks_gemini(req: ClientRequest) -> bool:
     return bool(req.headers.get("x-goog-api-key")) or bool(auth.query_key(req.query))
 
 
-async def _authenticate(req: ClientRequest) -> auth.Caller:
+async def _authenticate(req: ClientRequest, relayed: bool = True) -> auth.Caller:
+    """The caller; a relayed request (not a listing) also counts against the user's rate limit."""
     await state.ensure_options_loaded()
     caller = await auth.authenticate(req.headers, req.path, req.query)
-    await rate_limit.check(caller.user.id)
+    if relayed:
+        await rate_limit.check(caller.user.id)
     return caller
 
 
@@ -110,7 +112,7 @@ async def handle(req: ClientRequest, model: str, action: str) -> Response | Stre
 
 async def list_models(req: ClientRequest, **_params: str) -> Response:
     try:
-        caller = await _authenticate(req)
+        caller = await _authenticate(req, relayed=False)
         models = visible_models(caller, await state.channels.index())
         return json_response({"models": [model_object(m) for m in models]})
     except RelayError as err:
@@ -119,7 +121,7 @@ async def list_models(req: ClientRequest, **_params: str) -> Response:
 
 async def get_model(req: ClientRequest, model: str) -> Response:
     try:
-        caller = await _authenticate(req)
+        caller = await _authenticate(req, relayed=False)
         index = await state.channels.index()
         if model not in visible_models(caller, index):
             fresh = await state.fresher_channels(index)

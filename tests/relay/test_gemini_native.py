@@ -148,6 +148,12 @@ def test_json_array_stream_and_models(gateway, fake):
     assert [m["name"] for m in r.json()["models"]] == [f"models/{MODEL}", "models/text-embedding-004"]
     r = httpx.get(f"{gateway.url}/v1/models", headers={"Authorization": f"Bearer {token}"})
     assert r.json()["object"] == "list" and [m["id"] for m in r.json()["data"]] == [MODEL, "text-embedding-004"]
+    r = httpx.get(f"{gateway.url}/v1/models", params={"key": token})
+    assert [m["name"] for m in r.json()["models"]] == [f"models/{MODEL}", "models/text-embedding-004"]
+    r = httpx.get(f"{gateway.url}/v1/models/text-embedding-004", params={"key": token})
+    assert r.json()["supportedGenerationMethods"] == ["embedContent", "batchEmbedContents"]
+    r = httpx.get(f"{gateway.url}/v1/models/{MODEL}", headers={"Authorization": f"Bearer {token}"})
+    assert r.json() == {**r.json(), "id": MODEL, "object": "model"}
     with pytest.raises(genai_errors.ClientError) as exc:
         client.models.get(model="gemini-unlisted")
     assert exc.value.code == 404 and exc.value.status == "NOT_FOUND"
