@@ -20,7 +20,7 @@ from relay.adaptors.base import Adaptor, ParsedResponse, RelayContext, StreamTra
 from relay.adaptors.claude import ClaudeAdaptor, apply_thinking_suffix, default_max_tokens, openai_to_claude
 from relay.adaptors.gemini import GeminiAdaptor, native_url, openai_to_gemini
 from relay.errors import LocalError
-from relay.upstream import google_auth
+from relay.upstream import google_auth, proxies
 from relay.upstream.safe_paths import check_url_segment
 
 VERTEX_VERSION = "vertex-2023-10-16"
@@ -61,7 +61,7 @@ class VertexAdaptor(Adaptor):
     async def setup(self, ctx: RelayContext) -> None:
         sa = google_auth.parse_service_account(ctx.channel.key)
         ctx.extra["vertex_sa"] = sa
-        ctx.extra["vertex_token"] = await google_auth.access_token(sa)
+        ctx.extra["vertex_token"] = await google_auth.access_token(sa, proxies.of(ctx.channel))
 
     def _url(self, ctx: RelayContext, publisher: str, model: str, action: str) -> str:
         region = region_for(ctx.channel.other, ctx.origin_model)

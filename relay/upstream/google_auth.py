@@ -74,7 +74,8 @@ _tokens: dict[str, tuple[str, float]] = {}
 _locks: dict[str, asyncio.Lock] = {}
 
 
-async def access_token(sa: ServiceAccount) -> str:
+async def access_token(sa: ServiceAccount, proxy: str = "") -> str:
+    """A cached access token; fetched through `proxy` (the channel's, if any) when due."""
     cached = _tokens.get(sa.cache_key)
     if cached and cached[1] > time.time():
         return cached[0]
@@ -83,15 +84,17 @@ async def access_token(sa: ServiceAccount) -> str:
         cached = _tokens.get(sa.cache_key)
         if cached and cached[1] > time.time():
             return cached[0]
-        token, ttl = await fetch_token(sa)
+        token, ttl = await fetch_token(sa, proxy)
         _tokens[sa.cache_key] = (token, time.time() + max(ttl - EARLY_REFRESH, 30))
         return token
 
 
-async def fetch_token(sa: ServiceAccount) -> tuple[str, int]:
+async def fetch_token(sa: ServiceAccount, proxy: str = "") -> tuple[str, int]:
     form = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion(sa)}
     try:
-        resp = await http.client().post(sa.token_uri, data=form, headers={"Accept": "application/json"})
+        resp = await http.client_for(proxy).post(
+            sa.token_uri, data=form, headers={"Accept": "application/json"}
+        )
     except httpx.HTTPError as exc:
         raise http.network_error(exc) from None
     try:

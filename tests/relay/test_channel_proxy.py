@@ -22,9 +22,11 @@ from tests.conftest import live, make_channel, make_token, make_user, propagated
 from tests.fakes.modes_upstream import FakeModes
 from tests.fakes.proxy_servers import HttpProxy, Socks5Proxy
 from tests.fakes.task_upstream import FakeTaskUpstream
+from tests.fakes.vertex_upstream import FakeVertex
 from tests.relay.test_realtime import MODEL as REALTIME_MODEL
 from tests.relay.test_realtime import persona as realtime_persona
 from tests.relay.test_realtime import realtime_upstream, session, session_log, ws_url
+from tests.relay.test_vertex import CLAUDE, service_account
 
 pytestmark = [live, pytest.mark.relay]
 __all__ = ["realtime_upstream", "root_client"]  # fixtures, imported for this module's tests
@@ -261,3 +263,24 @@ def test_the_admin_form_checks_the_setting(root_client):
     good = '{"proxy": "socks5://u:p@127.0.0.1:1080", "rpm_limit": 60, "tpm_limit": 100000}'
     assert root_client.post(admin_url(Channel, "add"), {**form, "setting": good}).status_code == 302
     assert json.loads(Channel.objects.get(name="admin-proxy").setting)["rpm_limit"] == 60
+
+
+def test_vertex_token_and_request_go_through_the_proxy(gateway, http_proxy):
+    vertex = FakeVertex().start()
+    sa = service_account(vertex, "proxied@proj-1.iam.gserviceaccount.com")
+    setting = json.dumps({"proxy": http_proxy.url("http")})
+    make_channel(
+        vertex.base_url,
+        key=sa,
+        name="vertex-proxied",
+        type=41,
+        models=CLAUDE,
+        other="us-east5",
+        setting=setting,
+    )
+    client = client_for(gateway, "px-vertex")
+    seen = len(http_proxy.targets)
+    reply = client.chat.completions.create(model=CLAUDE, messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content
+    # one connection for the OAuth token, one for the request (this proxy closes each after one)
+    assert http_proxy.targets[seen:] == [f"127.0.0.1:{vertex.port}"] * 2
