@@ -30,9 +30,22 @@ def install(package: str, version: str) -> Path:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not done.exists():
                 prefix.mkdir(parents=True, exist_ok=True)
-                env = {**os.environ, "npm_config_cache": str(NPM_DIR / "cache"), "npm_config_update_notifier": "false"}
+                env = {
+                    **os.environ,
+                    "npm_config_cache": str(NPM_DIR / "cache"),
+                    "npm_config_update_notifier": "false",
+                }
                 subprocess.run(
-                    [npm, "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(prefix), f"{package}@{version}"],
+                    [
+                        npm,
+                        "install",
+                        "--no-audit",
+                        "--no-fund",
+                        "--no-save",
+                        "--prefix",
+                        str(prefix),
+                        f"{package}@{version}",
+                    ],
                     check=True,
                     env=env,
                     timeout=900,

@@ -25,7 +25,8 @@ CLAUDE_CODE = "2.1.332"
 MODEL = "claude-3-7-sonnet-20250219"  # ratio 1.5, completion 5, cache 0.1, cache creation 1.25
 CLAUDE_QUOTA = 365  # (100 + 60×0.1 + 30×1.25 + 20×5) × 1.5 = 365.25, per request
 OPENAI_QUOTA = 309  # (100 + 60×0.1 + 20×5) × 1.5, per request
-THINKING_MODEL = "claude-sonnet-4-5-20250929"  # Claude Code turns thinking on for it
+THINKING_MODEL = "claude-sonnet-4-5-20250929"  # Claude Code asks it for thinking with a ~32k budget
+DEFAULT_MODEL = "claude-opus-5-5"  # this Claude Code's default: adaptive thinking, an effort, system turns
 START = 10_000_000
 PROMPT = "Run `echo tool-ran-fine` with the Bash tool and tell me what it printed."
 
@@ -131,25 +132,33 @@ def test_claude_code_on_openai_channel(gateway, claude_bin, openai_up):
 
 
 @pytest.fixture
-def thinking_model_priced():
-    update_option("ModelRatio", json.dumps({THINKING_MODEL: 1.5}))
-    update_option("CompletionRatio", json.dumps({THINKING_MODEL: 5}))
-    update_option("CacheRatio", json.dumps({THINKING_MODEL: 0.1}))
+def thinking_models_priced():
+    models = (THINKING_MODEL, DEFAULT_MODEL)
+    update_option("ModelRatio", json.dumps(dict.fromkeys(models, 1.5)))
+    update_option("CompletionRatio", json.dumps(dict.fromkeys(models, 5)))
+    update_option("CacheRatio", json.dumps(dict.fromkeys(models, 0.1)))
     propagated()
     yield
     Option.objects.filter(key__in=["ModelRatio", "CompletionRatio", "CacheRatio"]).delete()
     propagated()
 
 
-def test_claude_code_thinking_on_openai_channel(gateway, claude_bin, openai_up, thinking_model_priced):
-    make_channel(openai_up.base_url, key="cc-think", models=THINKING_MODEL)
-    user = make_user("ccli3", quota=START)
-    token = make_token(user, name="ccli3-key")
-    out = run_claude(claude_bin, gateway, token.key, THINKING_MODEL)
+@pytest.mark.parametrize(("model", "effort"), [(THINKING_MODEL, "high"), (DEFAULT_MODEL, "medium")])
+def test_claude_code_thinking_on_openai_channel(
+    gateway, claude_bin, openai_up, thinking_models_priced, model, effort
+):
+    key = f"cc-think-{effort}"
+    make_channel(openai_up.base_url, key=key, models=model)
+    user = make_user(f"ccli3{effort}", quota=START)
+    token = make_token(user, name=f"ccli3{effort}-key")
+    out = run_claude(claude_bin, gateway, token.key, model)
     assert out["is_error"] is False and out["result"] == "Tool said: tool-ran-fine"
-    first, second = sent_with(openai_up, "Authorization", "Bearer cc-think")
-    assert first.body["reasoning_effort"] == "high"  # Claude Code's ~32k thinking budget
-    assert "thinking" not in first.body and "context_management" not in first.body
+    first, second = sent_with(openai_up, "Authorization", f"Bearer {key}")
+    assert first.body["reasoning_effort"] == effort
+    for dropped in ("thinking", "context_management", "output_config", "metadata"):
+        assert dropped not in first.body
+    roles = [m["role"] for m in first.body["messages"]]
+    assert roles[0] == "system" and set(roles) <= {"system", "user"}
     # the thinking block Claude Code got back came round again as the tool-call turn's reasoning
     assert second.body["messages"][-2]["reasoning_content"] == THOUGHT
     assert charges(user) == [OPENAI_QUOTA, OPENAI_QUOTA]

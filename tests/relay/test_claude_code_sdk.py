@@ -25,7 +25,11 @@ START = 10_000_000
 BASH = {
     "name": "Bash",
     "description": "Run a shell command",
-    "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},
+    "input_schema": {
+        "type": "object",
+        "properties": {"command": {"type": "string"}},
+        "required": ["command"],
+    },
 }
 CACHED = {"type": "ephemeral"}
 
@@ -58,7 +62,9 @@ def charges(user) -> list[int]:
 
 
 def sent_by(fake, key_header: str, key: str) -> list:
-    return [r for r in fake.messages_requests() if r.headers.get(key_header, "").removeprefix("Bearer ") == key]
+    return [
+        r for r in fake.messages_requests() if r.headers.get(key_header, "").removeprefix("Bearer ") == key
+    ]
 
 
 def first_turn() -> list[dict]:
@@ -71,12 +77,22 @@ def second_turn(tool_use: dict, result: str = "tool-ran-fine") -> list[dict]:
         {"role": "assistant", "content": [tool_use]},
         {
             "role": "user",
-            "content": [{"type": "tool_result", "tool_use_id": tool_use["id"], "content": result, "cache_control": CACHED}],
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": tool_use["id"],
+                    "content": result,
+                    "cache_control": CACHED,
+                }
+            ],
         },
     ]
 
 
-SYSTEM = [{"type": "text", "text": "You are a coding agent."}, {"type": "text", "text": "Be terse.", "cache_control": CACHED}]
+SYSTEM = [
+    {"type": "text", "text": "You are a coding agent."},
+    {"type": "text", "text": "Be terse.", "cache_control": CACHED},
+]
 
 
 # -- Claude channel: everything passes through ---------------------------------------------------------
@@ -86,8 +102,14 @@ def test_native_tool_round_trip_thinking_and_cache_billing(gateway, claude_up):
     thinking = {"type": "enabled", "budget_tokens": 2048}
     beta = "claude-code-20250219,interleaved-thinking-2025-05-14"
     first = client.beta.messages.create(
-        model=MODEL, max_tokens=4096, system=SYSTEM, tools=[BASH], thinking=thinking,
-        messages=first_turn(), metadata={"user_id": "device-1"}, betas=beta.split(","),
+        model=MODEL,
+        max_tokens=4096,
+        system=SYSTEM,
+        tools=[BASH],
+        thinking=thinking,
+        messages=first_turn(),
+        metadata={"user_id": "device-1"},
+        betas=beta.split(","),
         extra_query={"beta": "true"},  # as Claude Code asks
     )
     assert [b.type for b in first.content] == ["thinking", "tool_use"]
@@ -99,7 +121,13 @@ def test_native_tool_round_trip_thinking_and_cache_billing(gateway, claude_up):
     history = second_turn(call.model_dump())
     history[1]["content"].insert(0, first.content[0].model_dump())
     with client.beta.messages.stream(
-        model=MODEL, max_tokens=4096, system=SYSTEM, tools=[BASH], thinking=thinking, messages=history, betas=beta.split(",")
+        model=MODEL,
+        max_tokens=4096,
+        system=SYSTEM,
+        tools=[BASH],
+        thinking=thinking,
+        messages=history,
+        betas=beta.split(","),
     ) as stream:
         final = stream.get_final_message()
     assert [b.type for b in final.content] == ["thinking", "text"]
@@ -108,9 +136,17 @@ def test_native_tool_round_trip_thinking_and_cache_billing(gateway, claude_up):
     one, two = sent_by(claude_up, "x-api-key", "native-tools")
     assert one.query == "beta=true" and two.query == "" and one.headers["anthropic-beta"] == beta
     assert one.headers["anthropic-version"] == client.default_headers["anthropic-version"]  # the client's own
-    assert one.body["system"] == SYSTEM and one.body["thinking"] == thinking and one.body["metadata"] == {"user_id": "device-1"}
+    assert (
+        one.body["system"] == SYSTEM
+        and one.body["thinking"] == thinking
+        and one.body["metadata"] == {"user_id": "device-1"}
+    )
     assert one.body["messages"] == first_turn()
-    assert two.body["messages"][1]["content"][0] == {"type": "thinking", "thinking": THOUGHT, "signature": SIGNATURE}
+    assert two.body["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": THOUGHT,
+        "signature": SIGNATURE,
+    }
     assert two.body["messages"][2]["content"][0]["cache_control"] == CACHED and two.body["stream"] is True
     assert charges(user) == [CLAUDE_QUOTA, CLAUDE_QUOTA]
     log = Log.objects.filter(user_id=user.pk).first()
@@ -123,7 +159,9 @@ def test_long_context_model_name(gateway, claude_up):
     make_channel(claude_up.base_url, key="native-1m", type=14, models=MODEL)
     client, user = client_for(gateway, "cc2")
     msg = client.messages.create(
-        model=f"{MODEL}[1m]", max_tokens=100, messages=[{"role": "user", "content": "hi"}],
+        model=f"{MODEL}[1m]",
+        max_tokens=100,
+        messages=[{"role": "user", "content": "hi"}],
         extra_headers={"anthropic-beta": "claude-code-20250219"},
     )
     assert msg.content[0].text == "ok"
@@ -137,11 +175,19 @@ def test_count_tokens_native_and_free(gateway, claude_up):
     make_channel(claude_up.base_url, key="native-count", type=14, models=MODEL)
     client, user = client_for(gateway, "cc3")
     out = client.beta.messages.count_tokens(
-        model=MODEL, system=SYSTEM, tools=[BASH], messages=first_turn(), betas=["claude-code-20250219"],
+        model=MODEL,
+        system=SYSTEM,
+        tools=[BASH],
+        messages=first_turn(),
+        betas=["claude-code-20250219"],
         extra_query={"beta": "true"},
     )
     assert out.input_tokens == COUNT_TOKENS
-    sent = [r for r in claude_up.requests if r.path == "/v1/messages/count_tokens" and r.headers.get("x-api-key") == "native-count"]
+    sent = [
+        r
+        for r in claude_up.requests
+        if r.path == "/v1/messages/count_tokens" and r.headers.get("x-api-key") == "native-count"
+    ]
     assert len(sent) == 1 and sent[0].query == "beta=true"
     assert "claude-code-20250219" in sent[0].headers["anthropic-beta"]
     assert sent[0].body == {"model": MODEL, "system": SYSTEM, "tools": [BASH], "messages": first_turn()}
@@ -168,11 +214,17 @@ def test_count_tokens_counted_locally_on_openai_channel(gateway, openai_up):
 def test_converted_tool_round_trip_with_cache_billing(gateway, openai_up):
     make_channel(openai_up.base_url, key="oa-tools", models=MODEL)
     client, user = client_for(gateway, "cc5")
-    first = client.messages.create(model=MODEL, max_tokens=1024, system=SYSTEM, tools=[BASH], messages=first_turn())
+    first = client.messages.create(
+        model=MODEL, max_tokens=1024, system=SYSTEM, tools=[BASH], messages=first_turn()
+    )
     assert first.stop_reason == "tool_use" and [b.type for b in first.content] == ["tool_use"]
     call = first.content[0]
     assert call.name == "Bash" and call.input == openai_up.tool_input and call.id.startswith("call_")
-    assert (first.usage.input_tokens, first.usage.cache_read_input_tokens, first.usage.output_tokens) == (100, 60, 20)
+    assert (first.usage.input_tokens, first.usage.cache_read_input_tokens, first.usage.output_tokens) == (
+        100,
+        60,
+        20,
+    )
     # streamed second turn: the tool result becomes a tool message answering the assistant's tool call
     events = []
     with client.messages.stream(
@@ -186,14 +238,33 @@ def test_converted_tool_round_trip_with_cache_billing(gateway, openai_up):
     assert events[0] == "message_start" and events[-1] == "message_stop"
     one, two = sent_by(openai_up, "Authorization", "oa-tools")
     assert one.path == "/v1/chat/completions"
-    assert one.body["tools"] == [{"type": "function", "function": {"name": "Bash", "description": BASH["description"], "parameters": BASH["input_schema"]}}]
+    assert one.body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "Bash",
+                "description": BASH["description"],
+                "parameters": BASH["input_schema"],
+            },
+        }
+    ]
     # type 1 (OpenAI) takes no cache_control: markers are dropped, text stays plain
     assert one.body["messages"] == [
         {"role": "system", "content": "You are a coding agent.\nBe terse."},
         {"role": "user", "content": "Run it"},
     ]
     assert two.body["messages"][2:] == [
-        {"role": "assistant", "content": None, "tool_calls": [{"id": call.id, "type": "function", "function": {"name": "Bash", "arguments": json.dumps(call.input, separators=(",", ":"))}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": "Bash", "arguments": json.dumps(call.input, separators=(",", ":"))},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": call.id, "content": "tool-ran-fine"},
     ]
     assert two.body["stream_options"] == {"include_usage": True}
@@ -223,7 +294,10 @@ def test_converted_thinking(gateway, openai_up):
     )
     assert [b.type for b in msg.content] == ["thinking", "text"] and msg.content[0].thinking == THOUGHT
     with client.messages.stream(
-        model=MODEL, max_tokens=21000, thinking={"type": "adaptive"}, messages=[{"role": "user", "content": "hi"}],
+        model=MODEL,
+        max_tokens=21000,
+        thinking={"type": "adaptive"},
+        messages=[{"role": "user", "content": "hi"}],
         extra_body={"output_config": {"effort": "low"}},
     ) as stream:
         kinds = [e.delta.type for e in stream if e.type == "content_block_delta"]
@@ -232,10 +306,18 @@ def test_converted_thinking(gateway, openai_up):
     assert final.content[1].text == "ok"
     # thinking blocks sent back ride along as the assistant turn's reasoning_content
     client.messages.create(
-        model=MODEL, max_tokens=21000, thinking=thinking,
+        model=MODEL,
+        max_tokens=21000,
+        thinking=thinking,
         messages=[
             {"role": "user", "content": "hi"},
-            {"role": "assistant", "content": [{"type": "thinking", "thinking": THOUGHT, "signature": ""}, {"type": "text", "text": "ok"}]},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": THOUGHT, "signature": ""},
+                    {"type": "text", "text": "ok"},
+                ],
+            },
             {"role": "user", "content": "again"},
         ],
     )
@@ -251,16 +333,30 @@ def test_cache_control_kept_for_openrouter(gateway, openai_up):
     client, user = client_for(gateway, "cc8")
     call = {"type": "tool_use", "id": "toolu_x", "name": "Bash", "input": {"command": "ls"}}
     client.messages.create(
-        model=MODEL, max_tokens=1024, system=SYSTEM, tools=[BASH], messages=second_turn(call, "a.txt"),
+        model=MODEL,
+        max_tokens=1024,
+        system=SYSTEM,
+        tools=[BASH],
+        messages=second_turn(call, "a.txt"),
         thinking={"type": "enabled", "budget_tokens": 3000},
     )
     sent = sent_by(openai_up, "Authorization", "or-cache")[-1].body
     assert sent["messages"][0] == {
         "role": "system",
-        "content": [{"type": "text", "text": "You are a coding agent."}, {"type": "text", "text": "Be terse.", "cache_control": CACHED}],
+        "content": [
+            {"type": "text", "text": "You are a coding agent."},
+            {"type": "text", "text": "Be terse.", "cache_control": CACHED},
+        ],
     }
-    assert sent["messages"][1] == {"role": "user", "content": [{"type": "text", "text": "Run it", "cache_control": CACHED}]}
-    assert sent["messages"][3] == {"role": "tool", "tool_call_id": "toolu_x", "content": [{"type": "text", "text": "a.txt", "cache_control": CACHED}]}
+    assert sent["messages"][1] == {
+        "role": "user",
+        "content": [{"type": "text", "text": "Run it", "cache_control": CACHED}],
+    }
+    assert sent["messages"][3] == {
+        "role": "tool",
+        "tool_call_id": "toolu_x",
+        "content": [{"type": "text", "text": "a.txt", "cache_control": CACHED}],
+    }
     assert sent["reasoning"] == {"max_tokens": 3000} and "reasoning_effort" not in sent
     assert charges(user) == [OPENAI_QUOTA]
 
@@ -285,7 +381,9 @@ def test_openai_chat_cache_markers_reach_claude(gateway, claude_up):
     assert out.usage.prompt_tokens == 190 and out.usage.prompt_tokens_details.cached_tokens == 60
     sent = sent_by(claude_up, "x-api-key", "chat-cache")[-1].body
     assert sent["system"] == [{"type": "text", "text": "Long rules.", "cache_control": CACHED}]
-    assert sent["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": CACHED}]}]
+    assert sent["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": CACHED}]}
+    ]
     assert charges(user) == [CLAUDE_QUOTA]
 
 
@@ -315,7 +413,11 @@ def test_conversion_of_the_rest_of_claude_codes_shapes():
             {
                 "role": "user",
                 "content": [
-                    {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "image", "source": png}]},
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "t1",
+                        "content": [{"type": "image", "source": png}],
+                    },
                     {"type": "tool_result", "tool_use_id": "t2", "content": "exit 1", "is_error": True},
                     {"type": "text", "text": "and?"},
                 ],
