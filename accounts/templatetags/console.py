@@ -17,7 +17,7 @@ def quota(value: int | None) -> str:
     amount = int(value or 0)
     if options.get_bool("DisplayInCurrencyEnabled"):
         per_unit = options.get_float("QuotaPerUnit", 500000) or 500000
-        return f"${amount / per_unit:,.4f}".rstrip("0").rstrip(".") if amount else "$0"
+        return f"${amount / per_unit:,.6f}".rstrip("0").rstrip(".") if amount else "$0"
     return f"{amount:,}"
 
 
