@@ -23,6 +23,7 @@ from django.conf import settings
 
 from relay.channels.multi_key import parse_info
 from relay.models import CHANNEL_ENABLED, Channel
+from relay.upstream import proxies
 
 log = logging.getLogger("newapi.relay")
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -149,6 +150,9 @@ def fetch_balance(channel: Channel, client: httpx.Client | None = None) -> float
         raise BalanceError("尚未实现 (balance query not supported for this channel type)")
     if parse_info(channel.channel_info)["is_multi_key"]:  # several accounts: no one balance
         raise BalanceError("多密钥渠道不支持余额查询 (a multi-key channel has no single balance)")
+    if proxy := proxies.of_row(channel):  # the account is reached the way its requests are
+        with httpx.Client(proxy=proxy, follow_redirects=False, trust_env=False) as through:
+            return fetcher(through, channel)
     if client is not None:
         return fetcher(client, channel)
     with httpx.Client(follow_redirects=False) as own:

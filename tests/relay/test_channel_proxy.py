@@ -23,13 +23,19 @@ from tests.fakes.modes_upstream import FakeModes
 from tests.fakes.proxy_servers import HttpProxy, Socks5Proxy
 from tests.fakes.task_upstream import FakeTaskUpstream
 from tests.fakes.vertex_upstream import FakeVertex
+from tests.ops.conftest import fake_ops, fake_ops_server
 from tests.relay.test_realtime import MODEL as REALTIME_MODEL
 from tests.relay.test_realtime import persona as realtime_persona
 from tests.relay.test_realtime import realtime_upstream, session, session_log, ws_url
 from tests.relay.test_vertex import CLAUDE, service_account
 
 pytestmark = [live, pytest.mark.relay]
-__all__ = ["realtime_upstream", "root_client"]  # fixtures, imported for this module's tests
+__all__ = [
+    "fake_ops",
+    "fake_ops_server",
+    "realtime_upstream",
+    "root_client",
+]  # fixtures, imported for this module's tests
 
 
 @pytest.fixture(scope="module")
@@ -284,3 +290,12 @@ def test_vertex_token_and_request_go_through_the_proxy(gateway, http_proxy):
     assert reply.choices[0].message.content
     # one connection for the OAuth token, one for the request (this proxy closes each after one)
     assert http_proxy.targets[seen:] == [f"127.0.0.1:{vertex.port}"] * 2
+
+
+def test_balance_query_goes_through_the_proxy(as_admin, socks_proxy, fake_ops):
+    setting = json.dumps({"proxy": socks_proxy.url("socks5")})
+    channel = make_channel(fake_ops.base_url, key="bal-key", setting=setting)
+    seen = len(socks_proxy.targets)
+    body = as_admin.get(f"/api/channel/update_balance/{channel.pk}")
+    assert body == {"success": True, "message": "", "balance": 75.0}
+    assert socks_proxy.targets[seen:] == [f"127.0.0.1:{fake_ops.port}"]  # both queries, one connection
