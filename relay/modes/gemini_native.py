@@ -68,7 +68,22 @@ DROPPED_PARAMS = ("key", "alt")
 
 def error_response(err: RelayError, request_id: str) -> Response:
     message = f"{err.message} (request id: {request_id})" if request_id else err.message
-    return Response(err.status, orjson.dumps(google_error(err.status, message)))
+    body = google_error(err.status, message)
+    upstream = _upstream_status(err)
+    if upstream:  # a Google upstream's own status name (FAILED_PRECONDITION, …) says more than ours
+        body["error"]["status"] = upstream
+    return Response(err.status, orjson.dumps(body))
+
+
+def _upstream_status(err: RelayError) -> str:
+    if not isinstance(err, UpstreamError) or not err.upstream_body.startswith(b"{"):
+        return ""
+    try:
+        data = orjson.loads(err.upstream_body)
+    except orjson.JSONDecodeError:
+        return ""
+    status = (data.get("error") or {}).get("status") if isinstance(data, dict) else None
+    return status if isinstance(status, str) and status.isupper() and len(status) < 64 else ""
 
 
 def wants_sse(query: str) -> bool:

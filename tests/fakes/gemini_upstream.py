@@ -39,7 +39,7 @@ class FakeGemini(ThreadedServer):
         self.requests.append(Recorded(request.path, dict(request.headers), body, key, request.query_string))
         if key.startswith("status-"):
             code = int(key.split("-")[1])
-            return web.json_response({"error": {"code": code, "message": f"fake gemini says {code}", "status": "PERMISSION_DENIED"}}, status=code)
+            return web.json_response({"error": {"code": code, "message": f"fake gemini says {code}", "status": {400: "FAILED_PRECONDITION", 403: "PERMISSION_DENIED"}.get(code, "UNAVAILABLE")}}, status=code)
         path = request.path
         if path.endswith(":batchEmbedContents"):
             return web.json_response({"embeddings": [{"values": [0.1, 0.2]} for _ in body["requests"]]})

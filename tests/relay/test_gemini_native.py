@@ -223,6 +223,7 @@ def test_converted_for_openai_channel(gateway, openai_fake):
 def test_errors_in_google_shape_and_uncharged(gateway, fake, openai_fake):
     make_channel(fake.base_url, key="status-403", type=24, models="gemini-1.5-flash")
     make_channel(openai_fake.base_url, key="status-429", type=1, models="gpt-4o")
+    make_channel(fake.base_url, key="status-400", type=24, models="gemini-1.5-pro")
     user, token, client = sdk(gateway, "gn7")
     with pytest.raises(genai_errors.ClientError) as exc:
         client.models.generate_content(model="gemini-1.5-flash", contents="hi")
@@ -230,6 +231,9 @@ def test_errors_in_google_shape_and_uncharged(gateway, fake, openai_fake):
     with pytest.raises(genai_errors.ClientError) as exc:
         client.models.generate_content(model="gpt-4o", contents="hi")
     assert exc.value.code == 429 and exc.value.status == "RESOURCE_EXHAUSTED"
+    with pytest.raises(genai_errors.ClientError) as exc:  # the upstream's own status name is kept
+        client.models.generate_content(model="gemini-1.5-pro", contents="hi")
+    assert exc.value.code == 400 and exc.value.status == "FAILED_PRECONDITION"
     url = f"{gateway.url}/v1beta/models/gemini-1.5-flash:generateContent"
     r = httpx.post(url, headers={"x-goog-api-key": token}, json={"contents": []})
     assert r.status_code == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT"
@@ -239,6 +243,20 @@ def test_errors_in_google_shape_and_uncharged(gateway, fake, openai_fake):
     assert r.status_code == 404 and r.json()["error"]["status"] == "NOT_FOUND"
     r = httpx.post(f"{gateway.url}/v1beta/models/nobody-serves-this:generateContent", headers={"x-goog-api-key": token}, json={"contents": [{"parts": [{"text": "x"}]}]})
     assert r.status_code >= 400 and set(r.json()["error"]) == {"code", "message", "status"}
+    # Nothing in the path or a channel's model mapping can rewrite the upstream URL.
+    before = len(fake.requests)
+    r = httpx.post(f"{gateway.url}/v1beta/models/gemini-1.5-flash%3Fkey=other:generateContent", headers={"x-goog-api-key": token}, json={"contents": [{"parts": [{"text": "x"}]}]})
+    assert r.status_code == 400
+    make_channel(fake.base_url, key="gk-mapped", type=24, models="gemini-mapped", name="gn7-mapped", model_mapping=json.dumps({"gemini-mapped": "x:generateContent?key=attacker#"}))
+    update_option("ModelRatio", json.dumps({"gemini-mapped": 1, "gemini-1.5-flash": 0.0375, "gemini-1.5-pro": 1.25, "gpt-4o": 1.25}))
+    propagated()
+    try:
+        r = httpx.post(f"{gateway.url}/v1beta/models/gemini-mapped:generateContent", headers={"x-goog-api-key": token}, json={"contents": [{"parts": [{"text": "x"}]}]})
+        assert r.status_code == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT"
+    finally:
+        Option.objects.filter(key="ModelRatio").delete()
+        propagated()
+    assert len(fake.requests) == before
     assert charged(user) == []
     user.refresh_from_db()
     assert user.quota == 1_000_000 and user.used_quota == 0
