@@ -117,7 +117,8 @@ def preference(
 
 
 class Route:
-    """One request's walk over the channels: `first()`, then `next()` after each failure.
+    """One request's walk over the channels: `first()`, then `another()` after each failure, and
+    `served()` once a channel answered.
 
     `tried` lists the channels in the order they were given out (the consume log's use_channel);
     the failed ones among them are what later picks exclude.
