@@ -210,6 +210,18 @@ def test_count_tokens_counted_locally_on_openai_channel(gateway, openai_up):
     assert exc.value.status_code == 503 and exc.value.body["type"] == "error"
 
 
+def test_count_tokens_falls_back_to_a_local_count(gateway):
+    from tests.conftest import free_port
+
+    make_channel(
+        f"http://127.0.0.1:{free_port()}", key="dead-count", type=14, models=MODEL
+    )  # nothing listens
+    client, user = client_for(gateway, "cc10")
+    body = {"model": MODEL, "messages": first_turn()}
+    assert client.messages.count_tokens(**body).input_tokens == count_prompt("claude", body, MODEL)
+    assert spent(user) == 0
+
+
 # -- OpenAI-type channels: converted both ways --------------------------------------------------------
 def test_converted_tool_round_trip_with_cache_billing(gateway, openai_up):
     make_channel(openai_up.base_url, key="oa-tools", models=MODEL)
