@@ -6,6 +6,7 @@ Gemini channel (fake Gemini upstream) and to Vertex, converted for an OpenAI cha
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
@@ -177,7 +178,7 @@ def test_count_tokens_free_and_embeddings(gateway, fake):
 
 def test_converted_for_openai_channel(gateway, openai_fake):
     make_channel(openai_fake.base_url, key="ok", type=1, models=f"{GPT},text-embedding-3-small")
-    user, _, client = sdk(gateway, "gn6")
+    user, token, client = sdk(gateway, "gn6")
     out = client.models.generate_content(
         model=GPT,
         contents=[
@@ -212,12 +213,22 @@ def test_converted_for_openai_channel(gateway, openai_fake):
     assert "".join(c.text or "" for c in chunks) == "Hello from the fake upstream!"
     assert chunks[-1].candidates[0].finish_reason == "STOP" and chunks[-1].usage_metadata.total_token_count == 18
     assert openai_fake.requests_for("ok")[-1].body["stream_options"] == {"include_usage": True}
+    url = f"{gateway.url}/v1beta/models/{GPT}:streamGenerateContent"  # no alt=sse: one JSON array
+    with httpx.stream("POST", url, headers={"x-goog-api-key": token}, json={"contents": [{"parts": [{"text": "hi"}]}]}) as r:
+        events = json.loads(r.read())
+    assert "".join(p.get("text", "") for e in events for p in e["candidates"][0]["content"]["parts"]) == "Hello from the fake upstream!"
+    assert events[-1]["candidates"][0]["finishReason"] == "STOP" and events[-1]["usageMetadata"]["totalTokenCount"] == 18
+    image = types.Part.from_bytes(data=b"\x89PNG fake", mime_type="image/png")
+    client.models.generate_content(model=GPT, contents=[types.Content(role="user", parts=[types.Part(text="what is this?"), image])])
+    assert openai_fake.requests_for("ok")[-1].body["messages"] == [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORyBmYWtl"}},
+    ]}]
     emb = client.models.embed_content(model="text-embedding-3-small", contents=["a", "b"])
     assert [e.values for e in emb.embeddings] == [[0.1, 0.2, 0.3]] * 2
     assert openai_fake.requests_for("ok")[-1].body == {"model": "text-embedding-3-small", "input": ["a", "b"]}
     assert client.models.count_tokens(model=GPT, contents="hello there").total_tokens > 0
     # text-embedding-3-small: ratio 0.01, 11 prompt tokens → 0.11 → at least 1
-    assert charged(user) == [(3, 11, 7), (3, 11, 7), (1, 11, 0)]
+    assert charged(user) == [(3, 11, 7), (3, 11, 7), (3, 11, 7), (3, 11, 7), (1, 11, 0)]
 
 
 def test_errors_in_google_shape_and_uncharged(gateway, fake, openai_fake):
@@ -318,3 +329,17 @@ def test_stream_cut_when_the_balance_runs_out(gateway, fake):
     rows = charged(user)
     user.refresh_from_db()
     assert len(rows) == 1 and 0 < rows[0][0] <= 100 + 20 and user.quota == 100 - rows[0][0]
+
+
+def test_client_leaving_a_stream_pays_for_what_it_got(gateway, fake):
+    """No usageMetadata arrives when the client leaves early: the delivered text is counted and billed."""
+    make_channel(fake.base_url, key="long", type=24, models="gemini-2.0-flash-lite", name="gn11-long")
+    user = make_user("gn11", quota=1_000_000)
+    url = f"{gateway.url}/v1beta/models/gemini-2.0-flash-lite:streamGenerateContent"
+    with httpx.stream("POST", url, params={"alt": "sse"}, headers={"x-goog-api-key": make_token(user).key}, json={"contents": [{"parts": [{"text": "go"}]}]}) as r:
+        lines = r.iter_lines()
+        got = [json.loads(line[5:]) for line in (next(lines) for _ in range(6)) if line.startswith("data:")]
+    assert got and all(e["candidates"][0]["content"]["parts"] == [{"text": " word word word word"}] for e in got)
+    time.sleep(1)
+    rows = charged(user)
+    assert len(rows) == 1 and rows[0][0] >= 1 and rows[0][2] >= 4 * len(got) and rows[0][2] < 4 * 300
