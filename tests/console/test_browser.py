@@ -172,3 +172,23 @@ def test_admin_dashboard_draws_its_charts(gateway, page: Page, console_errors: l
     assert charts.first.bounding_box()["width"] > 200  # drawn at a readable size
     shot(page, "admin-dashboard")
     assert console_errors == []
+
+
+def test_channel_editor_explains_the_fields_of_each_type(
+    gateway, page: Page, console_errors: list[str]
+) -> None:
+    make_user("wrench", role=ROLE_ROOT)
+    page.goto(f"{gateway.url}/admin/login/?next=/admin/relay/channel/add/")
+    page.locator("#id_username").fill("wrench")
+    page.locator("#id_password").fill("wrench-password")
+    page.locator("input[type=submit]").click()
+    page.locator("#id_type").select_option("3")  # Azure
+    expect(page.locator("#channel-help-other")).to_contain_text("API version")
+    expect(page.locator("#channel-help-base_url")).to_contain_text("openai.azure.com")
+    page.locator("#id_type").select_option("33")  # AWS: the secrets live in the key, no base URL
+    expect(page.locator("#channel-help-key")).to_contain_text("AccessKeyId|SecretAccessKey|region")
+    expect(page.locator("#id_base_url")).to_be_hidden()
+    page.locator("#id_type").select_option("41")  # Vertex AI
+    expect(page.locator("#channel-help-key")).to_contain_text("service-account JSON")
+    expect(page.locator("#channel-help-other")).to_contain_text("Region")
+    assert console_errors == []
