@@ -53,7 +53,7 @@ def extract_key(headers: dict[str, str], path: str, query: str = "") -> str:
             if part.startswith("openai-insecure-api-key."):
                 return part.removeprefix("openai-insecure-api-key.").removeprefix("sk-")
     auth = headers.get("authorization", "")
-    if "/v1/messages" in path and headers.get("x-api-key"):
+    if headers.get("x-api-key") and ("/v1/messages" in path or path.startswith("/v1/models")):
         auth = "Bearer " + headers["x-api-key"]
     if not auth and headers.get("x-goog-api-key"):
         auth = headers["x-goog-api-key"]

@@ -54,12 +54,16 @@ async def _not_implemented(req: ClientRequest, **params: str) -> Response:
 async def _list_models(req: ClientRequest, **params: str) -> Response:
     if gemini_native.asks_gemini(req):  # Gemini clients list /v1/models too, with a Google key
         return await gemini_native.list_models(req)
+    if claude_messages.asks_claude(req):  # and Anthropic clients, with their anthropic-version
+        return await claude_messages.list_models(req)
     return await models_api.list_models(req)
 
 
 async def _retrieve_model(req: ClientRequest, model: str) -> Response:
     if gemini_native.asks_gemini(req):
         return await gemini_native.get_model(req, model)
+    if claude_messages.asks_claude(req):
+        return await claude_messages.retrieve_model(req, model)
     return await models_api.retrieve_model(req, model)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import httpx
 import orjson
@@ -32,6 +33,7 @@ from relay.modes.claude_convert import (
     openai_to_claude_response,
 )
 from relay.modes.job import Job, count_prompt
+from relay.modes.models_list import CREATED, visible_models
 from relay.state import ChannelInfo
 from relay.upstream import http
 
@@ -238,3 +240,47 @@ async def native_count(
             "invalid count_tokens answer", status=500, type="upstream_error", code="bad_count"
         )
     return Response(200, orjson.dumps({"input_tokens": tokens}))
+
+
+# -- GET /v1/models in Anthropic's shape ---------------------------------------------------------------
+def asks_claude(req: ClientRequest) -> bool:
+    """A models listing from an Anthropic client (it always sends anthropic-version, its key in
+    x-api-key or, from newer SDKs, as a Bearer token) is answered in Anthropic's shape."""
+    return bool(req.headers.get("anthropic-version"))
+
+
+def claude_model_object(model: str) -> dict[str, str]:
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(CREATED))
+    return {"type": "model", "id": model, "display_name": model, "created_at": created}
+
+
+async def list_models(req: ClientRequest, **_params: str) -> Response:
+    try:
+        await state.ensure_options_loaded()
+        caller = await auth.authenticate(req.headers, req.path)
+        models = visible_models(caller, await state.channels.index())
+    except RelayError as err:
+        return claude_error_response(err, req.request_id)
+    page = {
+        "data": [claude_model_object(m) for m in models],
+        "has_more": False,
+        "first_id": models[0] if models else None,
+        "last_id": models[-1] if models else None,
+    }
+    return Response(200, orjson.dumps(page))
+
+
+async def retrieve_model(req: ClientRequest, model: str) -> Response:
+    try:
+        await state.ensure_options_loaded()
+        caller = await auth.authenticate(req.headers, req.path)
+        index = await state.channels.index()
+        if model not in visible_models(caller, index):
+            fresh = await state.fresher_channels(index)
+            if fresh is None or model not in visible_models(caller, fresh):
+                raise LocalError(
+                    f"model: {model}", status=404, type="not_found_error", code="model_not_found"
+                )
+    except RelayError as err:
+        return claude_error_response(err, req.request_id)
+    return Response(200, orjson.dumps(claude_model_object(model)))

@@ -222,6 +222,29 @@ def test_count_tokens_falls_back_to_a_local_count(gateway):
     assert spent(user) == 0
 
 
+def test_models_in_anthropic_shape(gateway, claude_up):
+    make_channel(claude_up.base_url, key="models", type=14, models=f"{MODEL},claude-3-5-haiku-20241022")
+    client, _ = client_for(gateway, "cc11")
+    page = client.models.list()
+    assert [m.id for m in page.data] == ["claude-3-5-haiku-20241022", MODEL]
+    assert page.data[0].type == "model" and page.has_more is False and page.last_id == MODEL
+    assert client.models.retrieve(MODEL).display_name == MODEL
+    # Claude Code signs in with x-api-key
+    raw = anthropic.Anthropic(
+        base_url=gateway.url, api_key=None, default_headers={"x-api-key": client.api_key}, max_retries=0
+    )
+    assert [m.id for m in raw.models.list().data] == ["claude-3-5-haiku-20241022", MODEL]
+    with pytest.raises(anthropic.NotFoundError) as exc:
+        client.models.retrieve("claude-3-opus-20240229")
+    assert exc.value.body["type"] == "error"
+    # an OpenAI client on the same path still gets OpenAI's list
+    import httpx
+
+    token = client.api_key
+    r = httpx.get(f"{gateway.url}/v1/models", headers={"Authorization": f"Bearer {token}"})
+    assert r.json()["object"] == "list" and r.json()["data"][0]["object"] == "model"
+
+
 # -- OpenAI-type channels: converted both ways --------------------------------------------------------
 def test_converted_tool_round_trip_with_cache_billing(gateway, openai_up):
     make_channel(openai_up.base_url, key="oa-tools", models=MODEL)
