@@ -100,6 +100,7 @@ class StoredResponse(dj.Model):
     id = dj.CharField(max_length=191, primary_key=True)
     user_id = dj.BigIntegerField(db_index=True)
     channel_id = dj.BigIntegerField()
+    key_index = dj.IntegerField(default=-1)  # the key of a multi-key channel that made it
     created_at = dj.BigIntegerField(db_index=True)
     native = dj.BooleanField(default=True)
     input_items = dj.TextField(blank=True, default="")  # JSON list; converted answers only

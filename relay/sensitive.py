@@ -65,8 +65,9 @@ def texts_for(mode: str, body: dict[str, Any]) -> list[str]:
                 )
         return out
     if mode == "responses":  # instructions and the text of the input items
-        texts = _strings(body.get("instructions")) + _strings(body.get("input"))
-        for item in body.get("input") if isinstance(body.get("input"), list) else []:
+        raw = body.get("input")
+        texts = _strings(body.get("instructions")) + _strings(raw)
+        for item in raw if isinstance(raw, list) else []:
             content = item.get("content") if isinstance(item, dict) else None
             texts += _strings(content) + [
                 str(p.get("text") or "")

@@ -34,6 +34,7 @@ from relay.adaptors.base import (
     speaks_responses,
 )
 from relay.adaptors.registry import RESPONSES_TYPES
+from relay.channels import key_choice
 from relay.channels.choice import channel_by_id
 from relay.channels.types import ChannelStatus
 from relay.edge.wire import ClientRequest, Response, StreamingResponse
@@ -53,6 +54,7 @@ from relay.modes.responses_convert import (
 )
 from relay.modes.responses_store import Stored
 from relay.modes.responses_stream import ChatToResponsesStream, NativeResponsesStream
+from relay.state import ChannelInfo
 from relay.upstream import http
 
 log = logging.getLogger("newapi.relay")
@@ -143,6 +145,15 @@ async def _pin(job: Job, previous: Stored) -> None:
     job.caller = dataclasses.replace(job.caller, pinned_channel_id=previous.channel_id)
 
 
+def with_key(channel: ChannelInfo, stored: Stored) -> ChannelInfo:
+    """A multi-key channel with the key that made `stored`: a response lives at one account."""
+    if not channel.keys or stored.key_index < 0:
+        return channel
+    if stored.key_index not in channel.live_keys or stored.key_index >= len(channel.keys):
+        raise _unavailable(stored.id)
+    return dataclasses.replace(channel, key=channel.keys[stored.key_index], key_index=stored.key_index)
+
+
 def is_native(ctx: RelayContext, adaptor: Adaptor) -> bool:
     return ctx.channel.type in RESPONSES_TYPES and speaks_responses(adaptor)
 
@@ -154,8 +165,10 @@ async def send(
     if needs_setup(adaptor):
         await adaptor.setup(ctx)
     native = is_native(ctx, adaptor)
-    if previous is not None and previous.native != native:
-        raise _unavailable(previous.id)
+    if previous is not None:
+        if previous.native != native:
+            raise _unavailable(previous.id)
+        ctx.channel = with_key(ctx.channel, previous)
     store = job.body.get("store") is not False
     history: list[dict[str, Any]] = []
     response_id = ""
@@ -256,7 +269,7 @@ async def _remember(
 ) -> None:
     try:
         await responses_store.remember(
-            response_id, job.caller.user.id, ctx.channel.id, native, items, response
+            response_id, job.caller.user.id, ctx.channel.id, ctx.channel.key_index, native, items, response
         )
     except Exception:  # the answer is paid for and on its way: a lost record only loses the follow-ups
         log.exception("could not remember response %s of request %s", response_id, job.req.request_id)
@@ -305,6 +318,7 @@ async def _upstream(
     channel = await channel_by_id(stored.channel_id)
     if channel is None or channel.status != ChannelStatus.ENABLED:
         raise _unavailable(stored.id)
+    channel = with_key(channel, stored) if stored.key_index >= 0 else await key_choice.bind(channel)
     adaptor = adaptor_for(channel.type)
     ctx = RelayContext(
         mode=MODE,

@@ -27,6 +27,7 @@ PURGE_CHANCE = 0.01  # expired records are removed now and then, by whoever writ
 class Stored:
     id: str
     channel_id: int
+    key_index: int  # the key of a multi-key channel that made it; -1 for a single-key channel
     native: bool
     items: list[dict[str, Any]] | None  # None: not kept (too large, or a native answer)
     response: dict[str, Any] | None
@@ -36,6 +37,7 @@ def _remember(
     response_id: str,
     user_id: int,
     channel_id: int,
+    key_index: int,
     native: bool,
     items: list[dict[str, Any]] | None,
     response: dict[str, Any] | None,
@@ -50,6 +52,7 @@ def _remember(
         defaults={
             "user_id": user_id,
             "channel_id": channel_id,
+            "key_index": key_index,
             "created_at": now,
             "native": native,
             "input_items": items_json,
@@ -64,11 +67,12 @@ async def remember(
     response_id: str,
     user_id: int,
     channel_id: int,
+    key_index: int,
     native: bool,
     items: list[dict[str, Any]] | None = None,
     response: dict[str, Any] | None = None,
 ) -> None:
-    await sync_to_async(_remember)(response_id, user_id, channel_id, native, items, response)
+    await sync_to_async(_remember)(response_id, user_id, channel_id, key_index, native, items, response)
 
 
 def _recall(response_id: str, user_id: int) -> Stored | None:
@@ -76,14 +80,14 @@ def _recall(response_id: str, user_id: int) -> Stored | None:
         StoredResponse.objects.filter(
             id=response_id, user_id=user_id, created_at__gte=int(time.time()) - RETENTION_SECONDS
         )
-        .only("id", "channel_id", "native", "input_items", "response")
+        .only("id", "channel_id", "key_index", "native", "input_items", "response")
         .first()
     )
     if row is None:
         return None
     items = orjson.loads(row.input_items) if row.input_items else None
     response = orjson.loads(row.response) if row.response else None
-    return Stored(row.id, row.channel_id, row.native, items, response)
+    return Stored(row.id, row.channel_id, row.key_index, row.native, items, response)
 
 
 async def recall(response_id: str, user_id: int) -> Stored | None:

@@ -157,7 +157,7 @@ class FakeResponsesAPI(ThreadedServer):
             "metadata": {},
             "text": {"format": {"type": "text"}},
         }
-        self.stored[rid] = {"response": response, "_input": items}
+        self.stored[rid] = {"response": response, "_input": items, "key": key}
         if not body.get("stream"):
             return web.json_response(response)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})

@@ -395,8 +395,35 @@ def test_failed_streams_are_not_charged(gateway, fake_resp, fake_claude):
     user, token = setup_user("rs15")
     client = oai(gateway, token)
     for model in (GPT, CLAUDE):
-        with pytest.raises(openai.APIStatusError) as err:
-            with client.responses.stream(model=model, input="hi") as stream:
-                stream.until_done()
+        with (
+            pytest.raises(openai.APIStatusError) as err,
+            client.responses.stream(model=model, input="hi") as stream,
+        ):
+            stream.until_done()
         assert err.value.status_code >= 500 and err.value.body is not None
     assert charged(user) == 0
+
+
+def test_follow_ups_use_the_key_that_created_the_response(gateway, fake_resp):
+    from relay.channels import multi_key
+
+    keys = ["mk-a", "mk-b", "mk-c"]
+    make_channel(
+        fake_resp.base_url,
+        key="\n".join(keys),
+        type=1,
+        models=GPT,
+        name="resp-multi",
+        channel_info=multi_key.new_info(len(keys), "random"),
+    )
+    user, token = setup_user("rs16")
+    client = oai(gateway, token)
+    made = {client.responses.create(model=GPT, input="hi").id for _ in range(9)}
+    key_of = {rid: fake_resp.stored[rid]["key"] for rid in made}
+    assert len(set(key_of.values())) > 1  # the keys took turns at random
+    for rid in made:
+        client.responses.retrieve(rid)
+        assert fake_resp.seen(f"/v1/responses/{rid}", "GET")[-1].key == key_of[rid]
+        client.responses.create(model=GPT, input="more", previous_response_id=rid)
+        assert fake_resp.seen("/v1/responses")[-1].key == key_of[rid]
+    assert charged(user) == 18 * NATIVE_QUOTA
