@@ -59,7 +59,7 @@ async def handle_messages(req: ClientRequest, **_params: str) -> Response | Stre
 
 def long_context_model(req: ClientRequest) -> None:
     """`<model>[1m]` is priced and routed as `<model>`, asking Claude for the 1M-token context."""
-    if LONG_CONTEXT_SUFFIX.encode() not in req.body:
+    if b"[1m]" not in req.body and b"[1M]" not in req.body:
         return
     try:
         body = orjson.loads(req.body)

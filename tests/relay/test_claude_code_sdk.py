@@ -363,6 +363,20 @@ def test_converted_thinking(gateway, openai_up):
     assert charges(user) == [OPENAI_QUOTA] * 3
 
 
+def test_converted_errors_in_claude_shape_and_free(gateway, fake_upstream):
+    make_channel(fake_upstream.base_url, key="status-400", models=MODEL)
+    client, user = client_for(gateway, "cc12")
+    with pytest.raises(anthropic.BadRequestError) as exc:
+        client.messages.create(model=MODEL, max_tokens=100, tools=[BASH], messages=first_turn())
+    assert (
+        exc.value.body["type"] == "error" and "fake upstream says 400" in exc.value.body["error"]["message"]
+    )
+    with pytest.raises(anthropic.BadRequestError):
+        with client.messages.stream(model=MODEL, max_tokens=100, messages=first_turn()) as stream:
+            list(stream)
+    assert spent(user) == 0 and charges(user) == []
+
+
 def test_cache_control_kept_for_openrouter(gateway, openai_up):
     make_channel(openai_up.base_url, key="or-cache", type=20, models=MODEL)
     client, user = client_for(gateway, "cc8")
