@@ -8,7 +8,7 @@ from accounts import admin_login
 from accounts.pages import chats, entry, setting, tokens
 from billing.api import dashboard
 from billing.pages import views as billing_pages
-from newapi_site import admin_page_size, audit
+from newapi_site import admin_names, admin_page_size, audit
 from relay.metrics import metrics_view
 from relay.modes import playground
 from relay.pages import admin_dashboard
@@ -21,6 +21,7 @@ admin_login.install(admin.site)  # login limit and default-password warning, bef
 admin_dashboard.install(admin.site)  # the index's charts
 admin_page_size.install(admin.site)  # a page-size selector on every list
 audit.install(admin.site)  # bulk actions audited; the trail browsable
+admin_names.install(admin.site)  # app and model names in the reader's language
 
 
 def page(route: str, view, name: str | None = None):

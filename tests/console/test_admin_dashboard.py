@@ -91,3 +91,15 @@ def test_list_page_size_is_chosen_and_remembered() -> None:
     assert smaller.count('class="action-checkbox"') == 20
     assert client.post("/admin-page-size", {"model": "billing.log", "page_size": "7"}).status_code == 400
     assert Client().post("/admin-page-size", {"model": "billing.log", "page_size": "50"}).status_code == 302
+
+
+def test_admin_speaks_chinese_with_the_apps_own_names() -> None:
+    root = make_user("zhroot", role=ROLE_ROOT)
+    client = Client()
+    client.force_login(root)
+    html = client.get("/admin/", HTTP_ACCEPT_LANGUAGE="zh-CN").content.decode()
+    assert '<html lang="zh-hans"' in html
+    for name in ("渠道", "令牌", "兑换码", "审计日志", "请求数"):
+        assert name in html, name
+    english = client.get("/admin/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Channels" in english and "Tokens" in english and "渠道" not in english
