@@ -17,6 +17,11 @@ before the answer), credits change a balance only once it is loaded. Requests ar
     U uid delta | T tid delta       -> 1           (credit from outside the relay)
     X u|t id                        -> 1           (forget: a new or deleted row)
     W                               -> 1           (after everything journaled so far is in the DB)
+    L window_ms id:rpm:tpm ...      -> i           (rate windows: the first id under its limits, its
+                                                    request counted; 1-based, 0 when none is)
+    K window_ms id tokens           -> 1           (tokens into an id's token window)
+    A name                          -> id          (the id remembered under `name`, 0 for none)
+    M name id seconds               -> 1           (remember `id` under `name` for `seconds`)
 
 What each process holds is counted: when a worker process dies with requests in flight, its
 holds go back to the balances (what it had not committed was never answered).
@@ -91,6 +96,8 @@ class Owner:
         self.users: dict[int, int] = {}
         self.tokens: dict[int, int] = {}
         self.held: dict[tuple[int, int, int, bool], int] = {}  # (pid, uid, tid, limited) -> held now
+        self.windows: dict[tuple[bytes, int], list[float]] = {}  # (kind, id) -> [count, ends]
+        self.remembered: dict[bytes, tuple[int, float]] = {}  # name -> (id, until)
         self.applier = Applier(journal_dir())
         self.applier.apply_available()  # replay what the last owner journaled but did not write
         self.journal = Journal(self.applier.directory, self.applier.segment)
@@ -228,6 +235,18 @@ class Owner:
                 self._unhold(conn.pid, int(uid), int(tid), limited == b"1", int(amount))
                 self._add(int(uid), int(tid), limited == b"1", int(amount))
                 out += b"1\n"
+            elif op == b"L":
+                out += self._admit(line)
+            elif op == b"K":
+                _, window_ms, cid, tokens = line.split()
+                self._window(b"t", int(cid), int(window_ms))[0] += int(tokens)
+                out += b"1\n"
+            elif op == b"A":
+                found = self.remembered.get(line.split()[1])
+                out += b"%d\n" % (found[0] if found is not None and found[1] > time.monotonic() else 0)
+            elif op == b"M":
+                self._remember(line)
+                out += b"1\n"
             elif op == b"W":
                 conn.flush_waiting = True
                 with self.flush_lock:
@@ -298,6 +317,41 @@ class Owner:
             self.users[uid] += amount
         if limited and tid in self.tokens:
             self.tokens[tid] += amount
+
+    def _window(self, kind: bytes, cid: int, window_ms: int) -> list[float]:
+        """The id's current window of `kind` (one opens with its first use and lasts window_ms)."""
+        now = time.monotonic()
+        window = self.windows.get((kind, cid))
+        if window is None or window[1] <= now:
+            if len(self.windows) > 100_000:  # ids come from the channels table: prune the spent ones
+                self.windows = {k: w for k, w in self.windows.items() if w[1] > now}
+            window = self.windows[(kind, cid)] = [0, now + window_ms / 1000]
+        return window
+
+    def _remember(self, line: bytes) -> None:
+        _, name, cid, seconds = line.split()
+        now = time.monotonic()
+        self.remembered.pop(name, None)  # re-inserted last: the oldest stay first
+        self.remembered[name] = (int(cid), now + int(seconds))
+        if len(self.remembered) > 200_000:
+            self.remembered = {k: v for k, v in self.remembered.items() if v[1] > now}
+            while len(self.remembered) > 150_000:
+                del self.remembered[next(iter(self.remembered))]
+
+    def _admit(self, line: bytes) -> bytes:
+        parts = line.split()
+        window_ms = int(parts[1])
+        for i, spec in enumerate(parts[2:], 1):
+            cid, rpm, tpm = (int(x) for x in spec.split(b":"))
+            if tpm and self._window(b"t", cid, window_ms)[0] >= tpm:
+                continue
+            if rpm:
+                requests = self._window(b"r", cid, window_ms)
+                if requests[0] >= rpm:
+                    continue
+                requests[0] += 1
+            return b"%d\n" % i
+        return b"0\n"
 
     def _admin(self, line: bytes) -> bytes:
         parts = line.split()

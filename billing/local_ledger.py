@@ -102,6 +102,26 @@ def call_sync(line: bytes, start: bool = False) -> bytes | None:
         return reply
 
 
+async def window_admit(specs: Sequence[tuple[int, int, int]], window_ms: int) -> int:
+    """Rate windows kept by the owner, shared by every process: the 1-based index of the first
+    (id, requests cap, tokens cap) under its caps, its request counted, or 0."""
+    line = b"L %d %s\n" % (window_ms, b" ".join(b"%d:%d:%d" % spec for spec in specs))
+    return int(await _client().call(line))
+
+
+async def window_add_tokens(cid: int, tokens: int, window_ms: int) -> None:
+    await _client().call(b"K %d %d %d\n" % (window_ms, cid, tokens))
+
+
+async def recall(name: bytes) -> int:
+    """The id the owner remembers under `name` (no spaces or newlines), 0 for none."""
+    return int(await _client().call(b"A %s\n" % name))
+
+
+async def remember(name: bytes, cid: int, seconds: int) -> None:
+    await _client().call(b"M %s %d %d\n" % (name, cid, seconds))
+
+
 def flush() -> None:
     """Return once everything settled so far is in the database."""
     call_sync(b"W\n", start=True)

@@ -6,20 +6,21 @@ serve. Each counter is a window that opens with its first use and lasts WINDOW_M
 with its expiry): a request is admitted while fewer than rpm_limit were admitted in the window and
 fewer than tpm_limit tokens were billed in it.
 
-With Redis the counters are shared by every process: `admit` checks the candidates in order and
-counts the one it admits in one Lua call, so concurrent gateways cannot overshoot; a request costs
-that one round trip, and only when the channel it lands on has a limit. Without Redis each process
-counts for itself (with N web workers a channel may take up to N times its limit).
+The counters are shared by every process: `admit` checks the candidates in order and counts the
+one it admits in one step, so concurrent workers cannot overshoot. With Redis that step is one Lua
+call (shared by every gateway on that Redis); without it, one line to the embedded ledger's owner
+process (billing/ledger_owner.py: the `manage.py serve` parent), which keeps the windows in memory.
+A request costs that one round trip, and only when the channel it lands on has a limit.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import orjson
 
+from billing import local_ledger
 from newapi_site import redis as r
 from relay.upstream import proxies
 
@@ -92,73 +93,38 @@ def problem(setting: dict[str, Any]) -> str | None:
     return None
 
 
-class _Window:
-    __slots__ = ("count", "ends")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.ends = 0.0
-
-    def current(self, now: float) -> int:
-        if now >= self.ends:
-            self.count, self.ends = 0, now + WINDOW_MS / 1000
-        return self.count
-
-
-_requests: dict[int, _Window] = {}
-_tokens: dict[int, _Window] = {}
-
-
-def _admit_here(channel: Any, now: float) -> bool:
-    limit = tpm(channel)
-    if limit and _tokens.setdefault(channel.id, _Window()).current(now) >= limit:
-        return False
-    limit = rpm(channel)
-    if limit:
-        window = _requests.setdefault(channel.id, _Window())
-        if window.current(now) >= limit:
-            return False
-        window.count += 1
-    return True
-
-
 async def admit(candidates: list[Any]) -> Any | None:
     """The first of `candidates` (in preference order) not at a limit, its request counted; None
     when every one is at its limit. Candidates after the first unlimited one are never reached."""
-    if r.redis_enabled():
-        keys: list[str] = []
-        args: list[int] = [WINDOW_MS]
-        for c in candidates:
-            keys += [r.key("channelLimit", "rpm", c.id), r.key("channelLimit", "tpm", c.id)]
-            args += [rpm(c), tpm(c)]
-        try:
+    try:
+        if r.redis_enabled():
+            keys: list[str] = []
+            args: list[int] = [WINDOW_MS]
+            for c in candidates:
+                keys += [r.key("channelLimit", "rpm", c.id), r.key("channelLimit", "tpm", c.id)]
+                args += [rpm(c), tpm(c)]
             chosen = int(await r.async_redis().eval(_ADMIT, len(keys), *keys, *args))
-        except Exception:
-            # A limit store that cannot answer must not stop the relay: serve unchecked.
-            log.warning("channel limit check failed; serving without it", exc_info=True)
-            return candidates[0] if candidates else None
-        return candidates[chosen - 1] if chosen else None
-    now = time.monotonic()
-    for c in candidates:
-        if _admit_here(c, now):
-            return c
-    return None
+        else:
+            chosen = await local_ledger.window_admit([(c.id, rpm(c), tpm(c)) for c in candidates], WINDOW_MS)
+    except Exception:
+        # A limit store that cannot answer must not stop the relay: serve unchecked.
+        log.warning("channel limit check failed; serving without it", exc_info=True)
+        return candidates[0] if candidates else None
+    return candidates[chosen - 1] if chosen else None
 
 
 async def add_tokens(channel: Any, tokens: int) -> None:
     """Count a billed request's tokens against the channel's TPM (only when it has one)."""
     if tokens <= 0 or not tpm(channel):
         return
-    if r.redis_enabled():
-        try:
-            await r.async_redis().eval(
-                _ADD_TOKENS, 1, r.key("channelLimit", "tpm", channel.id), tokens, WINDOW_MS
-            )
-        except Exception:
-            log.warning("channel token count failed", exc_info=True)  # only loosens the limit
-        return
-    _tokens.setdefault(channel.id, _Window()).current(time.monotonic())
-    _tokens[channel.id].count += tokens
+    try:
+        if r.redis_enabled():
+            key = r.key("channelLimit", "tpm", channel.id)
+            await r.async_redis().eval(_ADD_TOKENS, 1, key, tokens, WINDOW_MS)
+        else:
+            await local_ledger.window_add_tokens(channel.id, tokens, WINDOW_MS)
+    except Exception:
+        log.warning("channel token count failed", exc_info=True)  # only loosens the limit
 
 
 def setting_problem(raw: str | None) -> str | None:

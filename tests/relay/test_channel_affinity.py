@@ -1,6 +1,7 @@
 """Channel affinity for prompt caches (ChannelAffinityEnabled, off by default), through the real
 gateway: the same prompt_cache_key, or the same token and model, keeps landing on the channel that
-served it while that channel is healthy; with Redis every gateway worker knows it."""
+served it while that channel is healthy; every gateway worker knows it (Redis, or the embedded
+ledger's owner)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import json
 
 import openai
 import pytest
-from django.conf import settings
 
 from newapi_site.option_defaults import DEFAULT_OPTIONS
 from newapi_site.options import update_option
@@ -129,10 +129,6 @@ def test_a_channel_at_its_limit_loses_its_requests(gateway, fake_upstream, affin
     assert got == [2, 2], got  # two on the remembered channel, then it is full: the other serves
 
 
-@pytest.mark.skipif(
-    not settings.REDIS_CONN_STRING,
-    reason="without Redis each worker remembers its own requests (documented): nothing is shared to test",
-)
 def test_two_gateway_workers_share_the_memory(gateway, fake_upstream, affinity):
     two_channels(fake_upstream)
     token = persona("aff-shared")
