@@ -287,7 +287,12 @@ def test_vertex_native_and_sdk_on_v1beta(gateway, vertex):
     chunks = list(client.models.generate_content_stream(model=MODEL, contents="hi"))
     assert "".join(c.text or "" for c in chunks) == "Hello from Gemini!"
     assert vertex.last().path.endswith(f"/{MODEL}:streamGenerateContent") and vertex.last().query == "alt=sse"
-    assert charged(user) == [(1, 8, 4), (1, 8, 4)]
+    # A Claude model on the same Vertex account is not Gemini's: converted, to Anthropic's rawPredict.
+    # Claude 3.5 Sonnet: ratio 1.5, completion ratio 5: (10 + 5×5) × 1.5 = 52.5 → 53.
+    make_channel(vertex.base_url, key=service_account(vertex, "gn8c@proj-1.iam.gserviceaccount.com"), name="vertex-gn8c", type=41, models=CLAUDE, other="us-east5")
+    assert client.models.generate_content(model=CLAUDE, contents="hi").text == "Hello from Claude!"
+    assert vertex.last().path == "/v1/projects/proj-1/locations/us-east5/publishers/anthropic/models/claude-3-5-sonnet-v2@20241022:rawPredict"
+    assert charged(user) == [(1, 8, 4), (1, 8, 4), (53, 10, 5)]
 
 
 def test_converted_for_claude_channel(gateway):
