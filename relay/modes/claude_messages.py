@@ -21,6 +21,7 @@ from relay.adaptors import adaptor_for, provider_for
 from relay.adaptors.base import NativeClaude, RelayContext, is_stream_response, needs_setup, speaks_claude
 from relay.adaptors.claude import ClaudeAdaptor
 from relay.adaptors.openai import OpenAIAdaptor
+from relay.channels import key_choice
 from relay.channels.choice import Route
 from relay.channels.types import ChannelType
 from relay.edge.wire import ClientRequest, Response, StreamingResponse
@@ -201,8 +202,9 @@ async def count_tokens(req: ClientRequest) -> Response:
         if not isinstance(adaptor, ClaudeAdaptor):
             break
         try:
-            return await native_count(req, body, model, channel, adaptor)
-        except UpstreamError as err:
+            # a multi-key channel's key for this call
+            return await native_count(req, body, model, await key_choice.bind(channel), adaptor)
+        except RelayError as err:  # the upstream's failure, or no key left on the channel
             log.info("count_tokens on channel #%s failed (%s); counting here", channel.id, err.status)
             channel = route.next()
     tokens = await asyncio.to_thread(count_prompt, MODE, body, model)

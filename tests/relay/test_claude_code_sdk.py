@@ -194,6 +194,27 @@ def test_count_tokens_native_and_free(gateway, claude_up):
     assert spent(user) == 0 and charges(user) == []
 
 
+def test_count_tokens_on_a_multi_key_channel_uses_one_key(gateway, claude_up):
+    from relay.channels import multi_key
+
+    keys = ["mk-count-1", "mk-count-2"]
+    make_channel(
+        claude_up.base_url,
+        key="\n".join(keys),
+        type=14,
+        models=MODEL,
+        channel_info=multi_key.new_info(2, "random"),
+    )
+    client, _ = client_for(gateway, "cc13")
+    assert client.messages.count_tokens(model=MODEL, messages=first_turn()).input_tokens == COUNT_TOKENS
+    sent = [
+        r
+        for r in claude_up.requests
+        if r.path == "/v1/messages/count_tokens" and "mk-count" in r.headers.get("x-api-key", "")
+    ]
+    assert len(sent) == 1 and sent[0].headers["x-api-key"] in keys
+
+
 def test_count_tokens_counted_locally_on_openai_channel(gateway, openai_up):
     make_channel(openai_up.base_url, key="oa-count", models=MODEL)
     client, user = client_for(gateway, "cc4")
