@@ -12,6 +12,7 @@ that channel and no other. Converted answers are kept by us, so they can be retr
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncGenerator
@@ -284,19 +285,28 @@ async def _remembering(
 ) -> AsyncGenerator[bytes, None]:
     """The stream, with its response id recorded as soon as it is known: the write overlaps the
     upstream's next event and is awaited before anything after the first frame leaves, so a client
-    holding the id can always find its channel."""
+    holding the id can always find its channel. A converted answer is kept whole before its last
+    events leave, so it can be retrieved and continued as soon as the client has it."""
     native = isinstance(translator, NativeResponsesStream)
-    pending = None
+    pending: asyncio.Future[None] | None = None
+    kept = False
     try:
         async for piece in chunks:
             if pending is None and translator.response_id:
-                pending = _remember(job, ctx, native, translator.response_id, items, None)
+                pending = asyncio.ensure_future(
+                    _remember(job, ctx, native, translator.response_id, items, None)
+                )
                 yield piece
-                await pending
                 continue
+            if pending is not None and not pending.done():
+                await asyncio.shield(pending)  # a client leaving now does not cancel the write
+            if not native and translator.response is not None and not kept:
+                # the finished Response, kept before its response.completed event leaves
+                kept = True
+                await asyncio.shield(
+                    _remember(job, ctx, False, translator.response_id, items, translator.response)
+                )
             yield piece
-        if not native and translator.response is not None:
-            await _remember(job, ctx, False, translator.response_id, items, translator.response)
     finally:
         await chunks.aclose()
 

@@ -212,6 +212,10 @@ def test_converted_follow_ups_and_previous_response_id(gateway, fake_claude):
         {"role": "assistant", "content": [{"type": "text", "text": "Hello from Claude!"}]},
         {"role": "user", "content": [{"type": "text", "text": "and again"}]},
     ]
+    with client.responses.stream(model=CLAUDE, input="streamed", previous_response_id=second.id) as stream:
+        third = stream.get_final_response()
+    assert client.responses.retrieve(third.id).output_text == "Hello from Claude!"
+    assert len(fake_claude.requests_for("plain")[-1].body["messages"]) == 5
     with pytest.raises(openai.BadRequestError):
         client.responses.cancel(second.id)  # converted answers are never background ones
     client.responses.delete(first.id)
@@ -228,7 +232,7 @@ def test_converted_follow_ups_and_previous_response_id(gateway, fake_claude):
     with pytest.raises(openai.APIStatusError) as err:
         client.responses.create(model=CLAUDE, input="more", previous_response_id=second.id)
     assert err.value.status_code == 409 and "no longer available" in err.value.message
-    assert charged(user) == before == 2 * CLAUDE_QUOTA
+    assert charged(user) == before == 3 * CLAUDE_QUOTA
 
 
 def test_compatible_channel_stream_is_billed_from_chat_usage(gateway, fake_resp):
@@ -262,6 +266,11 @@ def test_follow_ups_go_to_the_creating_channel(gateway, fake_resp, fake_resp2):
         assert not other.seen(f"/v1/responses/{rid}", "GET")
         client.responses.input_items.list(rid)
         assert owner.seen(f"/v1/responses/{rid}/input_items", "GET")
+    for _ in range(4):  # streamed: the id is recorded before the client has more than response.created
+        with client.responses.stream(model=GPT, input="hi") as stream:
+            sid = stream.get_final_response().id
+        owner = fake_resp if sid in fake_resp.stored else fake_resp2
+        assert client.responses.retrieve(sid).id == sid and owner.seen(f"/v1/responses/{sid}", "GET")
     rid, owner = next(iter(made.items()))
     before = len(owner.seen("/v1/responses"))
     for _ in range(4):
@@ -281,7 +290,7 @@ def test_follow_ups_go_to_the_creating_channel(gateway, fake_resp, fake_resp2):
         client.responses.retrieve(gone)
     assert err.value.status_code == 409
     assert b.status == 1
-    assert charged(user) == 12 * NATIVE_QUOTA  # the creates; follow-ups are not billed
+    assert charged(user) == 16 * NATIVE_QUOTA  # the creates; follow-ups are not billed
 
 
 # -- errors --------------------------------------------------------------------------------------
