@@ -436,3 +436,21 @@ def test_follow_ups_use_the_key_that_created_the_response(gateway, fake_resp):
         client.responses.create(model=GPT, input="more", previous_response_id=rid)
         assert fake_resp.seen("/v1/responses")[-1].key == key_of[rid]
     assert charged(user) == 18 * NATIVE_QUOTA
+
+
+def test_a_stream_past_the_balance_is_cut_with_an_error_event(gateway):
+    from tests.relay.test_overdraft import CHUNKS, MODEL, SLACK, WORDS, LongStreams
+
+    upstream = LongStreams().start()
+    make_channel(upstream.base_url, key="long-resp", type=7, models=MODEL, name="long-resp")
+    user, token = setup_user("rs17", quota=20_000)
+    events = list(oai(gateway, token).responses.create(model=MODEL, input="write forever", stream=True))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert events[-1].type == "error" and "quota" in events[-1].message
+    assert "response.completed" not in [e.type for e in events]
+    assert 0 < len(text) < len(WORDS) * CHUNKS  # cut well before the end
+    settle()
+    user.refresh_from_db()
+    log = Log.objects.get(user_id=user.pk)
+    assert log.completion_tokens == len(text.split())  # billed what was delivered
+    assert log.quota == 20_000 - user.quota and user.quota >= -SLACK
