@@ -1,8 +1,10 @@
 """Claude Messages ⇄ OpenAI chat, for /v1/messages requests that land on an OpenAI-type channel.
 
-Spec: shared/spec/tasks-special.md §5.5–§5.6. Sensible versions of the quirks: a system block
-list is joined by its texts, the tool_use id comes from the tool call itself, and every upstream
-chunk goes through the converter (no OpenAI frame leaks into the Claude stream).
+A system block list is joined by its texts (kept as blocks where the provider takes cache_control
+markers), tool results become tool messages right after the assistant's tool calls, thinking
+settings become a reasoning effort, and every upstream chunk goes through the converter (no OpenAI
+frame leaks into the Claude stream). A tool call's id is kept so that the client's tool_result
+answers it; one is made up when the provider sent none.
 """
 
 from __future__ import annotations
