@@ -11,7 +11,7 @@ from billing.pages import views as billing_pages
 from newapi_site import admin_names, admin_page_size, audit
 from relay.metrics import metrics_view
 from relay.modes import playground
-from relay.pages import admin_dashboard
+from relay.pages import admin_dashboard, channel_tools
 from relay.pages import views as relay_pages
 from tasks.pages import views as task_pages
 
@@ -31,6 +31,8 @@ def page(route: str, view, name: str | None = None):
 
 urlpatterns = [
     path("admin-page-size", admin_page_size.choose),
+    path("admin-channel/models", channel_tools.fetch_models),
+    path("admin-channel/<int:channel_id>/test", channel_tools.test_channel),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz),  # readiness: database and Redis answer
     path("metrics", metrics_view),  # Prometheus; 404 unless METRICS_ENABLED

@@ -74,6 +74,23 @@ HELP: dict[int, dict[str, Any]] = {
 }
 
 
+LABELS = {
+    "fetch": _("Fetch models from the upstream"),
+    "add": _("Add the selected models"),
+    "pick": _("Models offered by the upstream"),
+    "test": _("Test this channel"),
+    "test_model": _("Model to test (empty: the channel's test model)"),
+    "ok": _("Works: answered in %(ms)s ms"),
+    "failed": _("Failed"),
+    "working": _("Working…"),
+}
+
+
+def editor_texts() -> dict[str, Any]:
+    """What the editor's script needs: help per type and its own labels, translated."""
+    return {"types": help_for_all_types(), "labels": {name: str(text) for name, text in LABELS.items()}}
+
+
 def help_for_all_types() -> dict[str, dict[str, Any]]:
     """Every type's help texts and default base URL, for the editor's script (JSON-safe)."""
     data: dict[str, dict[str, Any]] = {}

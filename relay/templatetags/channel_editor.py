@@ -6,11 +6,11 @@ from typing import Any
 
 from django import template
 
-from relay.pages.channel_help import help_for_all_types
+from relay.pages.channel_help import editor_texts
 
 register = template.Library()
 
 
 @register.simple_tag
 def channel_help() -> dict[str, Any]:
-    return help_for_all_types()
+    return editor_texts()

@@ -192,3 +192,27 @@ def test_channel_editor_explains_the_fields_of_each_type(
     expect(page.locator("#channel-help-key")).to_contain_text("service-account JSON")
     expect(page.locator("#channel-help-other")).to_contain_text("Region")
     assert console_errors == []
+
+
+def test_channel_editor_fetches_models_and_tests(
+    gateway, fake_upstream, page: Page, console_errors: list[str]
+) -> None:
+    channel = make_channel(fake_upstream.base_url, key="editor-key", models="text-embedding-3-small")
+    make_user("fixer", role=ROLE_ROOT)
+    page.goto(f"{gateway.url}/admin/login/?next=/admin/relay/channel/{channel.pk}/change/")
+    page.locator("#id_username").fill("fixer")
+    page.locator("#id_password").fill("fixer-password")
+    page.locator("input[type=submit]").click()
+    # The key is write-only (empty in the form): the stored one is used, at the stored address.
+    page.locator("#channel-fetch-models").click()
+    offered = page.locator("#channel-upstream-models option")
+    expect(offered.first).to_be_attached()
+    assert offered.all_text_contents() == ["gpt-4o-mini"]  # the fake upstream's list
+    page.locator("#channel-add-models").click()
+    assert page.locator("#id_models").input_value() == "text-embedding-3-small,gpt-4o-mini"
+    page.locator("#id_test_model").fill("gpt-4o-mini")
+    page.locator("#channel-test").click()
+    expect(page.locator("#channel-test-result")).to_contain_text(re.compile(r"Works: answered in \d+ ms"))
+    channel.refresh_from_db()
+    assert channel.test_time > 0
+    assert console_errors == []
