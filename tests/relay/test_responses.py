@@ -454,3 +454,33 @@ def test_a_stream_past_the_balance_is_cut_with_an_error_event(gateway):
     log = Log.objects.get(user_id=user.pk)
     assert log.completion_tokens == len(text.split())  # billed what was delivered
     assert log.quota == 20_000 - user.quota and user.quota >= -SLACK
+
+
+def test_structured_output_and_tool_choice_reach_a_chat_channel(gateway, fake_resp):
+    make_channel(fake_resp.base_url, key="plain", type=7, models=GPT, name="ohmygpt-json")
+    user, token = setup_user("rs18")
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    out = oai(gateway, token).responses.create(
+        model=GPT,
+        input=[{"role": "developer", "content": "Answer in JSON."}, {"role": "user", "content": "hi"}],
+        text={"format": {"type": "json_schema", "name": "answer", "schema": schema, "strict": True}},
+        tools=[WEATHER, {"type": "web_search_preview"}],
+        tool_choice={"type": "function", "name": "get_weather"},
+        parallel_tool_calls=False,
+        max_output_tokens=50,
+        temperature=0.2,
+    )
+    assert out.output_text == "Hello from chat!" and out.status == "completed"
+    sent = fake_resp.seen("/chat/completions")[-1].body
+    assert sent["messages"] == [
+        {"role": "system", "content": "Answer in JSON."},
+        {"role": "user", "content": "hi"},
+    ]
+    assert sent["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": schema, "strict": True},
+    }
+    assert [t["function"]["name"] for t in sent["tools"]] == ["get_weather"]  # built-in tools stay at OpenAI
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert (sent["parallel_tool_calls"], sent["max_tokens"], sent["temperature"]) == (False, 50, 0.2)
+    assert charged(user) == CHAT_QUOTA
