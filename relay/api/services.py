@@ -69,7 +69,8 @@ def ordered(qs: QuerySet[Channel], id_sort: bool) -> QuerySet[Channel]:
 def list_channels(page: int, size: int, id_sort: bool, tag_mode: bool) -> list[Channel]:
     if not tag_mode:
         return list(ordered(Channel.objects.all(), id_sort)[page * size : (page + 1) * size])
-    # Tag mode: paginate over tags (untagged channels count as their own "tag" each), then expand.
+    # Tag mode pages over the distinct non-empty tags, then lists each tag's channels; untagged
+    # channels are not part of it (the console's tag rows act on a tag and refuse an empty one).
     tags = list(
         Channel.objects.exclude(tag__isnull=True)
         .exclude(tag="")
@@ -78,10 +79,7 @@ def list_channels(page: int, size: int, id_sort: bool, tag_mode: bool) -> list[C
         .order_by("tag")
     )
     page_tags = tags[page * size : (page + 1) * size]
-    channels = list(ordered(Channel.objects.filter(tag__in=page_tags), id_sort))
-    if page == 0:
-        channels += list(ordered(Channel.objects.filter(Q(tag__isnull=True) | Q(tag="")), id_sort))
-    return channels
+    return list(ordered(Channel.objects.filter(tag__in=page_tags), id_sort))
 
 
 def search_channels(keyword: str, group: str, model: str, id_sort: bool) -> list[Channel]:

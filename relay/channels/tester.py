@@ -27,6 +27,7 @@ import httpx
 import orjson
 from asgiref.sync import async_to_sync, sync_to_async
 
+from billing import notifications
 from newapi_site import bus
 from newapi_site.options import options
 from relay import state
@@ -38,6 +39,7 @@ from relay.errors import RelayError, UpstreamError, upstream_error_from_response
 from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, Channel
 from relay.upstream import http, proxies
 
+REQUEST_FAILED = "do_request_failed"
 log = logging.getLogger("newapi.relay")
 
 DEFAULT_TEST_MODEL = "gpt-4o-mini"
@@ -122,7 +124,10 @@ async def send_test(info: state.ChannelInfo, model: str, client: httpx.AsyncClie
     try:
         if needs_setup(adaptor):  # an OAuth token first (Vertex), as a relayed request would
             await adaptor.setup(ctx)
-        upstream = adaptor.build_request(ctx)
+    except httpx.HTTPError as exc:
+        raise http.network_error(exc) from None
+    upstream = adaptor.build_request(ctx)
+    try:
         resp = await client.request(
             upstream.method,
             upstream.url,
@@ -131,7 +136,7 @@ async def send_test(info: state.ChannelInfo, model: str, client: httpx.AsyncClie
             timeout=TEST_TIMEOUT,
         )
     except httpx.HTTPError as exc:
-        raise http.network_error(exc) from None
+        raise request_failed(upstream.method, upstream.url, exc) from None
     if resp.status_code // 100 != 2:
         raise upstream_error_from_response(resp.status_code, resp.content)
     # A reply without usage still proves the channel works (the relay counts tokens itself).
@@ -174,22 +179,28 @@ async def test_channel(
     elapsed_ms = int((time.monotonic() - started) * 1000)
     change = await sync_to_async(apply_outcome)(row, error, elapsed_ms)
     if error is not None:
-        message = (
-            f"status code {error.status}: {error.message}"
-            if isinstance(error, UpstreamError)
-            else error.message
-        )
-        return TestResult(row.pk, False, message, elapsed_ms, chosen, change)
+        return TestResult(row.pk, False, describe(error), elapsed_ms, chosen, change)
     return TestResult(row.pk, True, "", elapsed_ms, chosen, change)
 
 
 test_channel.__test__ = False  # type: ignore[attr-defined]
 
 
-def describe(error: RelayError) -> str:
-    return (
-        f"status code {error.status}: {error.message}" if isinstance(error, UpstreamError) else error.message
+def request_failed(method: str, url: str, exc: httpx.HTTPError) -> UpstreamError:
+    """The test's request never got an answer: name the URL and the reason, as Go's client does
+    (`Post "https://…/v1/chat/completions": dial tcp …: connection refused`). Only admins see it;
+    the query is left out, where some providers carry the key."""
+    shown = url.split("?", 1)[0]
+    reason = str(exc) or type(exc).__name__
+    return UpstreamError(
+        f'{method.title()} "{shown}": {reason}', status=500, type="new_api_error", code=REQUEST_FAILED
     )
+
+
+def describe(error: RelayError) -> str:
+    if isinstance(error, UpstreamError) and error.code != REQUEST_FAILED:
+        return f"status code {error.status}: {error.message}"
+    return error.message
 
 
 async def test_keys(
@@ -310,6 +321,7 @@ def enable_channel(channel_id: int) -> bool:
         row.status = CHANNEL_ENABLED
         rebuild_abilities(row)
     bus.publish("channels")
+    notifications.notify_channel_enabled(channel_id, row.name or "", CHANNEL_ENABLED)
     return True
 
 
