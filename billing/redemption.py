@@ -19,7 +19,7 @@ from billing.models import LOG_TOPUP, REDEMPTION_DISABLED, REDEMPTION_ENABLED, R
 from billing.services.credit import credit_user
 from billing.services.logs import record_log
 from newapi_site.api.base import ApiError
-from newapi_site.options import options
+from newapi_site.money import log_quota
 
 
 def redeem_code(user: User, key: str) -> int:
@@ -36,11 +36,10 @@ def redeem_code(user: User, key: str) -> int:
             disabled = code.status == REDEMPTION_DISABLED
             raise ApiError("该兑换码已被禁用" if disabled else "该兑换码已被使用")
         credit_user(user.pk, code.quota)
-    per_unit = options.get_float("QuotaPerUnit", 500000) or 500000
     record_log(
         user.pk,
         LOG_TOPUP,
-        f"通过兑换码充值 ${code.quota / per_unit:.6f} 额度，兑换码ID {code.pk}",
+        f"通过兑换码充值 {log_quota(code.quota)}，兑换码ID {code.pk}",
         user.username,
     )
     return code.quota

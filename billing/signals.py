@@ -14,6 +14,7 @@ from django.dispatch import receiver
 from accounts.models import Token, User
 from accounts.signals import user_registered
 from newapi_site import redis as r
+from newapi_site.money import log_quota
 from newapi_site.options import options
 
 from .ledger import token_key, user_key
@@ -54,16 +55,13 @@ def _token_deleted(sender, instance: Token, **kwargs) -> None:
 
 @receiver(user_registered)
 def _registration_gifts(sender, user: User, inviter: User | None, inviter_bonus: int, **kwargs) -> None:
-    per_unit = options.get_float("QuotaPerUnit", 500000) or 500000
     if user.quota > 0:
-        record_log(user.pk, LOG_SYSTEM, f"新用户注册赠送 ${user.quota / per_unit:.6f} 额度", user.username)
+        record_log(user.pk, LOG_SYSTEM, f"新用户注册赠送 {log_quota(user.quota)}", user.username)
     if inviter is None:
         return
     invitee_bonus = options.get_int("QuotaForInvitee")
     if invitee_bonus > 0:
         credit_user(user.pk, invitee_bonus)
-        record_log(user.pk, LOG_SYSTEM, f"使用邀请码赠送 ${invitee_bonus / per_unit:.6f} 额度", user.username)
+        record_log(user.pk, LOG_SYSTEM, f"使用邀请码赠送 {log_quota(invitee_bonus)}", user.username)
     if inviter_bonus > 0:
-        record_log(
-            inviter.pk, LOG_SYSTEM, f"邀请用户赠送 ${inviter_bonus / per_unit:.6f} 额度", inviter.username
-        )
+        record_log(inviter.pk, LOG_SYSTEM, f"邀请用户赠送 {log_quota(inviter_bonus)}", inviter.username)

@@ -20,6 +20,7 @@ from billing.local_ledger import forget
 from billing.models import LOG_MANAGE
 from newapi_site import bus
 from newapi_site import redis as r
+from newapi_site.money import log_quota
 
 from .logs import record_log
 
@@ -101,4 +102,4 @@ def drop_token_mirror(token_id: int) -> None:
 
 def log_quota_edit(user_id: int, username: str, old: int, new: int) -> None:
     # One wording for the console and /api/user edits, so the log reads the same.
-    record_log(user_id, LOG_MANAGE, f"管理员将用户额度从 {old} 修改为 {new}", username)
+    record_log(user_id, LOG_MANAGE, f"管理员将用户额度从 {log_quota(old)}修改为 {log_quota(new)}", username)

@@ -20,6 +20,7 @@ from billing.models import LOG_TOPUP, TopUp
 from billing.services.credit import credit_user
 from billing.services.logs import record_log
 from newapi_site.api.base import ApiError
+from newapi_site.money import log_quota
 from newapi_site.options import options
 
 
@@ -114,6 +115,8 @@ def handle_notify(params: dict[str, str]) -> bool:
         quota = order.amount * _per_unit()
         credit_user(order.user_id, quota)
     record_log(
-        order.user_id, LOG_TOPUP, f"使用在线充值成功，充值金额: ${order.amount}，支付金额：{order.money:.2f}"
+        order.user_id,
+        LOG_TOPUP,
+        f"使用在线充值成功，充值金额: {log_quota(quota)}，支付金额：{order.money:.6f}",
     )
     return True

@@ -61,7 +61,7 @@ def test_quota_change_is_logged(root_client: Client, alice: User) -> None:
     alice.refresh_from_db()
     assert alice.quota == 10_500_000
     log = Log.objects.get(user_id=alice.pk, type=LOG_MANAGE)
-    assert log.content == "管理员将用户额度从 10000000 修改为 10500000"
+    assert log.content == "管理员将用户额度从 ＄20.000000 额度修改为 ＄21.000000 额度"
 
 
 def test_edit_keeps_counters_the_gateway_changed_meanwhile(root_client: Client, alice: User) -> None:

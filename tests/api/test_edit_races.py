@@ -108,7 +108,7 @@ def test_admin_quota_edit_is_applied_against_the_value_it_replaces(admin_user, a
     assert body["success"] and body["data"]["quota"] == 5_000_000
     from billing.models import LOG_MANAGE, Log
 
-    assert Log.objects.get(user_id=alice.pk, type=LOG_MANAGE).content == "管理员将用户额度从 10000000 修改为 5000000"
+    assert Log.objects.get(user_id=alice.pk, type=LOG_MANAGE).content == "管理员将用户额度从 ＄20.000000 额度修改为 ＄10.000000 额度"
 
 
 def test_manage_action_writes_only_its_column(admin_user, alice):
