@@ -90,7 +90,9 @@ def start_worker(queue: str) -> subprocess.Popen:
                 "info",
             ],
             cwd=ROOT,
-            env=gateway_env({"MEDIA_FETCH_ALLOW_PRIVATE": "true"}),
+            env=gateway_env(
+                {"MEDIA_FETCH_ALLOW_PRIVATE": "true", "CELERY_QUEUE": queue}
+            ),  # its own tasks too
             stdout=log,
             stderr=subprocess.STDOUT,
         )

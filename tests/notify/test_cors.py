@@ -37,7 +37,7 @@ def test_preflight_answers_with_cors_headers(gateway, path):
 def test_the_calls_after_the_preflight_carry_the_origin_header(gateway):
     token = make_token(make_user("corsy"), unlimited_quota=False, remain_quota=500_000)
     auth = {"Origin": "https://tool.example.test", "Authorization": f"Bearer sk-{token.key}"}
-    for path in PATHS[:2] + ["/v1/models"]:
+    for path in [*PATHS[:2], "/v1/models"]:
         r = httpx.get(gateway.url + path, headers=auth)
         assert r.status_code == 200, (path, r.text)
         assert r.headers["access-control-allow-origin"] == "*"
