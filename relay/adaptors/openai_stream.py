@@ -23,7 +23,8 @@ def usage_from(obj: Any) -> Usage | None:
         return None
     details = obj.get("prompt_tokens_details") or {}
     cached = int(details.get("cached_tokens") or obj.get("prompt_cache_hit_tokens") or 0)
-    creation = int(details.get("cache_creation_tokens") or 0)
+    # cache writes: ours (from Claude channels) and OpenRouter's name for them
+    creation = int(details.get("cache_creation_tokens") or details.get("cache_write_tokens") or 0)
     reasoning = int((obj.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
     return Usage(prompt, completion, cached, creation, reasoning)
 

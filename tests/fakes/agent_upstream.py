@@ -243,13 +243,19 @@ class ScriptedClaude(_Scripted):
 class ScriptedOpenAI(_Scripted):
     """OpenAI chat completions (Bearer). Usage: prompt_tokens includes the cached ones, as OpenAI counts."""
 
+    cache_writes: bool = False  # report cache writes too, as OpenRouter does (cache_write_tokens)
+
     def usage(self) -> dict[str, Any]:
+        details = {"cached_tokens": self.cache_read}
         prompt = self.input_tokens + self.cache_read
+        if self.cache_writes:
+            details["cache_write_tokens"] = self.cache_write
+            prompt += self.cache_write
         return {
             "prompt_tokens": prompt,
             "completion_tokens": self.output_tokens,
             "total_tokens": prompt + self.output_tokens,
-            "prompt_tokens_details": {"cached_tokens": self.cache_read},
+            "prompt_tokens_details": details,
         }
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:

@@ -392,17 +392,27 @@ def test_converted_errors_in_claude_shape_and_free(gateway, fake_upstream):
     assert (
         exc.value.body["type"] == "error" and "fake upstream says 400" in exc.value.body["error"]["message"]
     )
-    with pytest.raises(anthropic.BadRequestError):
-        with client.messages.stream(model=MODEL, max_tokens=100, messages=first_turn()) as stream:
-            list(stream)
+    with (
+        pytest.raises(anthropic.BadRequestError),
+        client.messages.stream(model=MODEL, max_tokens=100, messages=first_turn()) as stream,
+    ):
+        list(stream)
     assert spent(user) == 0 and charges(user) == []
 
 
-def test_cache_control_kept_for_openrouter(gateway, openai_up):
+@pytest.fixture(scope="module")
+def openrouter_up() -> ScriptedOpenAI:
+    return ScriptedOpenAI(cache_writes=True).start()
+
+
+def test_cache_control_kept_for_openrouter(gateway, openrouter_up):
+    """OpenRouter takes the markers and reports cache reads and writes: both billed at their
+    ratios, both back in Claude's usage."""
+    openai_up = openrouter_up
     make_channel(openai_up.base_url, key="or-cache", type=20, models=MODEL)
     client, user = client_for(gateway, "cc8")
     call = {"type": "tool_use", "id": "toolu_x", "name": "Bash", "input": {"command": "ls"}}
-    client.messages.create(
+    msg = client.messages.create(
         model=MODEL,
         max_tokens=1024,
         system=SYSTEM,
@@ -428,7 +438,13 @@ def test_cache_control_kept_for_openrouter(gateway, openai_up):
         "content": [{"type": "text", "text": "a.txt", "cache_control": CACHED}],
     }
     assert sent["reasoning"] == {"max_tokens": 3000} and "reasoning_effort" not in sent
-    assert charges(user) == [OPENAI_QUOTA]
+    usage = msg.usage
+    assert (usage.input_tokens, usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (
+        100,
+        60,
+        30,
+    )
+    assert charges(user) == [CLAUDE_QUOTA]  # the same bill as Claude's own usage
 
 
 def test_openai_chat_cache_markers_reach_claude(gateway, claude_up):
