@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import call_command
+from playwright.sync_api import Browser, BrowserType, Playwright, sync_playwright
 
 FAILURES = Path(__file__).resolve().parent / "failures"  # git-ignored
 # Screenshots for the README are written only when this names a folder (see README, "Console").
@@ -31,22 +32,49 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    # Playwright's sync API keeps an event loop marked running in this thread until the session
-    # ends, which Django takes for an async context: the tests' own ORM calls are still synchronous.
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    # Playwright cannot download its own browser here: drive the distribution's.
+    return {**browser_type_launch_args, "executable_path": chromium_path(), "args": ["--no-sandbox"]}
+
+
+# pytest-playwright keeps one Playwright for the whole session, and its sync API marks an event loop
+# as running in the main thread for as long as it lives: every async test after it would then fail
+# to start its own loop. Here Playwright lives for one test module, and the browser with it.
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    # Django takes the marked loop for an async context; the tests' own ORM calls are synchronous.
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    # Playwright cannot download its own browser here: drive the distribution's.
-    yield {**browser_type_launch_args, "executable_path": chromium_path(), "args": ["--no-sandbox"]}
+    with sync_playwright() as pw:
+        yield pw
     if previous is None:
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     else:
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_context_args, "viewport": {"width": 1280, "height": 860}, "locale": "en-US"}
+@pytest.fixture(scope="module")
+def browser_type(playwright: Playwright, browser_name: str) -> BrowserType:
+    return getattr(playwright, browser_name)
+
+
+@pytest.fixture(scope="module")
+def launch_browser(
+    browser_type_launch_args: dict[str, Any], browser_type: BrowserType
+) -> Callable[..., Browser]:
+    return lambda **kwargs: browser_type.launch(**{**browser_type_launch_args, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def browser(launch_browser: Callable[..., Browser]) -> Iterator[Browser]:
+    browser = launch_browser()
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser_context_args() -> dict[str, Any]:
+    return {"viewport": {"width": 1280, "height": 860}, "locale": "en-US"}
 
 
 @pytest.hookimpl(hookwrapper=True)
