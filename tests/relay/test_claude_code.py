@@ -47,7 +47,13 @@ def openai_up() -> ScriptedOpenAI:
 
 
 def run_claude(
-    claude_bin: str, gateway, key: str, model: str, auth_env: str = "ANTHROPIC_API_KEY", quiet: bool = True
+    claude_bin: str,
+    gateway,
+    key: str,
+    model: str,
+    auth_env: str = "ANTHROPIC_API_KEY",
+    quiet: bool = True,
+    ok: bool = True,
 ) -> dict:
     """`claude -p` in a private HOME and an empty working directory; its JSON result. `quiet=False`
     leaves Claude Code's non-essential traffic on (its HEAD /api/hello reachability probe)."""
@@ -71,7 +77,8 @@ def run_claude(
             text=True,
             timeout=180,
         )
-    assert proc.returncode == 0, f"claude failed: {proc.stdout[-2000:]} {proc.stderr[-2000:]}"
+    if ok:
+        assert proc.returncode == 0, f"claude failed: {proc.stdout[-2000:]} {proc.stderr[-2000:]}"
     return json.loads(proc.stdout)
 
 
@@ -174,3 +181,17 @@ def test_claude_code_with_its_probes_on(gateway, claude_bin, claude_up):
     assert out["is_error"] is False and out["result"] == "Tool said: tool-ran-fine"
     assert len(sent_with(claude_up, "x-api-key", "cc-probes")) == 2
     assert charges(user) == [CLAUDE_QUOTA, CLAUDE_QUOTA]
+
+
+def test_claude_code_shows_the_gateways_refusal(gateway, claude_bin, claude_up):
+    """A balance that cannot cover the hold: Claude Code gets the refusal in Claude's shape, shows
+    its message, and nothing reaches the upstream or the bill."""
+    make_channel(claude_up.base_url, key="cc-poor", type=14, models=MODEL)
+    user = make_user("ccli5", quota=100)
+    token = make_token(user, name="ccli5-key")
+    out = run_claude(claude_bin, gateway, token.key, MODEL, ok=False)
+    assert out["is_error"] is True and "pre-consumed quota failed" in json.dumps(out)
+    assert sent_with(claude_up, "x-api-key", "cc-poor") == []
+    assert charges(user) == []
+    user.refresh_from_db()
+    assert user.quota == 100
