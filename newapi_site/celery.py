@@ -21,8 +21,13 @@ def _task_poll_schedule() -> dict[str, dict]:
 
     every = max(float(settings.TASK_POLL_INTERVAL), 0.5)
     return {
-        "poll-midjourney": {"task": "tasks.poll_midjourney", "schedule": every},
-        "poll-suno": {"task": "tasks.poll_suno", "schedule": every},
+        # scheduled: one poll per interval across every node's beat (tasks/tasks.py)
+        "poll-midjourney": {
+            "task": "tasks.poll_midjourney",
+            "schedule": every,
+            "kwargs": {"scheduled": True},
+        },
+        "poll-suno": {"task": "tasks.poll_suno", "schedule": every, "kwargs": {"scheduled": True}},
     }
 
 
