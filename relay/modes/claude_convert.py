@@ -48,6 +48,18 @@ def _image_part(block: dict[str, Any]) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
+def _document_part(block: dict[str, Any]) -> dict[str, Any] | None:
+    """A document block (a PDF the Read tool returned, a pasted text) as a chat content part."""
+    src = block.get("source") or {}
+    if src.get("type") == "text":
+        return {"type": "text", "text": str(src.get("data") or "")}
+    if src.get("type") == "base64":
+        data = f"data:{src.get('media_type', 'application/pdf')};base64,{src.get('data', '')}"
+        name = str(block.get("title") or "document.pdf")
+        return {"type": "file", "file": {"filename": name, "file_data": data}}
+    return None
+
+
 def _text_part(block: dict[str, Any], caching: bool) -> dict[str, Any]:
     part: dict[str, Any] = {"type": "text", "text": block.get("text", "")}
     if caching and isinstance(block.get("cache_control"), dict):
@@ -83,7 +95,8 @@ def reasoning_effort(body: dict[str, Any]) -> str:
 
 
 def _tool_result(block: dict[str, Any], caching: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """A tool message, and the images the result carried (a tool message holds text only)."""
+    """A tool message, and the images (and documents) the result carried: a tool message holds
+    text only."""
     result = block.get("content")
     images: list[dict[str, Any]] = []
     if isinstance(result, list):
@@ -95,11 +108,13 @@ def _tool_result(block: dict[str, Any], caching: bool) -> tuple[dict[str, Any], 
                 texts.append(part.get("text", ""))
             elif part.get("type") == "image":
                 images.append(_image_part(part))
+            elif part.get("type") == "document" and (doc := _document_part(part)) is not None:
+                images.append(doc)
         text = "\n".join(texts)
     else:
         text = str(result) if result is not None else ""
     if not text and images:  # providers refuse an empty tool message
-        text = "(images: in the next message)"
+        text = "(attachments: in the next message)"
     if block.get("is_error") and not text.startswith("Error"):
         text = f"Error: {text}"
     msg: dict[str, Any] = {"role": "tool", "tool_call_id": block.get("tool_use_id", "")}
@@ -148,6 +163,8 @@ def _message(msg: dict[str, Any], caching: bool) -> list[dict[str, Any]]:
             parts.append(_text_part(block, caching))
         elif kind == "image":
             parts.append(_image_part(block))
+        elif kind == "document" and (doc := _document_part(block)) is not None:
+            parts.append(doc)
         elif kind == "thinking" and role == "assistant":
             reasoning.append(str(block.get("thinking") or ""))
         elif kind == "tool_use":
@@ -166,7 +183,7 @@ def _message(msg: dict[str, Any], caching: bool) -> list[dict[str, Any]]:
             out.append(tool_msg)
             result_images += images
     if result_images:
-        parts = [{"type": "text", "text": "(images returned by the tool)"}, *result_images, *parts]
+        parts = [{"type": "text", "text": "(attachments returned by the tool)"}, *result_images, *parts]
     if role == "assistant":
         if calls or parts or reasoning:
             text = "".join(p.get("text", "") for p in parts if p["type"] == "text")

@@ -502,7 +502,14 @@ def test_conversion_of_the_rest_of_claude_codes_shapes():
                     {
                         "type": "tool_result",
                         "tool_use_id": "t1",
-                        "content": [{"type": "image", "source": png}],
+                        "content": [
+                            {"type": "image", "source": png},
+                            {
+                                "type": "document",
+                                "title": "a.pdf",
+                                "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"},
+                            },
+                        ],
                     },
                     {"type": "tool_result", "tool_use_id": "t2", "content": "exit 1", "is_error": True},
                     {"type": "text", "text": "and?"},
@@ -517,13 +524,17 @@ def test_conversion_of_the_rest_of_claude_codes_shapes():
     assert "reasoning_effort" not in out and "context_management" not in out and "metadata" not in out
     assert out["messages"][1]["tool_calls"][0]["id"] == "t1" and "reasoning_content" not in out["messages"][1]
     assert out["messages"][2:] == [
-        {"role": "tool", "tool_call_id": "t1", "content": "(images: in the next message)"},
+        {"role": "tool", "tool_call_id": "t1", "content": "(attachments: in the next message)"},
         {"role": "tool", "tool_call_id": "t2", "content": "Error: exit 1"},
         {
             "role": "user",
             "content": [
-                {"type": "text", "text": "(images returned by the tool)"},
+                {"type": "text", "text": "(attachments returned by the tool)"},
                 {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                {
+                    "type": "file",
+                    "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBE"},
+                },
                 {"type": "text", "text": "and?"},
             ],
         },
