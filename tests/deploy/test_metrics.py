@@ -73,12 +73,13 @@ def test_metrics_sum_every_worker(metrics_node: Node, fake_upstream) -> None:
     charged = sum(Log.objects.filter(token_id=token.pk).values_list("quota", flat=True))
     assert charged > 0
 
-    prom_dir = next(metrics_node.data_dir.glob("prometheus-*"))
-    assert len({f.name for f in prom_dir.glob("counter_*.db")}) == 2  # each worker counted into its own file
 
+    labels = (("channel", str(channel.pk)), ("model", "gpt-4o-mini"), ("status", "200"))
+    deadline = time.time() + 5  # each worker writes what it counted once a second
+    while scrape(metrics_node).get(("newapi_relay_requests_total", labels)) != 9 and time.time() < deadline:
+        time.sleep(0.2)
     for _ in range(4):  # whichever worker answers the scrape, it reports everyone's counts
         got = scrape(metrics_node)
-        labels = (("channel", str(channel.pk)), ("model", "gpt-4o-mini"), ("status", "200"))
         assert got[("newapi_relay_requests_total", labels)] == 9
         assert got[("newapi_relay_requests_total", (("channel", ""), ("model", ""), ("status", "401")))] >= 1
         assert got[("newapi_relay_request_duration_seconds_count", ())] == 9
@@ -90,6 +91,8 @@ def test_metrics_sum_every_worker(metrics_node: Node, fake_upstream) -> None:
         assert got[("newapi_channel_enabled", (("channel", str(off.pk)), ("name", off.name)))] == 0
         assert ("newapi_billing_queue_depth", ()) in got
 
+    prom_dir = next(metrics_node.data_dir.glob("prometheus-*"))
+    assert len({f.name for f in prom_dir.glob("counter_*.db")}) == 2  # each worker counted into its own file
     Channel.objects.filter(pk=channel.pk).update(status=3)
     got = scrape(metrics_node)
     assert got[("newapi_channel_enabled", (("channel", str(channel.pk)), ("name", channel.name)))] == 0
