@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import auth, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -15,6 +15,7 @@ from accounts import serializers as s
 from accounts import sessions
 from accounts.api.turnstile import SESSION_KEY as TURNSTILE_SESSION_KEY
 from accounts.api.turnstile import verify_token
+from accounts.models import User
 from accounts.services import oauth, users
 from accounts.services.email import reset_password, send_password_reset, send_verification_code
 from newapi_site.api.base import ApiError
@@ -41,6 +42,13 @@ def _guard(request: HttpRequest) -> None:
     request.session[TURNSTILE_SESSION_KEY] = True
 
 
+def _start(request: HttpRequest, user: User) -> None:
+    """The console session; staff are signed in to the admin too, so its link needs no second login."""
+    sessions.start(request.session, user)
+    if user.is_staff:
+        auth.login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
+
+
 def home(request: HttpRequest) -> HttpResponse:
     return show(
         request,
@@ -64,7 +72,7 @@ def login(request: HttpRequest) -> HttpResponse:
         except (ApiError, ValidationError) as exc:
             fail(request, exc)
         else:
-            sessions.start(request.session, user)
+            _start(request, user)
             return HttpResponseRedirect(safe_next(request))
     elif page_user(request) is not None:
         return HttpResponseRedirect(safe_next(request))
@@ -73,7 +81,7 @@ def login(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def logout(request: HttpRequest) -> HttpResponse:
-    request.session.flush()
+    auth.logout(request)  # ends the whole session: console and admin alike
     return HttpResponseRedirect("/login")
 
 
@@ -163,7 +171,7 @@ def _finish_oauth(request: HttpRequest, provider: str) -> HttpResponse:
     except ApiError as exc:
         fail(request, exc)
         return HttpResponseRedirect("/login")
-    sessions.start(request.session, user)
+    _start(request, user)
     return HttpResponseRedirect("/detail")
 
 
@@ -218,7 +226,7 @@ def _sign_in_with(request: HttpRequest, identity_of, *, allow_register: bool) ->
     except ApiError as exc:
         fail(request, exc)
         return HttpResponseRedirect("/login")
-    sessions.start(request.session, user)
+    _start(request, user)
     return HttpResponseRedirect("/detail")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.contrib import messages
+from django.contrib import auth, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.translation import gettext as _
 from rest_framework.exceptions import ValidationError
@@ -61,8 +61,12 @@ def _act(request: HttpRequest, user: User) -> str:
                 "original_password": request.POST.get("original_password", ""),
             },
         )
+        # Read the admin sign-in before the change: afterwards it would no longer match the password.
+        admin_signed_in = request.user.is_authenticated
         users.update_self(user, data)
         sessions.keep_after_password_change(request.session, user)
+        if admin_signed_in:
+            auth.update_session_auth_hash(request, user)  # the admin sign-in of this session stays too
         messages.success(request, _("Password changed"))
     elif action == "access_token":
         return users.generate_access_token(user)

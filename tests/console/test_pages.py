@@ -9,6 +9,7 @@ from django.test import Client
 
 from accounts.models import TOKEN_DISABLED, Token, User
 from billing.models import Redemption
+from newapi_site.roles import ROLE_ADMIN
 from tests.conftest import make_token, make_user
 
 pytestmark = pytest.mark.django_db
@@ -200,3 +201,23 @@ def test_user_reset_page_needs_a_valid_link(client: Client) -> None:
     make_user("erin", email="erin@example.com")
     answer = client.post("/user/reset", {"email": "erin@example.com", "token": "forged"})
     assert "重置链接非法或已过期" in answer.content.decode()
+
+
+def test_staff_sign_in_once_for_console_and_admin(alice: User) -> None:
+    chief = make_user("chiefadm", role=ROLE_ADMIN)
+    client = signed_in(chief)
+    assert client.get("/admin/").status_code == 200
+    client.post(
+        "/setting",
+        {
+            "action": "password",
+            "original_password": "chiefadm-password",
+            "password": "chief-new-pass1",
+            "password2": "chief-new-pass1",
+        },
+    )
+    assert client.get("/admin/").status_code == 200 and client.get("/setting").status_code == 200
+    client.post("/logout")
+    assert client.get("/admin/").status_code == 302 and client.get("/setting").status_code == 302
+    common = signed_in(alice)
+    assert common.get("/admin/").status_code == 302  # not staff: the admin still asks to sign in
