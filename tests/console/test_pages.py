@@ -8,7 +8,9 @@ import pytest
 from django.test import Client
 
 from accounts.models import TOKEN_DISABLED, Token, User
-from billing.models import Redemption
+from billing.models import Redemption, TopUp
+from billing.services.epay import epay_sign
+from newapi_site.options import update_option
 from newapi_site.roles import ROLE_ADMIN
 from tests.conftest import make_token, make_user
 
@@ -221,3 +223,24 @@ def test_staff_sign_in_once_for_console_and_admin(alice: User) -> None:
     assert client.get("/admin/").status_code == 302 and client.get("/setting").status_code == 302
     common = signed_in(alice)
     assert common.get("/admin/").status_code == 302  # not staff: the admin still asks to sign in
+
+
+def test_topup_online_price_and_pay_form(alice: User) -> None:
+    update_option("PayAddress", "https://pay.example.com")
+    update_option("EpayId", "1001")
+    update_option("EpayKey", "epay-secret")
+    client = signed_in(alice)
+    priced = client.post("/topup", {"action": "price", "amount": "10"}).content.decode()
+    assert re.search(r'id="tp-price">73.00<', priced)
+    form = client.post("/topup", {"action": "pay", "amount": "10", "payment_method": "zfb"}).content.decode()
+    assert 'action="https://pay.example.com/submit.php"' in form
+    epay_form = form[form.index('id="epay-form"') : form.index("</form>", form.index('id="epay-form"'))]
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', epay_form))
+    assert fields["money"] == "73.00" and fields["type"] == "alipay"
+    assert fields["return_url"].endswith("/log")
+    assert fields["sign"] == epay_sign(
+        {k: v for k, v in fields.items() if k not in ("sign", "sign_type")}, "epay-secret"
+    )
+    assert TopUp.objects.get(trade_no=fields["out_trade_no"]).user_id == alice.pk
+    low = client.post("/topup", {"action": "price", "amount": "0"}).content.decode()
+    assert "充值数量不能小于" in low
