@@ -191,7 +191,7 @@ def oauth_start(request: HttpRequest, provider: str) -> HttpResponse:
     """Sends the browser to the provider with a fresh state nonce kept in the session."""
     status_aff = request.session.get("aff", "")
     state = oauth.new_state(request.session, status_aff)
-    origin = request.build_absolute_uri("/").rstrip("/")
+    origin = (options.get("ServerAddress") or request.build_absolute_uri("/")).rstrip("/")
     if provider == "github":
         query = {"client_id": options.get("GitHubClientId"), "state": state, "scope": "user:email"}
         return HttpResponseRedirect(
