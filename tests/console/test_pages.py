@@ -12,6 +12,7 @@ from billing.models import Redemption, TopUp
 from billing.services.epay import epay_sign
 from newapi_site.options import update_option
 from newapi_site.roles import ROLE_ADMIN
+from tasks.models import Midjourney, Task
 from tests.conftest import make_token, make_user
 
 pytestmark = pytest.mark.django_db
@@ -244,3 +245,33 @@ def test_topup_online_price_and_pay_form(alice: User) -> None:
     assert TopUp.objects.get(trade_no=fields["out_trade_no"]).user_id == alice.pk
     low = client.post("/topup", {"action": "price", "amount": "0"}).content.decode()
     assert "充值数量不能小于" in low
+
+
+def test_own_drawing_and_music_tasks_with_their_media(alice: User, bob: User) -> None:
+    Midjourney.objects.create(
+        user_id=alice.pk,
+        mj_id="mj-alice",
+        action="IMAGINE",
+        prompt="a cat",
+        image_url="https://img.example/cat.png",
+        status="SUCCESS",
+    )
+    Midjourney.objects.create(user_id=bob.pk, mj_id="mj-bob", action="IMAGINE", prompt="a dog")
+    Task.objects.create(
+        user_id=alice.pk,
+        task_id="suno-alice",
+        platform="suno",
+        action="MUSIC",
+        status="SUCCESS",
+        data=[{"audio_url": "https://cdn.example/a.mp3", "image_url": "https://cdn.example/a.jpg"}],
+    )
+    Task.objects.create(user_id=bob.pk, task_id="suno-bob", platform="suno")
+    client = signed_in(alice)
+    drawings = client.get("/midjourney").content.decode()
+    assert "mj-alice" in drawings and "mj-bob" not in drawings
+    # The image as /api shows it: the upstream's URL, or ours when MjForwardUrlEnabled.
+    assert re.search(r'<img src="[^"]*(cat\.png|/mj/image/mj-alice)"', drawings), drawings[-3000:]
+    music = client.get("/task").content.decode()
+    assert "suno-alice" in music and '<audio controls preload="none" src="https://cdn.example/a.mp3"' in music
+    assert "suno-bob" not in music
+    assert "mj-alice" not in client.get("/midjourney", {"mj_id": "other"}).content.decode()
