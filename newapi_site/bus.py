@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import hmac
 import logging
 import os
 import threading
@@ -53,8 +54,9 @@ return v
 
 
 def key_digest(key: str) -> str:
-    """What the bus carries instead of a token key: keys must never reach a log or a wire."""
-    return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+    """What the bus, caches and logs carry instead of a token key: hex HMAC-SHA256 keyed with
+    CRYPTO_SECRET, as New API names its cache entries (nodes must share the secret to share them)."""
+    return hmac.new(settings.CRYPTO_SECRET.encode(), key.encode(), hashlib.sha256).hexdigest()
 
 
 def token_topic(key: str) -> str:

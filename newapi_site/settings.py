@@ -70,7 +70,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- cache, Redis, Celery ----------------------------------------------------------
 REDIS_CONN_STRING = env_str("REDIS_CONN_STRING")
 REDIS_POOL_SIZE = env_int("REDIS_POOL_SIZE", 10)
-MEMORY_CACHE_ENABLED = env_bool("MEMORY_CACHE_ENABLED", False) or bool(REDIS_CONN_STRING)
+# The relay's in-process snapshots of tokens, users and channels (kept current through the bus,
+# reloaded after SYNC_FREQUENCY s at the latest). On by default here, since the bus keeps them right;
+# false (honoured only without Redis, as in New API) reads those rows from the database per request.
+MEMORY_CACHE_ENABLED = env_bool("MEMORY_CACHE_ENABLED", True) or bool(REDIS_CONN_STRING)
 SYNC_FREQUENCY = env_int("SYNC_FREQUENCY", 60)
 if REDIS_CONN_STRING:
     CACHES = {
@@ -128,6 +131,13 @@ MAX_REQUEST_BODY_MB = env_int("MAX_REQUEST_BODY_MB", 32)  # ours: a body over th
 AZURE_DEFAULT_API_VERSION = env_str("AZURE_DEFAULT_API_VERSION", "2024-12-01-preview")
 GEMINI_VISION_MAX_IMAGE_NUM = env_int("GEMINI_VISION_MAX_IMAGE_NUM", 16)
 GEMINI_MODEL_MAP = env_str("GEMINI_MODEL_MAP")
+# `model:version,…` (e.g. gemini-1.0-pro:v1): the API version for a model the option
+# gemini.version_settings does not name; malformed pairs are skipped, as New API does.
+GEMINI_MODEL_VERSIONS: dict[str, str] = {
+    model.strip(): version.strip()
+    for model, sep, version in (pair.partition(":") for pair in GEMINI_MODEL_MAP.split(","))
+    if sep and model.strip() and version.strip() and ":" not in version
+}
 COHERE_SAFETY_SETTING = env_str("COHERE_SAFETY_SETTING", "NONE")
 DIFY_DEBUG = env_bool("DIFY_DEBUG", True)
 UPDATE_TASK = env_bool("UPDATE_TASK", True)

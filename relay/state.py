@@ -2,7 +2,7 @@
 
 A warm relay request reads nothing from the database: entries are loaded once (off the event
 loop) and dropped when newapi_site.bus reports a change, or after SYNC_FREQUENCY seconds as a
-safety net for a missed message. Balances are NOT here: they live in billing.ledger.
+safety net for a missed message (at once with MEMORY_CACHE_ENABLED=false: every request reads). Balances are NOT here: they live in billing.ledger.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ NEGATIVE_CACHE_SECONDS = 5.0
 
 
 def _ttl() -> float:
+    """How long a snapshot serves: SYNC_FREQUENCY s, or not at all without the memory cache."""
+    if not settings.MEMORY_CACHE_ENABLED:
+        return 0.0
     return float(settings.SYNC_FREQUENCY or 60)
 
 

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import orjson
+from django.conf import settings
 
 from relay.adaptors.base import (
     Adaptor,
@@ -45,8 +46,12 @@ DROP_SCHEMA_KEYS = {
 
 
 def version_for(options: OptionReader, model: str) -> str:
+    """The option's entry for the model, else GEMINI_MODEL_MAP's (`model:version,…`), else the
+    option's default, else v1beta."""
     table = options.get_json("gemini.version_settings", {}) or {}
-    return str(table.get(model) or table.get("default") or "v1beta")
+    return str(
+        table.get(model) or settings.GEMINI_MODEL_VERSIONS.get(model) or table.get("default") or "v1beta"
+    )
 
 
 def safety_settings(options: OptionReader) -> list[dict[str, str]]:
@@ -85,6 +90,8 @@ def _parts(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}] if content else []
     parts: list[dict[str, Any]] = []
+    images = 0
+    cap = settings.GEMINI_VISION_MAX_IMAGE_NUM  # per message; -1: no cap
     for part in content if isinstance(content, list) else []:
         if not isinstance(part, dict):
             continue
@@ -92,6 +99,14 @@ def _parts(content: Any) -> list[dict[str, Any]]:
         if kind == "text":
             parts.append({"text": part.get("text", "")})
         elif kind == "image_url":
+            images += 1
+            if cap != -1 and images > cap:
+                raise LocalError(
+                    f"too many images in the message, max allowed is {cap}",
+                    status=400,
+                    type="invalid_request_error",
+                    code="convert_request_failed",
+                )
             url = part.get("image_url")
             url = url.get("url", "") if isinstance(url, dict) else str(url or "")
             if not (url.startswith("data:") and ";base64," in url):

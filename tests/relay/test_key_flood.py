@@ -98,7 +98,7 @@ def test_unknown_keys_are_remembered_bounded_and_only_as_digests():
     remembered = list(state.tokens._negative)
     assert 0 < len(remembered) <= state.NEGATIVE_CACHE_SIZE
     assert not set(remembered) & set(keys)
-    assert all(len(d) == 32 for d in remembered)
+    assert all(len(d) == 64 for d in remembered)  # hex HMAC-SHA256
     # A key longer than any stored key, or with characters no key has, is not even remembered.
     asyncio.run(state.tokens.get("x" * 4096))
     asyncio.run(state.tokens.get("bad key!"))
