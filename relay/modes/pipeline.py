@@ -52,7 +52,8 @@ from relay.upstream import http, proxies
 log = logging.getLogger("newapi.relay")
 
 DEFAULT_MODELS = {"moderations": "text-moderation-stable", "embeddings": ""}
-NO_RETRY_STATUSES = {504, 524}
+# A gateway timeout may have reached the upstream (retrying could run it twice); 408 is the client.
+NO_RETRY_STATUSES = {408, 504, 524}
 
 
 def parse_body(req: ClientRequest) -> dict[str, Any]:
@@ -89,11 +90,13 @@ def should_retry(err: RelayError, channel: ChannelInfo, pinned: bool) -> bool:
     if isinstance(err, LocalError) or pinned:
         return False
     status = err.status
-    if status in NO_RETRY_STATUSES:
+    if status in NO_RETRY_STATUSES or 200 <= status < 300:
         return False
     if status == 400:
         return channel.type == ChannelType.ANTHROPIC  # it answers 400 for overload-like conditions
-    return status in (401, 403, 307, 429) or status >= 500
+    # Every other status (429, 307, 5xx, and 401, 403, 404… which say this channel cannot serve)
+    # may succeed on another channel.
+    return True
 
 
 def apply_status_mapping(err: RelayError, channel: ChannelInfo) -> None:
