@@ -24,7 +24,7 @@ from newapi_site.api.base import ApiError
 from newapi_site.charts import bar_chart
 
 DAY = 24 * 3600
-LOG_TYPES = (
+LOG_KINDS = (
     (0, gettext_lazy("All")),
     (1, gettext_lazy("Top-up")),
     (2, gettext_lazy("Consume")),
@@ -108,7 +108,7 @@ def log_page(request: HttpRequest, user: User) -> HttpResponse:
             "keep": query_without(request, "p"),
             "f": request.GET,
             "log_type": flt.log_type,
-            "log_types": LOG_TYPES,
+            "log_types": LOG_KINDS,
             "totals": totals,
             "token_names": list(
                 Log.objects.filter(user_id=user.pk, type=LOG_CONSUME)

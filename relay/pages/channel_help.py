@@ -28,50 +28,70 @@ NO_NATIVE_ADAPTOR: dict[str, Any] = {
     )
 }
 
-# Per type: field -> help ("" hides a field the type does not use).
-HELP: dict[int, dict[str, Any]] = {
-    T.OPENAI: {"openai_organization": _("Optional OpenAI organization id (sent as OpenAI-Organization).")},
-    T.AZURE: {
-        "base_url": _("Required: your resource's endpoint, e.g. https://my-resource.openai.azure.com."),
-        "other": _("API version, e.g. 2024-12-01-preview (empty: the server default)."),
-        "key": _("The resource's API key."),
-    },
-    T.VERTEX_AI: {
-        "key": _("The service-account JSON file's whole content (Vertex AI User role)."),
-        "other": _(
-            'Region, e.g. us-east5; or JSON per model: {"default": "us-central1", "claude-3-5-sonnet-20240620": "us-east5"}.'
-        ),
-        "base_url": _("Leave empty: https://<region>-aiplatform.googleapis.com is used."),
-    },
-    T.AWS: {
-        "key": _(
-            "AccessKeyId|SecretAccessKey|region, e.g. AKIA…|wJal…|us-east-1 (a 4th part: session token)."
-        ),
-        "base_url": "",
-    },
-    T.GEMINI: {"key": _("A Google AI Studio API key.")},
-    T.CLOUDFLARE: {
-        "other": _("Required: your Cloudflare account id."),
-        "key": _("A Workers AI API token."),
-    },
-    **{number: NO_NATIVE_ADAPTOR for number in (T.BAIDU, T.XUNFEI, T.TENCENT, T.ZHIPU)},
-    T.MIDJOURNEY: {
-        "base_url": _("Required: your midjourney-proxy's address."),
-        "key": _("The proxy's mj-api-secret (empty if it has none)."),
-    },
-    T.MIDJOURNEY_PLUS: {
-        "base_url": _("Required: your Midjourney Plus proxy's address."),
-        "key": _("The proxy's mj-api-secret."),
-    },
-    T.SUNO_API: {"base_url": _("Required: your Suno API server's address."), "key": _("Its API key.")},
-    T.OLLAMA: {
-        "base_url": _("Required: the Ollama server, e.g. http://127.0.0.1:11434."),
-        "key": _("Any text."),
-    },
-    T.XINFERENCE: {"base_url": _("Required: the Xinference server's address.")},
-    T.DIFY: {"base_url": _("Required: the Dify server's address."), "key": _("The Dify app's API key.")},
-    T.CUSTOM: {"base_url": _("Required: the full address of an OpenAI-compatible server.")},
-}
+
+def type_help(channel_type: int) -> dict[str, Any]:
+    """Field -> help for one type ("" hides a field it does not use); {} keeps the generic texts."""
+    match channel_type:
+        case T.OPENAI:
+            return {
+                "openai_organization": _("Optional OpenAI organization id (sent as OpenAI-Organization).")
+            }
+        case T.AZURE:
+            return {
+                "base_url": _(
+                    "Required: your resource's endpoint, e.g. https://my-resource.openai.azure.com."
+                ),
+                "other": _("API version, e.g. 2024-12-01-preview (empty: the server default)."),
+                "key": _("The resource's API key."),
+            }
+        case T.VERTEX_AI:
+            return {
+                "key": _("The service-account JSON file's whole content (Vertex AI User role)."),
+                "other": _(
+                    'Region, e.g. us-east5; or JSON per model: {"default": "us-central1", "claude-3-5-sonnet-20240620": "us-east5"}.'
+                ),
+                "base_url": _("Leave empty: https://<region>-aiplatform.googleapis.com is used."),
+            }
+        case T.AWS:
+            return {
+                "key": _(
+                    "AccessKeyId|SecretAccessKey|region, e.g. AKIA…|wJal…|us-east-1 (a 4th part: session token)."
+                ),
+                "base_url": "",
+            }
+        case T.GEMINI:
+            return {"key": _("A Google AI Studio API key.")}
+        case T.CLOUDFLARE:
+            return {"other": _("Required: your Cloudflare account id."), "key": _("A Workers AI API token.")}
+        case T.BAIDU | T.XUNFEI | T.TENCENT | T.ZHIPU:
+            return NO_NATIVE_ADAPTOR
+        case T.MIDJOURNEY:
+            return {
+                "base_url": _("Required: your midjourney-proxy's address."),
+                "key": _("The proxy's mj-api-secret (empty if it has none)."),
+            }
+        case T.MIDJOURNEY_PLUS:
+            return {
+                "base_url": _("Required: your Midjourney Plus proxy's address."),
+                "key": _("The proxy's mj-api-secret."),
+            }
+        case T.SUNO_API:
+            return {"base_url": _("Required: your Suno API server's address."), "key": _("Its API key.")}
+        case T.OLLAMA:
+            return {
+                "base_url": _("Required: the Ollama server, e.g. http://127.0.0.1:11434."),
+                "key": _("Any text."),
+            }
+        case T.XINFERENCE:
+            return {"base_url": _("Required: the Xinference server's address.")}
+        case T.DIFY:
+            return {
+                "base_url": _("Required: the Dify server's address."),
+                "key": _("The Dify app's API key."),
+            }
+        case T.CUSTOM:
+            return {"base_url": _("Required: the full address of an OpenAI-compatible server.")}
+    return {}
 
 
 LABELS = {
@@ -95,7 +115,7 @@ def help_for_all_types() -> dict[str, dict[str, Any]]:
     """Every type's help texts and default base URL, for the editor's script (JSON-safe)."""
     data: dict[str, dict[str, Any]] = {}
     for number, _label in CHANNEL_TYPE_CHOICES:
-        fields = {**GENERIC, **HELP.get(int(number), {})}
+        fields = {**GENERIC, **type_help(int(number))}
         data[str(number)] = {
             "help": {name: str(text) for name, text in fields.items() if text},
             "hide": [name for name, text in fields.items() if not text and name != "key"],
