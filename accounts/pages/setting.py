@@ -14,7 +14,7 @@ from accounts import serializers as s
 from accounts import sessions
 from accounts.limits import check_int64
 from accounts.models import User
-from accounts.services import users
+from accounts.services import oauth, users
 from accounts.services.email import bind_email, send_verification_code
 from newapi_site.api.base import ApiError, int_value
 from newapi_site.options import options
@@ -80,6 +80,9 @@ def _act(request: HttpRequest, user: User) -> str:
     elif action == "email_code":
         send_verification_code(request.POST.get("email", ""))
         messages.success(request, _("A verification code was sent to your email"))
+    elif action == "wechat_bind":
+        oauth.bind_identity(user, oauth.wechat_identity(request.POST.get("code", "")))
+        messages.success(request, _("Account bound"))
     elif action == "email_bind":
         bind_email(user, request.POST.get("email", ""), request.POST.get("code", ""))
         messages.success(request, _("Email bound"))
@@ -111,5 +114,9 @@ def setting_page(request: HttpRequest, user: User) -> HttpResponse:
             "access_token": access_token,
             "notify": notify if isinstance(notify, dict) else {},
             "aff_link": f"{address}/register?aff={aff_code}",
+            # The Telegram widget binds through /api/oauth/telegram/bind, which wants this session's state.
+            "telegram_state": oauth.new_state(request.session, "")
+            if options.get_bool("TelegramOAuthEnabled")
+            else "",
         },
     )

@@ -64,3 +64,27 @@ def test_callback_signs_up_then_binds(oidc, alice: User) -> None:
     bound = mine.get("/oauth/oidc", {"code": "page-2", "state": state, "finish": "1"})
     assert bound["Location"] == "/setting"
     assert User.objects.get(pk=alice.pk).oidc_id == "alice-sub"
+
+
+@pytest.fixture
+def wechat(provider, db):
+    update_option("WeChatServerAddress", provider.url)
+    update_option("WeChatServerToken", "wechat-server-token")
+    update_option("WeChatAuthEnabled", "true")
+    return provider
+
+
+def test_wechat_code_signs_in_from_the_login_page(wechat) -> None:
+    client = Client()
+    assert 'action="/oauth/wechat"' in client.get("/login").content.decode()
+    assert client.get("/oauth/wechat", {"code": "bad"})["Location"] == "/login"
+    assert client.get("/oauth/wechat", {"code": "good"})["Location"] == "/detail"
+    assert User.objects.get(wechat_id="wx-openid-1").username in client.get("/detail").content.decode()
+
+
+def test_wechat_bind_on_the_settings_page(wechat, alice: User) -> None:
+    client = Client()
+    client.post("/login", {"username": "alice", "password": "alice-password"})
+    assert 'value="wechat_bind"' in client.get("/setting").content.decode()
+    client.post("/setting", {"action": "wechat_bind", "code": "good"})
+    assert User.objects.get(pk=alice.pk).wechat_id == "wx-openid-1"
