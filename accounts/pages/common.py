@@ -19,6 +19,8 @@ from accounts.models import User
 from newapi_site.api.base import ApiError
 from newapi_site.roles import USER_ENABLED
 
+from .refusals import readable
+
 PAGE_SIZES = (10, 20, 50, 100)
 USER_ATTR = "console_user"
 
@@ -62,7 +64,7 @@ def safe_next(request: HttpRequest, default: str = "/detail") -> str:
 def error_text(exc: Exception) -> str:
     """A service refusal or a field error, as one line for the page."""
     if isinstance(exc, ApiError):
-        return exc.message
+        return readable(exc.message)
     if isinstance(exc, ValidationError):
         return "; ".join(_flatten(exc.detail))
     return str(exc)

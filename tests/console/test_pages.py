@@ -80,7 +80,11 @@ def test_login_lands_on_signed_in_page_with_username(alice: User) -> None:
 def test_wrong_password_is_refused_with_the_api_message(alice: User, client: Client) -> None:
     answer = client.post("/login", {"username": "alice", "password": "nope-nope"})
     assert answer.status_code == 200
-    assert "用户名或密码错误" in answer.content.decode()
+    assert "Wrong username or password" in answer.content.decode()
+    in_chinese = client.post(
+        "/login", {"username": "alice", "password": "nope-nope"}, HTTP_ACCEPT_LANGUAGE="zh-CN"
+    )
+    assert "用户名或密码错误，或用户已被封禁" in in_chinese.content.decode()  # the service's own words
     assert client.get("/detail").status_code == 302
 
 
@@ -96,7 +100,7 @@ def test_register_uses_the_api_rules(client: Client, alice: User) -> None:
     assert answer.status_code == 302 and answer["Location"] == "/login"
     assert User.objects.filter(username="carol").exists()
     again = client.post("/register", fields)  # the service refuses a taken name
-    assert "用户名已存在" in again.content.decode()
+    assert "This username is taken" in again.content.decode()
     short = client.post("/register", {"username": "dave", "password": "short", "password2": "short"})
     assert short.status_code == 200 and not User.objects.filter(username="dave").exists()
 
@@ -150,7 +154,7 @@ def test_someone_elses_token_is_out_of_reach(alice: User, bob: User) -> None:
     theirs = make_token(bob, name="bobs")
     client = signed_in(alice)
     answer = client.post("/token", {"action": "delete", "id": theirs.pk}, follow=True)
-    assert "令牌不存在" in answer.content.decode()
+    assert "No such token" in answer.content.decode()
     assert Token.live.filter(pk=theirs.pk).exists()
 
 
@@ -161,7 +165,7 @@ def test_redeem_raises_the_balance_once(alice: User) -> None:
     client.post("/topup", {"action": "redeem", "key": "code-abc"})
     assert User.objects.get(pk=alice.pk).quota == before + 777
     again = client.post("/topup", {"action": "redeem", "key": "code-abc"}, follow=True)
-    assert "该兑换码已被使用" in again.content.decode()
+    assert "This code has already been used" in again.content.decode()
     assert User.objects.get(pk=alice.pk).quota == before + 777
 
 
@@ -203,7 +207,7 @@ def test_password_change_ends_other_sessions(alice: User) -> None:
 def test_user_reset_page_needs_a_valid_link(client: Client) -> None:
     make_user("erin", email="erin@example.com")
     answer = client.post("/user/reset", {"email": "erin@example.com", "token": "forged"})
-    assert "重置链接非法或已过期" in answer.content.decode()
+    assert "The reset link is invalid or has expired" in answer.content.decode()
 
 
 def test_staff_sign_in_once_for_console_and_admin(alice: User) -> None:
