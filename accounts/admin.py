@@ -279,6 +279,8 @@ class TokenAdminForm(forms.ModelForm):
             "status",
             "remain_quota",
             "unlimited_quota",
+            "budget_period",
+            "budget_quota",
             "expired_time",
             "model_limits_enabled",
             "model_limits",
@@ -299,6 +301,17 @@ class TokenAdminForm(forms.ModelForm):
     def clean_expired_time(self) -> int:
         moment = self.cleaned_data.get("expired_time")
         return -1 if moment is None else int(moment.timestamp())
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("budget_period"):
+            if not (data.get("budget_quota") or 0) > 0:
+                self.add_error("budget_quota", "A budget needs a positive quota.")
+            if data.get("unlimited_quota"):
+                self.add_error("unlimited_quota", "A token with a budget is limited.")
+        else:
+            data["budget_period"], data["budget_quota"] = None, None
+        return data
 
 
 @admin.register(Token)
@@ -329,7 +342,14 @@ class TokenAdmin(admin.ModelAdmin):
     actions = ["enable_tokens", "disable_tokens"]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
-        quota = ("Quota", {"fields": ["remain_quota", "unlimited_quota", "used_quota"]})
+        quota = (
+            "Quota",
+            {
+                "fields": ["remain_quota", "unlimited_quota", "used_quota", "budget_period", "budget_quota"],
+                "description": "A budget sets the remaining quota back to the budget at the start of every UTC "
+                "day, ISO week or month.",
+            },
+        )
         limits = ("Limits", {"fields": ["model_limits_enabled", "model_limits", "allow_ips"]})
         if obj is None:  # add form: the key is generated on save, for the signed-in user
             return [(None, {"fields": ["name", "status", "expired_time", "group"]}), quota, limits]

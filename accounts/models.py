@@ -14,6 +14,8 @@ from django.db import models
 from newapi_site.roles import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, USER_ENABLED
 
 TOKEN_ENABLED, TOKEN_DISABLED, TOKEN_EXPIRED, TOKEN_EXHAUSTED = 1, 2, 3, 4
+BUDGET_PERIODS = ("day", "week", "month")
+BUDGET_PERIOD_CHOICES = [("", "none"), *((p, p) for p in BUDGET_PERIODS)]
 
 _KEY_ALPHABET = string.ascii_letters + string.digits
 
@@ -163,6 +165,10 @@ class Token(models.Model):
     used_quota = models.BigIntegerField(default=0)
     group = models.CharField(max_length=191, null=True, blank=True, default="")
     deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # A periodic budget (not in New API): remain_quota is set back to budget_quota at the start of
+    # every UTC day, ISO week or month. NULL on rows New API writes, so it can still share the table.
+    budget_period = models.CharField(max_length=8, null=True, blank=True, choices=BUDGET_PERIOD_CHOICES)
+    budget_quota = models.BigIntegerField(null=True, blank=True)
 
     objects = models.Manager()
     live = LiveTokenManager()

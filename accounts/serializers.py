@@ -8,7 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from .limits import Int64Field, PasswordBytesMixin
-from .models import Token, User
+from .models import BUDGET_PERIODS, Token, User
 
 
 def _deleted_at(value: datetime | None) -> str | None:
@@ -75,6 +75,8 @@ def render_token(token: Token) -> dict[str, Any]:
         "allow_ips": token.allow_ips or "",
         "used_quota": token.used_quota,
         "group": token.group or "",
+        "budget_period": token.budget_period or "",
+        "budget_quota": token.budget_quota or 0,
         "DeletedAt": _deleted_at(token.deleted_at),
     }
 
@@ -151,6 +153,10 @@ class TokenBody(serializers.Serializer):
     model_limits = LenientChar(max_length=1024)
     allow_ips = LenientChar()
     group = LenientChar(max_length=64)
+    budget_period = serializers.ChoiceField(
+        choices=["", *BUDGET_PERIODS], required=False, allow_null=True, allow_blank=True
+    )
+    budget_quota = Int64Field(required=False, allow_null=True, min_value=0)
 
 
 class TokenUpdateBody(TokenBody):

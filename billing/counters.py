@@ -55,3 +55,19 @@ def _db_claim(key: str, limit: int, ends: int) -> bool:
         except IntegrityError:
             pass  # another worker created it first
     return WindowCounter.objects.filter(key=key, count__lt=limit).update(count=F("count") + 1) == 1
+
+
+def claim_once(name: str, ttl_seconds: int) -> bool:
+    """True for exactly one caller across all processes until `name` expires after ttl_seconds."""
+    ttl = max(int(ttl_seconds), 1)
+    if r.redis_enabled():
+        return bool(r.sync_redis().set(r.key("once", name), "1", nx=True, ex=ttl))
+    key = f"once:{name}"
+    try:
+        with transaction.atomic():
+            WindowCounter.objects.create(key=key, count=1, expires_at=int(time.time()) + ttl)
+    except IntegrityError:
+        # Taken, unless what holds the name has expired (then the oldest claim is replaced once).
+        now = int(time.time())
+        return WindowCounter.objects.filter(key=key, expires_at__lt=now).update(expires_at=now + ttl) == 1
+    return True

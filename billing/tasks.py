@@ -7,6 +7,7 @@ from typing import Any
 
 from celery import shared_task
 
+from billing import budgets
 from billing.notify_send import Undeliverable, deliver
 
 log = logging.getLogger("newapi.notify")
@@ -29,3 +30,8 @@ def send_notification(self: Any, user_id: int, notice: dict[str, Any]) -> None:
         log.warning("notification %s for user %s failed: %s", notice.get("type"), user_id, exc)
         raise self.retry(exc=exc, countdown=10 * 2**self.request.retries) from None
     log.info("notification %s for user %s: %s", notice.get("type"), user_id, outcome)
+
+
+@shared_task(name="billing.reset_budgets", ignore_result=True)
+def reset_budgets() -> int:
+    return budgets.reset_due()

@@ -55,6 +55,8 @@ def _channel_upkeep_schedule() -> dict[str, dict]:
 app.conf.beat_schedule.update(_channel_upkeep_schedule())
 # Log retention: rows older than the LogRetentionDays option are deleted once a day (0 keeps them).
 app.conf.beat_schedule["prune-logs"] = {"task": "billing.prune_logs", "schedule": 24 * 3600.0}
+# Periodic token budgets: a new period is noticed within a minute (billing/budgets.py).
+app.conf.beat_schedule["reset-budgets"] = {"task": "billing.reset_budgets", "schedule": 60.0}
 
 
 @worker_init.connect

@@ -63,7 +63,7 @@ def _clean(user: User, data: dict[str, Any]) -> dict[str, Any]:
     expired = data.get("expired_time", -1)
     if expired != -1 and expired <= 0:
         raise ApiError("过期时间无效")
-    return {
+    fields = {
         "name": (data.get("name") or "").strip(),
         "expired_time": expired,
         "remain_quota": data.get("remain_quota", 0),
@@ -73,13 +73,33 @@ def _clean(user: User, data: dict[str, Any]) -> dict[str, Any]:
         "allow_ips": normalize_allow_ips(data.get("allow_ips")),
         "group": group,
     }
+    # Only when sent: New API's console knows nothing of budgets, and its edits must keep them.
+    if "budget_period" in data or "budget_quota" in data:
+        period = data.get("budget_period") or ""
+        quota = data.get("budget_quota") or 0
+        if period and quota <= 0:
+            raise ApiError("周期预算额度必须大于 0 (budget_quota must be positive)")
+        fields["budget_period"] = period or None
+        fields["budget_quota"] = quota if period else None
+    return fields
+
+
+def _apply_budget(token: Token, changed: bool) -> None:
+    """A budget makes the token limited; a new or changed budget starts with all of it."""
+    if token.budget_period:
+        token.unlimited_quota = False
+        if changed:
+            token.remain_quota = int(token.budget_quota or 0)
 
 
 def create_token(user: User, data: dict[str, Any]) -> Token:
     fields = _clean(user, data)
     if fields["expired_time"] != -1 and fields["expired_time"] < now_ts():
         raise ApiError("过期时间不能早于当前时间")
-    return Token.objects.create(user_id=user.pk, **fields)
+    token = Token(user_id=user.pk, **fields)
+    _apply_budget(token, changed=True)
+    token.save()
+    return token
 
 
 def _is_expired(token: Token) -> bool:
@@ -111,6 +131,11 @@ def update_token(user: User, token_id: int, data: dict[str, Any]) -> Token:
     before = {f.attname: getattr(token, f.attname) for f in token._meta.concrete_fields}
     for field, value in _clean(user, data).items():
         setattr(token, field, value)
+    _apply_budget(
+        token,
+        changed=(token.budget_period, token.budget_quota)
+        != (before["budget_period"], before["budget_quota"]),
+    )
     # A token marked expired/exhausted by the relay comes back once the edit fixed the cause.
     if (
         token.status in (TOKEN_EXPIRED, TOKEN_EXHAUSTED)
