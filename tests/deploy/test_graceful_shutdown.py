@@ -87,3 +87,48 @@ def test_sigterm_lets_every_stream_finish_and_bills_it(tmp_path: Path, fake_upst
     assert quotas == [one] * (STREAMS + 1)
     assert User.objects.get(pk=user.pk).used_quota == one * (STREAMS + 1)
     assert "exited with" not in node.log()
+
+
+PROVISION_SLOW = """
+import django; django.setup()
+from accounts.models import Token, User
+from relay.models import Channel
+Channel.objects.create(name="slow", type=1, key="slow", base_url="{base_url}", models="gpt-4o-mini", group="default")
+user = User(username="carol", display_name="carol", quota=10_000_000, group="default")
+user.set_password("carol-password-1"); user.save()
+print(Token.objects.create(user_id=user.pk, name="carol", unlimited_quota=True).key)
+"""
+
+BOOKS = """
+import django; django.setup()
+from accounts.models import User
+from billing.models import Log
+print(Log.objects.filter(type=2).count(), sum(Log.objects.filter(type=2).values_list("quota", flat=True)),
+      User.objects.get(username="carol").used_quota)
+"""
+
+
+def test_sigterm_on_the_embedded_setup_finishes_and_bills_streams(tmp_path: Path, fake_upstream) -> None:
+    """The same on what `make run` gives: SQLite, no Redis, the embedded ledger in the serve parent."""
+    from tests.serve.test_serve import run_in, serve, wait_answering
+
+    for proc, port, env in serve(tmp_path, SHUTDOWN_GRACE_SECONDS="20"):
+        wait_answering(f"http://127.0.0.1:{port}/api/status")
+        key = run_in(env, PROVISION_SLOW.format(base_url=fake_upstream.base_url)).splitlines()[-1]
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        body = {"model": "gpt-4o-mini", "stream": True, "stream_options": {"include_usage": True},
+                "messages": [{"role": "user", "content": "hi"}]}
+        results: list = []
+        started = [threading.Event() for _ in range(3)]
+        threads = [threading.Thread(target=stream, args=(url, key, body, started[i], results)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for event in started:
+            assert event.wait(10)
+        proc.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(30)
+        assert proc.wait(40) == 0
+        assert len(results) == 3 and all(isinstance(r, str) and r.count(" tok") == 40 for r in results), results
+        count, logged, used = map(int, run_in(env, BOOKS).split())
+        assert count == 3 and logged == used and used > 0 and logged % 3 == 0
