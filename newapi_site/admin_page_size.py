@@ -1,4 +1,5 @@
-"""A page-size selector for every admin list, remembered per list in the session."""
+"""A page-size selector for every admin list, remembered per list in the session; the list's title
+in the reader's language."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
+
+from .admin_names import MODEL_NAMES
 
 PAGE_SIZES = (20, 50, 100, 200, 500)
 SESSION_KEY = "admin_page_size"
@@ -25,6 +28,9 @@ class SizedChangeList(ChangeList):
             args = tuple(rest)
         super().__init__(request, model, *args, **kwargs)
         self.page_sizes = PAGE_SIZES
+        name = MODEL_NAMES.get(model._meta.label_lower)
+        if name is not None:
+            self.title = str(name)  # the list's own name, in the reader's language
 
 
 def install(site: AdminSite) -> None:

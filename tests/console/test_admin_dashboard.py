@@ -103,3 +103,12 @@ def test_admin_speaks_chinese_with_the_apps_own_names() -> None:
         assert name in html, name
     english = client.get("/admin/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Channels" in english and "Tokens" in english and "渠道" not in english
+
+
+def test_list_titles_in_the_readers_language() -> None:
+    client = Client()
+    client.force_login(make_user("titler", role=ROLE_ROOT))
+    assert (
+        "<h1>渠道</h1>" in client.get("/admin/relay/channel/", HTTP_ACCEPT_LANGUAGE="zh-CN").content.decode()
+    )
+    assert "<h1>Tokens</h1>" in client.get("/admin/accounts/token/").content.decode()
