@@ -22,6 +22,7 @@ before the answer), credits change a balance only once it is loaded. Requests ar
     K window_ms id tokens           -> 1           (tokens into an id's token window)
     A name                          -> id          (the id remembered under `name`, 0 for none)
     M name id seconds               -> 1           (remember `id` under `name` for `seconds`)
+    Q … | S … | D …                 ->             (per-user model request limits: owner_rates.py)
 
 What each process holds is counted: when a worker process dies with requests in flight, its
 holds go back to the balances (what it had not committed was never answered).
@@ -44,6 +45,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 
 from .journal import Applier, Journal
+from .owner_rates import UserRates
 
 log = logging.getLogger("newapi.billing")
 DEAD_CHECK_SECONDS = 0.5
@@ -98,6 +100,7 @@ class Owner:
         self.held: dict[tuple[int, int, int, bool], int] = {}  # (pid, uid, tid, limited) -> held now
         self.windows: dict[tuple[bytes, int], list[float]] = {}  # (kind, id) -> [count, ends]
         self.remembered: dict[bytes, tuple[int, float]] = {}  # name -> (id, until)
+        self.rates = UserRates()
         self.applier = Applier(journal_dir())
         self.applier.apply_available()  # replay what the last owner journaled but did not write
         self.journal = Journal(self.applier.directory, self.applier.segment)
@@ -247,6 +250,12 @@ class Owner:
             elif op == b"M":
                 self._remember(line)
                 out += b"1\n"
+            elif op == b"Q":
+                out += self.rates.check(line)
+            elif op == b"S":
+                out += self.rates.succeeded(line)
+            elif op == b"D":
+                out += self.rates.dropped(line)
             elif op == b"W":
                 conn.flush_waiting = True
                 with self.flush_lock:

@@ -291,3 +291,14 @@ class LocalLedger(RedisLedger):
 
 
 ledger.use_embedded(LocalLedger, credit)
+
+
+async def user_rate_admit(window_ms: int, user_id: int, total_max: int, success_max: int) -> tuple[int, int]:
+    """The owner's per-user request windows (billing/owner_rates.py): (0, ticket) when admitted,
+    else (1, 0) at the total cap or (2, 0) at the success cap."""
+    parts = (await _client().call(b"Q %d %d %d %d\n" % (window_ms, user_id, total_max, success_max))).split()
+    return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+
+
+async def user_rate_done(user_id: int, ticket: int, success: bool) -> None:
+    await _client().call(b"%s %d %d\n" % (b"S" if success else b"D", user_id, ticket))

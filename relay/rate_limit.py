@@ -1,24 +1,31 @@
-"""Model request rate limit per user, exact across processes.
+"""Model request rate limit per user, exact across processes and under concurrency.
 
 Two sliding windows of ModelRequestRateLimitDurationMinutes: every admitted request (cap
 ModelRequestRateLimitCount, 0 = none) and every successful one (cap ...SuccessCount). With Redis
-both are sorted sets checked and recorded in one Lua call, so concurrent gateways cannot
-overshoot; without Redis, in-process deques. Denials are 429 with an OpenAI error body.
-Successes are recorded when a request is billed (relay.metering.charge.settle).
+both are sorted sets checked and recorded in one Lua call; without Redis the embedded ledger's
+owner keeps them (billing/owner_rates.py), so every web worker counts against the same numbers.
+An admitted request holds a success slot while it runs (released when it fails), so concurrent
+requests cannot pass the success cap together. Denials are 429 with an OpenAI error body.
+Successes are recorded when a request is billed (relay.metering.charge.settle); the HTTP router
+opens a scope per request (`request_scope`) whose end frees the slots of requests that did not bill.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import time
-from collections import deque
+from collections.abc import AsyncIterator
 
+from billing import local_ledger
 from newapi_site import redis as r
 from newapi_site.options import options
 from relay.errors import LocalError
 
-# KEYS: total, success. ARGV: now_ms, window_ms, total_max, success_max, member.
-# Returns 0 admitted (and recorded), 1 total cap reached, 2 success cap reached.
+# KEYS: total, success. ARGV: now_ms, window_ms, total_max, success_max, member, hold.
+# Returns 0 admitted (and recorded), 1 total cap reached, 2 success cap reached. With hold = 1 the
+# member also takes a success slot (removed again if the request fails).
 _CHECK = """
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local total_max, success_max = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -28,6 +35,10 @@ if total_max > 0 and redis.call('ZCARD', KEYS[1]) >= total_max then return 1 end
 if success_max > 0 and redis.call('ZCARD', KEYS[2]) >= success_max then return 2 end
 redis.call('ZADD', KEYS[1], now, ARGV[5])
 redis.call('PEXPIRE', KEYS[1], window)
+if ARGV[6] == '1' then
+  redis.call('ZADD', KEYS[2], now, ARGV[5])
+  redis.call('PEXPIRE', KEYS[2], window)
+end
 return 0
 """
 _RECORD = """
@@ -36,7 +47,10 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
 return 0
 """
 
-_memory: dict[str, deque[float]] = {}
+# The slots this request holds: (user id, Redis member or owner ticket), until it bills or ends.
+_held: contextvars.ContextVar[list[tuple[int, str]] | None] = contextvars.ContextVar(
+    "rate_held", default=None
+)
 
 
 def _settings() -> tuple[float, int, int]:
@@ -65,10 +79,23 @@ def _denied(kind: int, window: float, total_max: int, success_max: int) -> Local
     return LocalError(msg, status=429, type="new_api_error", code="model_request_rate_limited")
 
 
-def _prune(q: deque[float], now: float, window: float) -> deque[float]:
-    while q and q[0] <= now - window:
-        q.popleft()
-    return q
+def _check_failed() -> LocalError:
+    return LocalError(
+        "rate limit check failed", status=500, type="new_api_error", code="rate_limit_check_failed"
+    )
+
+
+@contextlib.asynccontextmanager
+async def request_scope() -> AsyncIterator[None]:
+    """Around one HTTP request: the success slots it still holds at the end are given back."""
+    held: list[tuple[int, str]] = []
+    reset = _held.set(held)
+    try:
+        yield
+    finally:
+        _held.reset(reset)
+        for user_id, slot in held:
+            await _release(user_id, slot)
 
 
 async def check(user_id: int) -> None:
@@ -76,8 +103,10 @@ async def check(user_id: int) -> None:
     if not enabled():
         return
     window, total_max, success_max = _settings()
+    held = _held.get()
     if r.redis_enabled():
         now_ms = int(time.time() * 1000)
+        member = _member(now_ms)
         try:
             kind = await r.async_redis().eval(
                 _CHECK,
@@ -88,27 +117,37 @@ async def check(user_id: int) -> None:
                 int(window * 1000),
                 total_max,
                 success_max,
-                _member(now_ms),
+                member,
+                "1" if held is not None else "0",
             )
         except Exception:
-            raise LocalError(
-                "rate limit check failed", status=500, type="new_api_error", code="rate_limit_check_failed"
-            ) from None
+            raise _check_failed() from None
         if int(kind):
             raise _denied(int(kind), window, total_max, success_max)
+        if held is not None:
+            held.append((user_id, member))
         return
-    now = time.time()
-    total = _prune(_memory.setdefault(f"MRRL:{user_id}", deque()), now, window)
-    success = _prune(_memory.setdefault(f"MRRLS:{user_id}", deque()), now, window)
-    if total_max > 0 and len(total) >= total_max:
-        raise _denied(1, window, total_max, success_max)
-    if success_max > 0 and len(success) >= success_max:
-        raise _denied(2, window, total_max, success_max)
-    total.append(now)
+    try:
+        kind, ticket = await local_ledger.user_rate_admit(int(window * 1000), user_id, total_max, success_max)
+    except (OSError, ConnectionError):
+        raise _check_failed() from None
+    if kind:
+        raise _denied(kind, window, total_max, success_max)
+    if held is not None:
+        held.append((user_id, str(ticket)))
+    else:  # nobody would give the slot back: counted as a total only
+        await local_ledger.user_rate_done(user_id, ticket, False)
 
 
 async def record_success(user_id: int) -> None:
     if not enabled():
+        return
+    held = _held.get()
+    slot = next((s for s in held or () if s[0] == user_id), None)
+    if slot is not None and held is not None:
+        held.remove(slot)  # its success slot becomes the success
+        if not r.redis_enabled():
+            await _owner_done(user_id, slot[1], True)
         return
     window, _total, _success = _settings()
     if r.redis_enabled():
@@ -120,4 +159,21 @@ async def record_success(user_id: int) -> None:
         except Exception:
             pass  # a missed success record only loosens the limit
         return
-    _memory.setdefault(f"MRRLS:{user_id}", deque()).append(time.time())
+    await _owner_done(user_id, "0", True)
+
+
+async def _release(user_id: int, slot: str) -> None:
+    if r.redis_enabled():
+        try:
+            await r.async_redis().zrem(r.key("rateLimit", "MRRLS", user_id), slot)
+        except Exception:
+            pass  # the slot lapses with the window
+        return
+    await _owner_done(user_id, slot, False)
+
+
+async def _owner_done(user_id: int, slot: str, success: bool) -> None:
+    try:
+        await local_ledger.user_rate_done(user_id, int(slot), success)
+    except (OSError, ConnectionError):
+        pass  # the slot lapses with the window

@@ -15,7 +15,7 @@ from typing import Any
 
 from billing import writer
 from newapi_site import bus, client_ip
-from relay import metrics
+from relay import metrics, rate_limit
 from relay.edge.request_body import gunzip, max_body_bytes, too_large
 from relay.edge.wire import ClientRequest, Response, StreamingResponse, error_response
 from relay.errors import LocalError, RelayError
@@ -163,7 +163,8 @@ class RelayRouter:
             self._started = True
             bus.ensure_listener()
             writer.start_background_writer()
-        await self.handle(scope, receive, send)
+        async with rate_limit.request_scope():  # success slots of a request that did not bill go back
+            await self.handle(scope, receive, send)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
