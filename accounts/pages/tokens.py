@@ -47,6 +47,8 @@ def _body(request: HttpRequest) -> dict[str, Any]:
     data["unlimited_quota"] = request.POST.get("unlimited_quota") == "on"
     data["model_limits_enabled"] = request.POST.get("model_limits_enabled") == "on"
     data["expired_time"] = _expiry_to_ts(request.POST.get("expired_time", ""))
+    data["budget_period"] = request.POST.get("budget_period", "")
+    data["budget_quota"] = request.POST.get("budget_quota") or None
     return data
 
 
@@ -107,5 +109,6 @@ def token_page(request: HttpRequest, user: User) -> HttpResponse:
             "keep": query_without(request, "p", "edit"),
             "groups": groups.usable_groups(user.group),
             "editing": editing,
+            "budget_periods": [("day", _("Daily")), ("week", _("Weekly")), ("month", _("Monthly"))],
         },
     )

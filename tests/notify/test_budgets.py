@@ -130,3 +130,26 @@ def test_claim_once_across_threads():
     for t in threads:
         t.join()
     assert results.count(True) == 1 and len(results) == 10
+
+
+@pytest.mark.django_db
+def test_token_page_sets_and_shows_a_budget(alice):
+    from tests.console.test_pages import signed_in
+
+    client = signed_in(alice)
+    form = {"action": "create", "name": "paged", "remain_quota": "0", "expired_time": ""}
+    client.post("/token", {**form, "budget_period": "month", "budget_quota": "7000"})
+    token = Token.objects.get(user_id=alice.pk, name="paged")
+    assert (token.budget_period, token.budget_quota, token.remain_quota, token.unlimited_quota) == (
+        "month",
+        7000,
+        7000,
+        False,
+    )
+    page = client.get(f"/token?edit={token.pk}").content.decode()
+    assert 'value="month" selected' in page and 'name="budget_quota" value="7000"' in page
+    client.post(
+        "/token", {**form, "action": "update", "id": token.pk, "budget_period": "", "budget_quota": ""}
+    )
+    token.refresh_from_db()
+    assert (token.budget_period, token.budget_quota) == (None, None)
