@@ -178,3 +178,40 @@ def test_counter_exact_under_concurrency():
         t.join()
     assert len(results) == 12 and results.count(True) == 3
     assert counters.claim(name + "-other", 3, 600) is True  # per key
+
+
+def test_webhook_through_the_worker_url(webhook, settings, db):
+    """With WorkerUrl set the gateway posts New API's envelope to the worker, which calls the hook."""
+    from newapi_site.options import options
+
+    settings.MEDIA_FETCH_ALLOW_PRIVATE = True
+    update_option("WorkerUrl", f"http://127.0.0.1:{webhook.port}/worker")
+    update_option("WorkerValidKey", "worker-key")
+    options.invalidate()
+    webhook.received.clear()
+    notice = {
+        "type": "quota_exceed",
+        "title": "t",
+        "content": "left {{value}}",
+        "values": ["＄1"],
+        "timestamp": 7,
+    }
+    with pytest.raises(notify_send.Undeliverable, match="https"):
+        notify_send.send_webhook("http://hooks.example.test/x", "s3cret", notice)
+    notify_send.send_webhook("https://hooks.example.test/x", "s3cret", notice)
+    _headers, body = webhook.received[-1]
+    envelope = parse(body)
+    assert envelope["url"] == "https://hooks.example.test/x" and envelope["key"] == "worker-key"
+    assert envelope["method"] == "POST"
+    inner = json.dumps(envelope["body"], ensure_ascii=False, separators=(",", ":")).encode()
+    assert envelope["body"] == {
+        "type": "quota_exceed",
+        "title": "t",
+        "content": "left ＄1",
+        "values": ["＄1"],
+        "timestamp": 7,
+    }
+    assert (
+        envelope["headers"]["X-Webhook-Signature"] == hmac.new(b"s3cret", inner, hashlib.sha256).hexdigest()
+    )
+    assert envelope["headers"]["Authorization"] == "Bearer s3cret"
