@@ -98,3 +98,21 @@ def test_weighted_choice_within_a_tier(gateway, fake_upstream):
     expected = {k: n * (w + 10) / 70 for k, w in weights.items()}
     chi2 = sum((counts[k] - expected[k]) ** 2 / expected[k] for k in weights)
     assert chi2 < 18.4, (counts, expected)  # df 2, p = 0.0001: a wrong distribution fails, chance does not
+
+
+def test_a_400_is_retried_only_from_an_anthropic_channel(gateway, fake_upstream, one_retry):
+    from tests.fakes.anthropic_upstream import FakeAnthropic
+
+    claude = FakeAnthropic().start()
+    model = "claude-3-5-sonnet-20241022"
+    make_channel(claude.base_url, key="status-400", type=14, models=model, priority=10, name="claude-400")
+    make_channel(fake_upstream.base_url, key="after-claude", models=model, priority=0, name="backup-claude")
+    token = make_token(make_user("retry-claude"))
+    before = len(fake_upstream.requests_for("after-claude"))
+    r = httpx.post(
+        f"{gateway.v1}/chat/completions",
+        json={**BODY, "model": model},
+        headers={"Authorization": f"Bearer sk-{token.key}"},
+        timeout=30,
+    )
+    assert r.status_code == 200 and len(fake_upstream.requests_for("after-claude")) == before + 1
