@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from billing import ledger
+from billing import ledger, notifications
 from billing.consume import task_bill
 from billing.ledger import Account, Hold, QuotaError
 from billing.pricing import group_ratio, model_price, quota_per_unit
@@ -56,17 +56,18 @@ async def reserve(caller: Caller, amount: int, free: bool = False) -> Hold:
 async def charge(
     hold: Hold, caller: Caller, q: Quote, channel_id: int, action: str, started: float, task_id: str = ""
 ) -> None:
-    """Settle the hold at the quoted price, logged under the action's model."""
-    await hold.settle(
-        task_bill(
-            caller,
-            channel_id,
-            model=q.model,
-            model_price=q.price,
-            group_ratio=q.group_ratio,
-            quota=q.quota,
-            action=action,
-            task_id=task_id,
-            started=started,
-        )
+    """Settle the hold at the quoted price, logged under the action's model; a balance left under
+    the user's threshold is notified, as after a text request."""
+    bill = task_bill(
+        caller,
+        channel_id,
+        model=q.model,
+        model_price=q.price,
+        group_ratio=q.group_ratio,
+        quota=q.quota,
+        action=action,
+        task_id=task_id,
+        started=started,
     )
+    balance = await hold.settle(bill)
+    await notifications.after_charge(caller.user.id, caller.user.setting, bill.quota, balance)

@@ -215,3 +215,24 @@ def test_webhook_through_the_worker_url(webhook, settings, db):
         envelope["headers"]["X-Webhook-Signature"] == hmac.new(b"s3cret", inner, hashlib.sha256).hexdigest()
     )
     assert envelope["headers"]["Authorization"] == "Bearer s3cret"
+
+
+def test_a_task_charge_notifies_too(notify_gateway, webhook, mail_options):
+    from tests.fakes.task_upstream import FakeTaskUpstream
+
+    upstream = FakeTaskUpstream().start()
+    webhook.received.clear()
+    make_channel(upstream.base_url, key="mj-key", type=2, name="mj-notify", models="mj_imagine")
+    user = make_user("taskhook", quota=START)
+    _setting(user, notify_type="webhook", quota_warning_threshold=10**12, webhook_url=webhook.url)
+    token = make_token(user)
+    r = httpx.post(
+        f"{notify_gateway.url}/mj/submit/imagine",
+        json={"prompt": "a cat"},
+        headers={"mj-api-secret": f"sk-{token.key}"},
+        timeout=30,
+    )
+    assert r.status_code == 200 and r.json()["code"] == 1, r.text
+    wait_for(lambda: len(webhook.received) >= 1)
+    payload = parse(webhook.received[0][1])
+    assert payload["type"] == "quota_exceed"
