@@ -106,6 +106,7 @@ def notify_gateway(django_db_setup, django_db_blocker):
     gw = start_gateway(
         {"CELERY_QUEUE": queue, "NOTIFY_LIMIT_COUNT": "2", "NOTIFICATION_LIMIT_DURATION_MINUTE": "10"}
     )
+    gw.queue = queue  # a second gateway can join the same worker
     yield gw
     gw.stop()
     worker.terminate()

@@ -19,7 +19,7 @@ from accounts.models import User
 from billing import counters, notify_send
 from newapi_site.options import update_option
 from newapi_site.roles import ROLE_ROOT
-from tests.conftest import live, make_channel, make_token, make_user, propagated, settle
+from tests.conftest import live, make_channel, make_token, make_user, propagated, settle, start_gateway
 from tests.notify.conftest import parse, wait_for
 
 pytestmark = [live, pytest.mark.relay]
@@ -236,3 +236,19 @@ def test_a_task_charge_notifies_too(notify_gateway, webhook, mail_options):
     wait_for(lambda: len(webhook.received) >= 1)
     payload = parse(webhook.received[0][1])
     assert payload["type"] == "quota_exceed"
+
+
+def test_the_limit_holds_across_two_gateways(notify_gateway, fake_upstream, mail_options):
+    second = start_gateway({"CELERY_QUEUE": notify_gateway.queue})
+    try:
+        make_channel(fake_upstream.base_url, key="notify-two")
+        user = make_user("twomail", quota=START, email="twomail@example.test")
+        _setting(user, notify_type="email", quota_warning_threshold=10**12)
+        token = make_token(user)
+        for gw in [notify_gateway, second] * 3:
+            _chat(gw, token, 1)
+        wait_for(lambda: len(mail_options.messages) >= 2)
+        time.sleep(2)
+        assert len(mail_options.messages) == 2
+    finally:
+        second.stop()
