@@ -102,29 +102,21 @@ def _clear(info: dict[str, Any], index: int) -> None:
 
 def disable_key(channel_id: int, index: int, reason: str) -> bool:
     """One key auto-disabled (the upstream rejected it); False if it was not enabled."""
-    changed: list[bool] = []
-
-    def change(row: Channel, info: dict[str, Any], keys: list[str]) -> Outcome:
-        if 0 <= index < len(keys) and multi_key.key_status(info, index) == KEY_ENABLED:
-            _set(info, index, KEY_AUTO_DISABLED, reason)
-            changed.append(True)
-            return Outcome()
-        return Outcome(columns=[])
-
-    try:
-        _mutate(channel_id, change)
-    except KeyActionError:
-        return False
-    return bool(changed)
+    return _flip(channel_id, index, KEY_ENABLED, lambda info: _set(info, index, KEY_AUTO_DISABLED, reason))
 
 
 def enable_key(channel_id: int, index: int) -> bool:
     """One auto-disabled key enabled again (its test passed); False if it was not auto-disabled."""
+    return _flip(channel_id, index, KEY_AUTO_DISABLED, lambda info: _clear(info, index))
+
+
+def _flip(channel_id: int, index: int, expected: int, apply: Callable[[dict[str, Any]], None]) -> bool:
+    """Apply a change to one key only if it is in the `expected` status; True if it changed."""
     changed: list[bool] = []
 
     def change(row: Channel, info: dict[str, Any], keys: list[str]) -> Outcome:
-        if 0 <= index < len(keys) and multi_key.key_status(info, index) == KEY_AUTO_DISABLED:
-            _clear(info, index)
+        if 0 <= index < len(keys) and multi_key.key_status(info, index) == expected:
+            apply(info)
             changed.append(True)
             return Outcome()
         return Outcome(columns=[])

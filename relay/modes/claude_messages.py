@@ -12,7 +12,6 @@ import asyncio
 import logging
 import time
 
-import httpx
 import orjson
 
 from newapi_site.options import options
@@ -120,12 +119,7 @@ async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | Stre
             else OpenAIToClaudeStream(ctx, job.count_prompt())
         )
         return pipeline.streaming_response(job, ctx, adaptor, translator, resp, tried)
-    try:
-        raw = await resp.aread()
-    except httpx.HTTPError as exc:
-        raise http.network_error(exc) from None
-    finally:
-        await resp.aclose()
+    raw = await http.read_body(resp)
     if native is not None:
         parsed = native.parse_native(ctx, resp.status_code, raw)
         usage = parsed.usage or pipeline.fallback_usage(job, parsed)
@@ -227,12 +221,7 @@ async def native_count(
         options=options,
     )
     resp = await pipeline.open_upstream(adaptor.build_count_tokens_request(ctx), channel)
-    try:
-        raw = await resp.aread()
-    except httpx.HTTPError as exc:
-        raise http.network_error(exc) from None
-    finally:
-        await resp.aclose()
+    raw = await http.read_body(resp)
     try:
         tokens = orjson.loads(raw).get("input_tokens")
     except (orjson.JSONDecodeError, AttributeError):

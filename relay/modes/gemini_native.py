@@ -14,7 +14,6 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import httpx
 import orjson
 
 from billing import ledger
@@ -234,12 +233,7 @@ async def send_one(
         if not sse:
             out.headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-cache")]
         return out
-    try:
-        raw = await resp.aread()
-    except httpx.HTTPError as exc:
-        raise http.network_error(exc) from None
-    finally:
-        await resp.aclose()
+    raw = await http.read_body(resp)
     body, usage = (
         _native_answer(job, action, raw)
         if native is not None
@@ -352,12 +346,7 @@ async def count_tokens(req: ClientRequest, caller: auth.Caller, model: str) -> R
         upstream = native.build_gemini_request(ctx, "countTokens")
         if upstream is not None:
             resp = await pipeline.open_upstream(upstream, channel)
-            try:
-                raw = await resp.aread()
-            except httpx.HTTPError as exc:
-                raise http.network_error(exc) from None
-            finally:
-                await resp.aclose()
+            raw = await http.read_body(resp)
             return Response(200, raw)
     chat = to_chat_request(request, model, stream=False)
     return json_response(

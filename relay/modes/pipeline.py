@@ -337,12 +337,7 @@ async def send(job: Job, ctx: RelayContext, tried: list[int]) -> Response | Stre
     content_type = resp.headers.get("content-type", "")
     if ctx.is_stream and is_stream_response(adaptor, content_type):
         return streaming_response(job, ctx, adaptor, adaptor.stream_translator(ctx), resp, tried)
-    try:
-        raw = await resp.aread()
-    except httpx.HTTPError as exc:
-        raise http.network_error(exc) from None
-    finally:
-        await resp.aclose()
+    raw = await http.read_body(resp)
     parsed = adaptor.parse_response(ctx, resp.status_code, raw, content_type)
     if parsed.usage is None:
         await job.count_prompt_media()

@@ -18,7 +18,6 @@ import logging
 from collections.abc import AsyncGenerator
 from typing import Any
 
-import httpx
 import orjson
 
 from billing import ledger
@@ -205,12 +204,7 @@ async def send(
             return streaming
         chunks = _remembering(streaming.chunks, job, ctx, translator, items)
         return StreamingResponse(streaming.status, chunks, streaming.headers, streaming.on_close)
-    try:
-        raw = await resp.aread()
-    except httpx.HTTPError as exc:
-        raise http.network_error(exc) from None
-    finally:
-        await resp.aclose()
+    raw = await http.read_body(resp)
     if native:
         out, usage = _native_answer(job, ctx, resp.status_code, raw)
     else:
@@ -347,12 +341,7 @@ async def _upstream(
         raise _unavailable(stored.id)
     upstream = adaptor.responses_request(ctx, method, sub_path)
     resp = await pipeline.open_upstream(upstream, channel)
-    try:
-        raw = await resp.aread()
-    except httpx.HTTPError as exc:
-        raise http.network_error(exc) from None
-    finally:
-        await resp.aclose()
+    raw = await http.read_body(resp)
     return Response(resp.status_code, raw, resp.headers.get("content-type", "application/json").encode())
 
 

@@ -107,6 +107,16 @@ def network_error(exc: Exception) -> UpstreamError:
     )
 
 
+async def read_body(resp: httpx.Response) -> bytes:
+    """The whole upstream answer, the response closed either way; a broken read is a network error."""
+    try:
+        return await resp.aread()
+    except httpx.HTTPError as exc:
+        raise network_error(exc) from None
+    finally:
+        await resp.aclose()
+
+
 async def body_chunks(resp: httpx.Response) -> AsyncIterator[bytes]:
     """The streamed body as it arrives. Without a content-encoding to undo, read the transport's
     body directly: httpx's byte-stream layers (raw, decoded, re-chunked) cost a few generator hops
