@@ -27,6 +27,7 @@ from billing import ledger
 from billing.models import LOG_SYSTEM, Log
 from newapi_site.options import options
 from relay.models import Channel
+from relay.state import channel_info
 from relay.upstream import proxies
 
 from .models import Midjourney, Task
@@ -35,6 +36,11 @@ log = logging.getLogger("newapi.tasks")
 DONE = "100%"
 TIMEOUT_MS = 3_600_000
 FETCH_TIMEOUT = 15.0
+
+
+def _key(channel: Channel) -> str:
+    # A multi-key channel's column holds every key; ask with the one its submits use (the first enabled).
+    return channel_info(channel).key
 
 
 def _channels(ids: set[int]) -> dict[int, Any]:
@@ -161,7 +167,7 @@ def poll_midjourney() -> dict[str, int]:
                 resp = _client(channel, client, proxied).post(
                     f"{(channel.base_url or '').rstrip('/')}/mj/task/list-by-condition",
                     json={"ids": [t.mj_id for t in group]},
-                    headers={"mj-api-secret": channel.key or ""},
+                    headers={"mj-api-secret": _key(channel)},
                 )
                 items = resp.json() if resp.status_code == 200 else None
             except (httpx.HTTPError, ValueError):
@@ -248,7 +254,7 @@ def poll_suno(limit: int = 500) -> dict[str, int]:
                 resp = _client(channel, client, proxied).post(
                     f"{(channel.base_url or '').rstrip('/')}/suno/fetch",
                     json={"ids": [t.task_id for t in group]},
-                    headers={"authorization": f"Bearer {channel.key or ''}"},
+                    headers={"authorization": f"Bearer {_key(channel)}"},
                 )
                 envelope = resp.json() if resp.status_code == 200 else None
             except (httpx.HTTPError, ValueError):

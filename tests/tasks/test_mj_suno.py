@@ -6,8 +6,10 @@ from __future__ import annotations
 import httpx
 
 from billing.models import LOG_CONSUME, LOG_SYSTEM, Log
+from relay.channels import multi_key
+from relay.models import Channel
 from tasks.models import Midjourney, Task
-from tests.conftest import live
+from tests.conftest import live, propagated
 from tests.fakes.task_upstream import PNG
 from tests.tasks.conftest import balances
 
@@ -138,3 +140,14 @@ def test_update_task_false_turns_polling_off(setup, task_upstream, settings):
     settings.UPDATE_TASK = False
     assert celery_tasks.poll_midjourney() is None
     assert Midjourney.objects.get(mj_id=mj_id).progress == "0%"
+
+
+def test_multi_key_task_channel_polls_with_one_key(setup, task_upstream, worker):
+    mj, _, user, token, client = setup
+    Channel.objects.filter(pk=mj.pk).update(key="mj-key\nmj-key-2", channel_info=multi_key.new_info(2, "polling"))
+    propagated()
+    mj_id = client.post("/mj/submit/imagine", json={"prompt": "a dog"}).json()["result"]
+    task_upstream.advance(mj_id, status="IN_PROGRESS", progress="10%", startTime=1)
+    assert run_poll("poll_midjourney", worker)["updated"] == 1
+    poll = [r for r in task_upstream.requests if r.path == "/mj/task/list-by-condition"][-1]
+    assert poll.headers["mj-api-secret"] == "mj-key"  # one key, never the column's key list
