@@ -101,12 +101,7 @@ def _parts(content: Any) -> list[dict[str, Any]]:
         elif kind == "image_url":
             images += 1
             if cap != -1 and images > cap:
-                raise LocalError(
-                    f"too many images in the message, max allowed is {cap}",
-                    status=400,
-                    type="invalid_request_error",
-                    code="convert_request_failed",
-                )
+                continue  # images beyond the cap are left out; the rest of the message still goes
             url = part.get("image_url")
             url = url.get("url", "") if isinstance(url, dict) else str(url or "")
             if not (url.startswith("data:") and ";base64," in url):
