@@ -62,7 +62,8 @@ def test_update_quota_goes_through_ledger_and_logs(as_admin, alice):
     alice.refresh_from_db()
     assert (alice.quota, alice.group, alice.display_name) == (12_345, "vip", "A")
     log = Log.objects.get(user_id=alice.pk, type=3)
-    assert "10000000" in log.content and "12345" in log.content
+    # New API's wording: amounts in money (500,000 quota = $1), six decimals
+    assert log.content == "管理员将用户额度从 ＄20.000000 额度修改为 ＄0.024690 额度"
 
 
 def test_update_ignores_role_and_refuses_peers(as_admin, alice, root_user):

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import connection
 
 from billing.models import LOG_CONSUME, Log
+from newapi_site import redis
 from newapi_site.options import options
 from tests.conftest import ROOT, gateway_env, live, make_channel, make_token, make_user, start_gateway
 
@@ -110,7 +111,9 @@ def test_log_sql_dsn_puts_consume_logs_in_their_own_database(logs_database, fake
     make_channel(fake_upstream.base_url, key="logsdb-key")
     user = make_user("logsdb-user")
     token = make_token(user)
-    gw = start_gateway({"LOG_SQL_DSN": logs_database})
+    # Its own Redis key prefix: the session's gateway (no LOG_SQL_DSN) must not drain this node's billing queue.
+    prefix = f"{settings.REDIS_KEY_PREFIX}-logsdb"
+    gw = start_gateway({"LOG_SQL_DSN": logs_database, "REDIS_KEY_PREFIX": prefix})
     try:
         body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
         resp = httpx.post(f"{gw.v1}/chat/completions", json=body, headers={"Authorization": f"Bearer sk-{token.key}"},
@@ -129,6 +132,11 @@ def test_log_sql_dsn_puts_consume_logs_in_their_own_database(logs_database, fake
         assert health["logs_database"] == "ok"
     finally:
         gw.stop()
+        if settings.REDIS_CONN_STRING:
+            client = redis.sync_redis()
+            stale = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            if stale:
+                client.delete(*stale)
 
     # The log pages read there too, and prune_logs deletes there.
     with psycopg.connect(logs_database.replace("postgres://", "postgresql://", 1)) as conn:
