@@ -20,6 +20,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from newapi_site.admin_common import (
     DeletedFilter,
@@ -52,9 +53,9 @@ def _actor(request: HttpRequest) -> User:
 if admin.site.is_registered(AuthGroup):
     admin.site.unregister(AuthGroup)
 
-admin.site.site_header = "New API console"
-admin.site.site_title = "New API console"
-admin.site.index_title = "Gateway administration"
+admin.site.site_header = _("New API console")
+admin.site.site_title = _("New API console")
+admin.site.index_title = _("Gateway administration")
 
 ROLE_CHOICES = [(ROLE_COMMON, "common"), (ROLE_ADMIN, "admin"), (ROLE_ROOT, "root")]
 USER_STATUS_CHOICES = [(USER_ENABLED, "enabled"), (USER_DISABLED, "disabled")]

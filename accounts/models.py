@@ -10,6 +10,7 @@ from typing import ClassVar
 import bcrypt
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from newapi_site.roles import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, USER_ENABLED
 
@@ -97,6 +98,8 @@ class User(AbstractBaseUser):
 
     class Meta:
         db_table = "users"
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
 
     def __str__(self) -> str:
         return self.username
@@ -175,6 +178,8 @@ class Token(models.Model):
 
     class Meta:
         db_table = "tokens"
+        verbose_name = _("token")
+        verbose_name_plural = _("tokens")
 
     def __str__(self) -> str:
         return self.name or f"token {self.pk}"
@@ -190,6 +195,8 @@ class Option(models.Model):
 
     class Meta:
         db_table = "options"
+        verbose_name = _("option")
+        verbose_name_plural = _("options")
 
     def __str__(self) -> str:
         return self.key
@@ -201,3 +208,5 @@ class Setup(models.Model):
 
     class Meta:
         db_table = "setups"
+        verbose_name = _("setup record")
+        verbose_name_plural = _("setup records")

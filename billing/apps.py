@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 from accounts import balance
 from newapi_site.option_defaults import register_defaults
@@ -8,6 +9,7 @@ from .ratio_defaults import OPTION_DEFAULTS
 
 class BillingConfig(AppConfig):
     name = "billing"
+    verbose_name = _("Billing")
 
     def ready(self) -> None:
         register_defaults(OPTION_DEFAULTS)

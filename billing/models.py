@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import now_ts
 
@@ -31,6 +32,8 @@ class Log(models.Model):
 
     class Meta:
         db_table = "logs"
+        verbose_name = _("log")
+        verbose_name_plural = _("logs")
         indexes = [
             models.Index(fields=["id", "created_at"], name="idx_created_at_id"),
             models.Index(fields=["created_at", "type"], name="idx_created_at_type"),
@@ -53,6 +56,8 @@ class QuotaData(models.Model):
 
     class Meta:
         db_table = "quota_data"
+        verbose_name = _("hourly usage")
+        verbose_name_plural = _("usage by hour")
         indexes = [models.Index(fields=["model_name", "username"], name="idx_qdt_model_user_name")]
 
 
@@ -69,6 +74,8 @@ class Redemption(models.Model):
 
     class Meta:
         db_table = "redemptions"
+        verbose_name = _("redemption code")
+        verbose_name_plural = _("redemption codes")
 
     def __str__(self) -> str:
         return self.name or self.key
@@ -84,6 +91,8 @@ class TopUp(models.Model):
 
     class Meta:
         db_table = "top_ups"
+        verbose_name = _("top-up")
+        verbose_name_plural = _("top-ups")
 
 
 class AppliedSettlement(models.Model):
@@ -95,6 +104,8 @@ class AppliedSettlement(models.Model):
 
     class Meta:
         db_table = "billing_applied_settlements"
+        verbose_name = _("applied settlement")
+        verbose_name_plural = _("applied settlements")
 
 
 class JournalMark(models.Model):
@@ -107,6 +118,8 @@ class JournalMark(models.Model):
 
     class Meta:
         db_table = "billing_journal_mark"
+        verbose_name = _("journal mark")
+        verbose_name_plural = _("journal marks")
 
 
 class DeadSettlement(models.Model):
@@ -120,6 +133,8 @@ class DeadSettlement(models.Model):
 
     class Meta:
         db_table = "billing_dead_settlements"
+        verbose_name = _("refused settlement")
+        verbose_name_plural = _("refused settlements")
 
 
 class ChannelUsage(models.Model):
@@ -133,6 +148,8 @@ class ChannelUsage(models.Model):
     class Meta:
         managed = False
         db_table = "channels"
+        verbose_name = _("channel usage")
+        verbose_name_plural = _("channel usage")
 
 
 class WindowCounter(models.Model):
@@ -145,3 +162,5 @@ class WindowCounter(models.Model):
 
     class Meta:
         db_table = "window_counters"
+        verbose_name = _("window counter")
+        verbose_name_plural = _("window counters")

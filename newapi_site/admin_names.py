@@ -1,7 +1,7 @@
-"""The admin's app and model names in the reader's language (渠道 for channels, 令牌 for tokens).
+"""Names for Django's own admin app in the reader's language: its log is shown as the audit trail.
 
-The names are given here, where the admin builds its menu, rather than as model verbose names:
-those are part of each model's migration state.
+The project's apps and models carry translatable verbose names themselves (渠道 for channels,
+令牌 for tokens); only django.contrib.admin's names are given here, where the admin builds its menu.
 """
 
 from __future__ import annotations
@@ -12,26 +12,8 @@ from django.contrib.admin import AdminSite
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-APP_NAMES = {
-    "accounts": _("Accounts"),
-    "relay": _("Channels and relay"),
-    "billing": _("Billing"),
-    "tasks": _("Drawing and music tasks"),
-    "admin": _("Audit"),
-}
-MODEL_NAMES = {
-    "accounts.user": _("Users"),
-    "accounts.token": _("Tokens"),
-    "accounts.option": _("Options"),
-    "relay.channel": _("Channels"),
-    "billing.log": _("Logs"),
-    "billing.quotadata": _("Usage by hour"),
-    "billing.redemption": _("Redemption codes"),
-    "billing.topup": _("Top-ups"),
-    "tasks.midjourney": _("Midjourney tasks"),
-    "tasks.task": _("Suno tasks"),
-    "admin.logentry": _("Audit trail"),
-}
+APP_NAMES = {"admin": _("Audit")}
+MODEL_NAMES = {"admin.logentry": _("Audit trail")}
 
 
 def install(site: AdminSite) -> None:

@@ -9,6 +9,7 @@ from django.contrib.admin import AdminSite
 from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import capfirst
 from django.views.decorators.http import require_POST
 
 from .admin_names import MODEL_NAMES
@@ -28,9 +29,10 @@ class SizedChangeList(ChangeList):
             args = tuple(rest)
         super().__init__(request, model, *args, **kwargs)
         self.page_sizes = PAGE_SIZES
-        name = MODEL_NAMES.get(model._meta.label_lower)
-        if name is not None:
-            self.title = str(name)  # the list's own name, in the reader's language
+        # The list's own name, in the reader's language, rather than "Select … to change".
+        self.title = str(
+            MODEL_NAMES.get(model._meta.label_lower) or capfirst(model._meta.verbose_name_plural)
+        )
 
 
 def install(site: AdminSite) -> None:

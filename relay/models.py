@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from django.db import models as dj
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import now_ts
 from relay.channels.multi_key import dump_info, empty_info, parse_info
@@ -68,6 +69,8 @@ class Channel(dj.Model):
 
     class Meta:
         db_table = "channels"
+        verbose_name = _("channel")
+        verbose_name_plural = _("channels")
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.name or ''}".strip()
@@ -91,6 +94,8 @@ class Ability(dj.Model):
 
     class Meta:
         db_table = "abilities"
+        verbose_name = _("ability")
+        verbose_name_plural = _("abilities")
 
 
 class StoredResponse(dj.Model):
@@ -108,3 +113,5 @@ class StoredResponse(dj.Model):
 
     class Meta:
         db_table = "stored_responses"
+        verbose_name = _("stored response")
+        verbose_name_plural = _("stored responses")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import now_ts
 
@@ -32,6 +33,8 @@ class Midjourney(models.Model):
 
     class Meta:
         db_table = "midjourneys"
+        verbose_name = _("Midjourney task")
+        verbose_name_plural = _("Midjourney tasks")
 
 
 class Task(models.Model):
@@ -55,3 +58,5 @@ class Task(models.Model):
 
     class Meta:
         db_table = "tasks"
+        verbose_name = _("Suno task")
+        verbose_name_plural = _("Suno tasks")
