@@ -16,6 +16,7 @@ from accounts.services import groups, tokens
 from newapi_site.api.base import ApiError
 
 from .common import PAGE_SIZES, fail, page_of, query_without, show, signed_in
+from .refusals import readable
 
 TEXT_FIELDS = ("name", "remain_quota", "model_limits", "allow_ips", "group")
 
@@ -107,7 +108,7 @@ def token_page(request: HttpRequest, user: User) -> HttpResponse:
             "page_sizes": PAGE_SIZES,
             "keyword": keyword,
             "keep": query_without(request, "p", "edit"),
-            "groups": groups.usable_groups(user.group),
+            "groups": {name: readable(desc) for name, desc in groups.usable_groups(user.group).items()},
             "editing": editing,
             "budget_periods": [("day", _("Daily")), ("week", _("Weekly")), ("month", _("Monthly"))],
         },

@@ -120,6 +120,13 @@ def log_page(request: HttpRequest, user: User) -> HttpResponse:
     )
 
 
+def _whole_number(raw: str) -> int:
+    try:
+        return int(raw or 0)
+    except ValueError:
+        raise ApiError(_("Enter the amount as a whole number")) from None
+
+
 @signed_in
 def topup(request: HttpRequest, user: User) -> HttpResponse:
     price = ""
@@ -131,7 +138,7 @@ def topup(request: HttpRequest, user: User) -> HttpResponse:
                 quota = redeem_code(user, request.POST.get("key", "").strip())
                 messages.success(request, _("Redeemed: %(quota)s quota added") % {"quota": f"{quota:,}"})
                 return HttpResponseRedirect("/topup")
-            units = int(amount or 0)
+            units = _whole_number(amount)
             if action == "price":
                 price = f"{epay.price_of(user, units):.2f}"
             elif action == "pay":
