@@ -6,12 +6,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.models import ADDITION
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from newapi_site import audit
 from newapi_site.admin_common import (
     DeletedFilter,
     ReadOnlyAdmin,
@@ -230,6 +232,10 @@ class RedemptionAdmin(admin.ModelAdmin):
             except ApiError as exc:
                 form.add_error(None, exc.message)
             else:
+                ids = list(
+                    Redemption.objects.filter(key__in=keys).order_by("id").values_list("id", flat=True)
+                )
+                audit.record(request, Redemption, "create_codes", flag=ADDITION, count=len(keys), ids=ids)
                 self.message_user(
                     request, f"Created {len(keys)} code(s) worth {quota_in_usd(data['quota'])} each."
                 )

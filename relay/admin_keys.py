@@ -18,6 +18,7 @@ from django.shortcuts import redirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from newapi_site import audit
 from newapi_site.admin_common import format_ts
 from relay.channels import key_status, multi_key
 from relay.models import Channel
@@ -114,6 +115,7 @@ class MultiKeyAdminMixin(admin.ModelAdmin):
         except key_status.KeyActionError as exc:
             self.message_user(request, str(exc), messages.ERROR)
         else:
+            audit.record(request, channel or Channel, "enable_key", index=index)
             self.message_user(request, f"key #{index}: {outcome.message}", messages.SUCCESS)
         return redirect(reverse("admin:relay_channel_change", args=[object_id]))
 

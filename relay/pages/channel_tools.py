@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_POST
 
+from newapi_site import audit
 from newapi_site.api.base import ApiError
 from relay.api.services import fetch_upstream_models
 from relay.channels.tester import test_channel_sync
@@ -58,5 +59,8 @@ def test_channel(request: HttpRequest, channel_id: int) -> JsonResponse:
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:
         return _refused("no such channel", 404)
-    result = test_channel_sync(channel, request.POST.get("model", "").strip() or None)
+    model = request.POST.get("model", "").strip() or None
+    result = test_channel_sync(channel, model)
+    # A test writes the response time, and may disable or re-enable the channel.
+    audit.record(request, channel, "test", model=model, success=result.success)
     return JsonResponse({"success": result.success, "message": result.message, "time_ms": result.time_ms})

@@ -1,4 +1,4 @@
-"""Every change from /api and from the admin (bulk actions included) leaves an audit entry."""
+"""Every change from /api and from the admin (bulk actions and custom views included) leaves an audit entry."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.test import Client
 
 from accounts.models import Token, User
+from billing.models import Redemption
 from newapi_site.roles import ROLE_ROOT
+from relay.channels import multi_key
 from relay.models import Channel
 from tests.api_client import Api
-from tests.conftest import live, make_user
+from tests.conftest import live, make_channel, make_user
 
 
 @pytest.mark.django_db
@@ -71,3 +73,67 @@ def test_admin_bulk_action_and_the_browsable_trail() -> None:
     trail = client.get("/admin/admin/logentry/")
     assert trail.status_code == 200 and "disable_channels (2)" in trail.content.decode()
     assert client.get(f"/admin/admin/logentry/{bulk.pk}/delete/").status_code == 403
+
+
+def _root_client(name: str) -> tuple[Client, User]:
+    root = make_user(name, role=ROLE_ROOT)
+    client = Client()
+    client.force_login(root)
+    return client, root
+
+
+@pytest.mark.django_db
+def test_batch_created_codes_are_recorded_without_their_keys() -> None:
+    client, root = _root_client("codemaker")
+    answer = client.post(
+        "/admin/billing/redemption/create-codes/", {"name": "promo", "count": 3, "quota": 1000}
+    )
+    assert answer.status_code == 200
+    codes = list(Redemption.objects.filter(name="promo").order_by("id"))
+    assert len(codes) == 3
+    entry = LogEntry.objects.get(user_id=root.pk)
+    assert (entry.action_flag, entry.object_repr, entry.content_type.model) == (
+        ADDITION,
+        "create_codes",
+        "redemption",
+    )
+    assert json.loads(entry.change_message) == {
+        "action": "create_codes",
+        "count": 3,
+        "ids": [c.pk for c in codes],
+    }
+    assert not any(c.key in entry.change_message for c in codes)
+    client.post("/admin/billing/redemption/create-codes/", {"name": "", "count": 101, "quota": 1})  # refused
+    assert LogEntry.objects.filter(user_id=root.pk).count() == 1
+
+
+@pytest.mark.django_db
+def test_enabling_one_key_of_a_channel_is_recorded() -> None:
+    info = multi_key.new_info(2, "polling")
+    info["multi_key_status_list"] = {1: multi_key.KEY_AUTO_DISABLED}
+    channel = Channel.objects.create(name="multi", type=1, key="k-one\nk-two", models="m", channel_info=info)
+    client, root = _root_client("keyfixer")
+    assert client.post(f"/admin/relay/channel/{channel.pk}/keys/1/enable/").status_code == 302
+    entry = LogEntry.objects.get(user_id=root.pk)
+    assert (entry.action_flag, entry.object_id, entry.content_type.model) == (
+        CHANGE,
+        str(channel.pk),
+        "channel",
+    )
+    assert json.loads(entry.change_message) == {"action": "enable_key", "index": 1}
+    assert "k-two" not in entry.change_message
+    client.post(f"/admin/relay/channel/{channel.pk}/keys/7/enable/")  # no such key: nothing changed
+    assert LogEntry.objects.filter(user_id=root.pk).count() == 1
+
+
+@pytest.mark.django_db
+def test_the_channel_editors_test_button_is_recorded(fake_upstream) -> None:
+    channel = make_channel(fake_upstream.base_url, key="tested-secret")
+    client, root = _root_client("tester")
+    answer = client.post(f"/admin-channel/{channel.pk}/test", {"model": "gpt-4o-mini"})
+    assert answer.json()["success"] is True
+    entry = LogEntry.objects.get(user_id=root.pk)
+    assert (entry.object_id, entry.object_repr) == (str(channel.pk), f"test: {channel}")
+    assert json.loads(entry.change_message) == {"action": "test", "model": "gpt-4o-mini", "success": True}
+    trail = client.get("/admin/admin/logentry/").content.decode()
+    assert f"test: {channel}" in trail
