@@ -138,7 +138,7 @@ def _audited_actions(model_admin: admin.ModelAdmin) -> None:
             across = request.POST.get("select_across") == "1"
             LogEntry.objects.create(
                 user_id=request.user.pk,
-                content_type=ContentType.objects.get_for_model(model_admin.model),
+                content_type=_content_type(model_admin.model),
                 object_id=None,
                 object_repr=f"{action} ({'all matching' if across else len(selected)})"[:200],
                 action_flag=CHANGE,
@@ -147,6 +147,13 @@ def _audited_actions(model_admin: admin.ModelAdmin) -> None:
         return response
 
     model_admin.response_action = response_action  # type: ignore[method-assign]
+
+
+def _content_type(target: type[Model] | Model) -> ContentType | None:
+    """Read, not taken from the manager's per-process cache: a long-running process would otherwise
+    keep an id that a flush of the table (as between tests) has made stale, and the insert would fail."""
+    opts = target._meta.concrete_model._meta if target._meta.concrete_model else target._meta
+    return ContentType.objects.filter(app_label=opts.app_label, model=opts.model_name).first()
 
 
 def record(
@@ -168,7 +175,7 @@ def record(
     row = target if isinstance(target, Model) else None
     LogEntry.objects.create(
         user_id=user_id,
-        content_type=ContentType.objects.get_for_model(target),
+        content_type=_content_type(target),
         object_id=str(row.pk) if row is not None else None,
         object_repr=(f"{action}: {row}" if row is not None else action)[:200],
         action_flag=flag,
