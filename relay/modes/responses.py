@@ -277,10 +277,10 @@ async def _remembering(
     translator: NativeResponsesStream | ChatToResponsesStream,
     items: list[dict[str, Any]] | None,
 ) -> AsyncGenerator[bytes, None]:
-    """The stream, with its response id recorded as soon as it is known: the write overlaps the
-    upstream's next event and is awaited before anything after the first frame leaves, so a client
-    holding the id can always find its channel. A converted answer is kept whole before its last
-    events leave, so it can be retrieved and continued as soon as the client has it."""
+    """The stream, with its response id recorded as soon as it is known. The write overlaps the
+    rest of the stream (the text is not held back for it) and is awaited before the final event
+    leaves, so a client that has the finished response can always find its channel. A converted
+    answer is kept whole at the same point, so it can be retrieved and continued at once."""
     native = isinstance(translator, NativeResponsesStream)
     pending: asyncio.Future[None] | None = None
     kept = False
@@ -290,19 +290,22 @@ async def _remembering(
                 pending = asyncio.ensure_future(
                     _remember(job, ctx, native, translator.response_id, items, None)
                 )
-                yield piece
-                continue
-            if pending is not None and not pending.done():
-                await asyncio.shield(pending)  # a client leaving now does not cancel the write
-            if not native and translator.response is not None and not kept:
-                # the finished Response, kept before its response.completed event leaves
-                kept = True
-                await asyncio.shield(
-                    _remember(job, ctx, False, translator.response_id, items, translator.response)
-                )
+            if translator.response is not None and not kept:
+                kept = True  # the piece holds the final event: the record is in place before it leaves
+                await asyncio.shield(_settled(pending))  # a client leaving now does not cancel the write
+                if not native:
+                    await asyncio.shield(
+                        _remember(job, ctx, False, translator.response_id, items, translator.response)
+                    )
             yield piece
+        await asyncio.shield(_settled(pending))
     finally:
         await chunks.aclose()
+
+
+async def _settled(pending: asyncio.Future[None] | None) -> None:
+    if pending is not None:
+        await pending
 
 
 # -- GET/DELETE /v1/responses/{id}, input_items, cancel --------------------------------------
