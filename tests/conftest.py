@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from accounts.models import Token, User
+from newapi_site.options import update_option
 from newapi_site.roles import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT
 from relay.models import Channel
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -257,3 +258,20 @@ def _clean_redis_keys():
         keys = list(client.scan_iter(match=r.key("*"), count=1000))
         if keys:
             client.delete(*keys)
+
+
+@pytest.fixture
+def limits():
+    """Sets the per-user model request rate limit (total, success per minute); off again after."""
+
+    def set_limits(count: int, success: int) -> None:
+        update_option("ModelRequestRateLimitCount", str(count))
+        update_option("ModelRequestRateLimitSuccessCount", str(success))
+        update_option("ModelRequestRateLimitEnabled", "true")
+        propagated()
+
+    yield set_limits
+    update_option("ModelRequestRateLimitEnabled", "false")
+    update_option("ModelRequestRateLimitCount", "0")
+    update_option("ModelRequestRateLimitSuccessCount", "1000")
+    propagated()

@@ -9,26 +9,10 @@ import asyncio
 import httpx
 import pytest
 
-from newapi_site.options import update_option
-from tests.conftest import live, make_channel, make_token, make_user, propagated, start_gateway
+from tests.conftest import live, make_channel, make_token, make_user, start_gateway
 
 pytestmark = [live, pytest.mark.relay]
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture
-def limits():
-    def set_limits(count: int, success: int) -> None:
-        update_option("ModelRequestRateLimitCount", str(count))
-        update_option("ModelRequestRateLimitSuccessCount", str(success))
-        update_option("ModelRequestRateLimitEnabled", "true")
-        propagated()
-
-    yield set_limits
-    update_option("ModelRequestRateLimitEnabled", "false")
-    update_option("ModelRequestRateLimitCount", "0")
-    update_option("ModelRequestRateLimitSuccessCount", "1000")
-    propagated()
 
 
 async def _fire(urls: list[str], key: str, body: dict) -> list[int]:

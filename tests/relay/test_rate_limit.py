@@ -10,26 +10,10 @@ import openai
 import pytest
 from django.conf import settings
 
-from newapi_site.options import update_option
-from tests.conftest import live, make_channel, make_token, make_user, propagated, start_gateway
+from tests.conftest import live, make_channel, make_token, make_user, start_gateway
 
 pytestmark = [live, pytest.mark.relay]
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture
-def limits():
-    def set_limits(count: int, success: int) -> None:
-        update_option("ModelRequestRateLimitCount", str(count))
-        update_option("ModelRequestRateLimitSuccessCount", str(success))
-        update_option("ModelRequestRateLimitEnabled", "true")
-        propagated()
-
-    yield set_limits
-    update_option("ModelRequestRateLimitEnabled", "false")
-    update_option("ModelRequestRateLimitCount", "0")
-    update_option("ModelRequestRateLimitSuccessCount", "1000")
-    propagated()
 
 
 def test_success_cap(gateway, fake_upstream, limits):
