@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from accounts.models import Token, User
+from newapi_site.option_defaults import DEFAULT_OPTIONS
 from newapi_site.options import update_option
 from newapi_site.roles import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT
 from relay.models import Channel
@@ -274,4 +275,16 @@ def limits():
     update_option("ModelRequestRateLimitEnabled", "false")
     update_option("ModelRequestRateLimitCount", "0")
     update_option("ModelRequestRateLimitSuccessCount", "1000")
+    propagated()
+
+
+@pytest.fixture
+def auto_disable():
+    """Automatic channel disabling on, with two retries; the defaults again after."""
+    update_option("AutomaticDisableChannelEnabled", "true")
+    update_option("RetryTimes", "2")
+    propagated()
+    yield
+    update_option("AutomaticDisableChannelEnabled", "false")
+    update_option("RetryTimes", DEFAULT_OPTIONS.get("RetryTimes", "0"))
     propagated()

@@ -176,15 +176,6 @@ class Route:
             self.tried.append(channel.id)
         return channel
 
-    def next(self) -> ChannelInfo | None:
-        """`another()` for a caller that cannot wait: the same walk, rate limits not consulted."""
-        if len(self.tried) > self.retries or self._index is None:
-            return None
-        channel = pick(self._index, self.group, self.key, self.tried, self.types)
-        if channel is not None:
-            self.tried.append(channel.id)
-        return channel
-
     async def served(self, channel: ChannelInfo) -> None:
         """`channel` answered: with affinity on, the next request with this key prefers it."""
         if self.affinity:

@@ -200,7 +200,7 @@ async def count_tokens(req: ClientRequest) -> Response:
             return await native_count(req, body, model, await key_choice.bind(channel), adaptor)
         except RelayError as err:  # the upstream's failure, or no key left on the channel
             log.info("count_tokens on channel #%s failed (%s); counting here", channel.id, err.status)
-            channel = route.next()
+            channel = await route.another()
     tokens = await asyncio.to_thread(count_prompt, MODE, body, model)
     return Response(200, orjson.dumps({"input_tokens": tokens}))
 

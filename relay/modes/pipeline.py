@@ -34,7 +34,7 @@ from relay.adaptors.base import (
     needs_setup,
     upstream_events,
 )
-from relay.channels import affinity, key_choice
+from relay.channels import affinity, key_choice, limits
 from relay.channels import health as channel_health
 from relay.channels.choice import Route
 from relay.channels.types import ChannelType
@@ -262,7 +262,7 @@ async def attempt_all(job: Job, sender: Sender) -> Response | StreamingResponse:
             other_key = await channel_health.on_upstream_error(attempt, err)
             nxt = None
             if should_retry(err, channel, route.pinned is not None):
-                nxt = again(route, channel, attempt.key_index) if other_key else await route.another()
+                nxt = await again(route, channel, attempt.key_index) if other_key else await route.another()
             if nxt is None:
                 raise
             log.info(
@@ -274,11 +274,13 @@ async def attempt_all(job: Job, sender: Sender) -> Response | StreamingResponse:
             channel = nxt
 
 
-def again(route: Route, channel: ChannelInfo, failed_key: int) -> ChannelInfo | None:
+async def again(route: Route, channel: ChannelInfo, failed_key: int) -> ChannelInfo | None:
     """The same channel once more, without the key just disabled (others remain), counted as a
-    retry like any other."""
+    retry like any other; another channel when this one has reached its rate limit."""
     if len(route.tried) > route.retries:
         return None
+    if limits.limited(channel) and await limits.admit([channel]) is None:
+        return await route.another()
     route.tried.append(channel.id)
     return replace(channel, live_keys=tuple(i for i in channel.live_keys if i != failed_key))
 

@@ -11,6 +11,7 @@ import pytest
 
 from newapi_site.options import update_option
 from newapi_site.roles import ROLE_ADMIN
+from relay.channels import multi_key
 from tests.conftest import live, make_channel, make_token, make_user, propagated, start_gateway
 
 pytestmark = [live, pytest.mark.relay]
@@ -142,3 +143,20 @@ def test_a_key_pinned_to_a_channel_at_its_limit_gets_a_429(gateway, fake_upstrea
     with pytest.raises(openai.RateLimitError) as exc:
         chat(c)
     assert exc.value.response.json()["error"]["code"] == "channel_rate_limited"
+
+
+def test_a_key_retry_passes_over_its_channel_at_its_limit(gateway, fake_upstream, auto_disable):
+    # both keys are refused; after the first one is disabled the channel is at its limit, so the
+    # retry goes to another channel rather than to the channel's second key
+    keys = ["status-401-lim-a", "status-401-lim-b"]
+    make_channel(
+        fake_upstream.base_url,
+        key="\n".join(keys),
+        priority=10,
+        setting=json.dumps({"rpm_limit": 1}),
+        channel_info=multi_key.new_info(len(keys), "polling"),
+    )
+    make_channel(fake_upstream.base_url, key="lim-after", priority=0)
+    c = client(gateway.v1, persona("rpm-keys"))
+    chat(c)
+    assert served(fake_upstream, *keys, "lim-after") in ([1, 0, 1], [0, 1, 1])

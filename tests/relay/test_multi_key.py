@@ -13,7 +13,6 @@ import openai
 import pytest
 
 from billing.models import LOG_CONSUME, Log
-from newapi_site.option_defaults import DEFAULT_OPTIONS
 from newapi_site.options import update_option
 from relay.channels import multi_key
 from relay.models import Ability, Channel
@@ -27,17 +26,6 @@ def second_gateway(django_db_setup):
     gw = start_gateway()
     yield gw
     gw.stop()
-
-
-@pytest.fixture
-def auto_disable():
-    update_option("AutomaticDisableChannelEnabled", "true")
-    update_option("RetryTimes", "2")
-    propagated()
-    yield
-    update_option("AutomaticDisableChannelEnabled", "false")
-    update_option("RetryTimes", DEFAULT_OPTIONS.get("RetryTimes", "0"))
-    propagated()
 
 
 def multi_channel(base_url: str, keys: list[str], mode: str, **fields) -> Channel:
