@@ -48,7 +48,7 @@ from relay import auth, rate_limit, state
 from relay.adaptors import adaptor_for
 from relay.adaptors.base import serves_realtime
 from relay.adaptors.registry import REALTIME_TYPES
-from relay.channels import key_choice
+from relay.channels import key_choice, limits
 from relay.channels.choice import Route
 from relay.edge.wire import new_request_id
 from relay.errors import LocalError, RelayError, UpstreamError
@@ -297,6 +297,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         """Count `tally` into the session; reserve its quota now so the balance is checked while we run."""
         if tally.empty():
             return True
+        if self.channel is not None:  # the session's tokens count against the channel's TPM as they come
+            await limits.add_tokens(self.channel, tally.input + tally.output)
         async with self.charge_lock:
             if self.settled:  # a pump that outlived the session's end: the bill is closed
                 return False

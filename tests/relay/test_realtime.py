@@ -262,3 +262,17 @@ def test_dial_failure_retries_on_another_channel(gateway, realtime_upstream):
     settle()
     user.refresh_from_db()
     assert user.quota == 1_000_000 - PER_RESPONSE  # the refused dial's connect estimate came back
+
+
+def test_session_tokens_count_against_the_channel_tpm(gateway, realtime_upstream):
+    # each response reports 35 tokens: one session of two puts the first channel past 60 a minute
+    first = make_channel(
+        realtime_upstream.base_url, key="rt-key", models=MODEL, priority=10, setting=json.dumps({"tpm_limit": 60})
+    )
+    after = make_channel(realtime_upstream.base_url, key="rt-key", models=MODEL, priority=0)
+    user, token = persona("rt-tpm-a")
+    asyncio.run(session(ws_url(gateway), token.key, 2))
+    assert session_log(user).channel_id == first.pk
+    user2, token2 = persona("rt-tpm-b")
+    asyncio.run(session(ws_url(gateway), token2.key, 1))
+    assert session_log(user2).channel_id == after.pk
