@@ -132,7 +132,10 @@ def items_to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 role = "system"  # few chat providers know the developer role
             messages.append({"role": role, "content": _content_to_chat(item.get("content"))})
         elif kind in ("function_call", "custom_tool_call"):
-            args = item.get("arguments") if kind == "function_call" else item.get("input")
+            if kind == "function_call":
+                args = item.get("arguments")
+            else:  # a free-text tool is a function of one string here (see _tools_to_chat)
+                args = orjson.dumps({"input": str(item.get("input") or "")}).decode()
             call = {
                 "id": item.get("call_id") or item.get("id") or new_id("call"),
                 "type": "function",
@@ -160,7 +163,12 @@ def items_to_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _tools_to_chat(tools: Any) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for tool in tools or []:
-        if not isinstance(tool, dict) or tool.get("type") != "function" or not tool.get("name"):
+        if not isinstance(tool, dict) or not tool.get("name"):
+            continue
+        if tool.get("type") == "custom":  # free-text input (Codex's apply_patch): one string argument
+            out.append({"type": "function", "function": _custom_function(tool)})
+            continue
+        if tool.get("type") != "function":
             continue  # built-in tools (web search, file search…) run only at OpenAI
         fn: dict[str, Any] = {
             "name": tool["name"],
@@ -172,6 +180,43 @@ def _tools_to_chat(tools: Any) -> list[dict[str, Any]]:
             fn["strict"] = tool["strict"]
         out.append({"type": "function", "function": fn})
     return out
+
+
+def _custom_function(tool: dict[str, Any]) -> dict[str, Any]:
+    description = str(tool.get("description") or "")
+    fmt = tool.get("format")
+    if isinstance(fmt, dict) and fmt.get("type") == "grammar" and fmt.get("definition"):
+        description += f"\n\nThe input follows this {fmt.get('syntax') or ''} grammar:\n{fmt['definition']}"
+    return {
+        "name": tool["name"],
+        "description": description.strip(),
+        "parameters": {
+            "type": "object",
+            "properties": {"input": {"type": "string", "description": "the tool's whole input, as text"}},
+            "required": ["input"],
+        },
+    }
+
+
+def custom_names(request: dict[str, Any]) -> frozenset[str]:
+    """The request's free-text tools: a chat call of one of these answers as a custom_tool_call."""
+    tools = request.get("tools")
+    if not isinstance(tools, list):
+        return frozenset()
+    return frozenset(
+        str(t["name"]) for t in tools if isinstance(t, dict) and t.get("type") == "custom" and t.get("name")
+    )
+
+
+def custom_input(arguments: str) -> str:
+    """The free text a chat call's JSON arguments carry (the arguments themselves if not JSON)."""
+    try:
+        parsed = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        return arguments
+    if isinstance(parsed, dict) and isinstance(parsed.get("input"), str):
+        return parsed["input"]
+    return arguments
 
 
 def to_chat_request(body: dict[str, Any], model: str, history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -196,7 +241,7 @@ def to_chat_request(body: dict[str, Any], model: str, history: list[dict[str, An
         choice = body.get("tool_choice")
         if isinstance(choice, str):
             out["tool_choice"] = choice
-        elif isinstance(choice, dict) and choice.get("type") == "function" and choice.get("name"):
+        elif isinstance(choice, dict) and choice.get("type") in ("function", "custom") and choice.get("name"):
             out["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
     effort = (body.get("reasoning") or {}).get("effort") if isinstance(body.get("reasoning"), dict) else None
     if effort in ("low", "medium", "high"):
@@ -232,6 +277,19 @@ def call_item(
         "call_id": call_id or new_id("call"),
         "name": name,
         "arguments": arguments,
+    }
+
+
+def custom_item(
+    call_id: str, name: str, text: str, item_id: str = "", status: str = "completed"
+) -> dict[str, Any]:
+    return {
+        "id": item_id or new_id("ctc"),
+        "type": "custom_tool_call",
+        "status": status,
+        "call_id": call_id or new_id("call"),
+        "name": name,
+        "input": text,
     }
 
 
@@ -283,9 +341,14 @@ def chat_to_response(
         content = msg.get("content")
         if isinstance(content, str) and content:
             output.append(message_item(content))
+        custom = custom_names(request)
         for call in msg.get("tool_calls") or []:
             fn = call.get("function") or {}
-            output.append(call_item(call.get("id", ""), fn.get("name", ""), fn.get("arguments") or "{}"))
+            name, args = fn.get("name", ""), fn.get("arguments") or "{}"
+            if name in custom:
+                output.append(custom_item(call.get("id", ""), name, custom_input(args)))
+            else:
+                output.append(call_item(call.get("id", ""), name, args))
         if choice.get("finish_reason") == "length":
             status = "incomplete"
         break

@@ -16,6 +16,9 @@ from relay.adaptors.openai_stream import chunk_of
 from relay.modes.responses_convert import (
     TOOL_ITEMS,
     call_item,
+    custom_input,
+    custom_item,
+    custom_names,
     message_item,
     reasoning_item,
     response_object,
@@ -92,6 +95,8 @@ class ChatToResponsesStream(StreamTranslator):
         self.text_index: int | None = None
         self.reasoning_index: int | None = None
         self.calls: dict[int, int] = {}  # chat tool index → output index
+        self.custom = custom_names(request)  # free-text tools, called through a one-string function
+        self.custom_args: dict[int, str] = {}  # output index → a custom call's JSON arguments so far
         self.incomplete = False
         self.response: dict[str, Any] | None = None
 
@@ -216,7 +221,12 @@ class ChatToResponsesStream(StreamTranslator):
         fn = call.get("function") or {}
         if index not in self.calls:
             out += self._close(self.reasoning_index) + self._close(self.text_index)
-            item = call_item(call.get("id") or "", fn.get("name") or "", "", status="in_progress")
+            name = fn.get("name") or ""
+            if name in self.custom:  # its text is known whole only when the JSON arguments end
+                item = custom_item(call.get("id") or "", name, "", status="in_progress")
+                self.custom_args[len(self.output)] = ""
+            else:
+                item = call_item(call.get("id") or "", name, "", status="in_progress")
             self.calls[index], added = self._add(item)
             out += added
         position = self.calls[index]
@@ -224,7 +234,9 @@ class ChatToResponsesStream(StreamTranslator):
         if fn.get("name") and not item["name"]:
             item["name"] = fn["name"]
         args = fn.get("arguments")
-        if isinstance(args, str) and args:
+        if isinstance(args, str) and args and position in self.custom_args:
+            self.custom_args[position] += args
+        elif isinstance(args, str) and args:
             item["arguments"] += args
             payload = {"item_id": item["id"], "output_index": position, "delta": args}
             out.append(self._ev("response.function_call_arguments.delta", payload))
@@ -251,6 +263,11 @@ class ChatToResponsesStream(StreamTranslator):
                 "arguments": item["arguments"],
             }
             out.append(self._ev("response.function_call_arguments.done", payload))
+        elif kind == "custom_tool_call":
+            item["input"] = custom_input(self.custom_args.pop(index, ""))
+            ref = {"item_id": item["id"], "output_index": index}
+            out.append(self._ev("response.custom_tool_call_input.delta", {**ref, "delta": item["input"]}))
+            out.append(self._ev("response.custom_tool_call_input.done", {**ref, "input": item["input"]}))
         elif kind == "reasoning" and item["summary"]:
             part = item["summary"][0]
             ref = {"item_id": item["id"], "output_index": index, "summary_index": 0}

@@ -4,6 +4,7 @@ Behaviour by the channel key (sent as `x-api-key`):
 - any key: one text block "Hello from Claude!", usage input 10 / output 5;
 - `cache`: the same plus cache_read_input_tokens 200 and cache_creation_input_tokens 40;
 - `tools`: a tool_use block (get_weather {"city": "Paris"}), stop_reason tool_use;
+- `patch`: a tool_use block of apply_patch with a one-string input (PATCH), as a free-text tool becomes;
 - `thinking`: a thinking block then a text block;
 - `status-<code>`: that status with Claude's error body.
 Streams follow Anthropic's event sequence: message_start, content_block_start/delta/stop,
@@ -22,6 +23,9 @@ from tests.fakes.openai_upstream import Recorded
 from tests.fakes.server import ThreadedServer
 
 
+PATCH = "*** Begin Patch\n*** Add File: hello.txt\n+hello\n*** End Patch"
+
+
 def message_for(key: str, model: str) -> dict[str, Any]:
     usage: dict[str, Any] = {"input_tokens": 10, "output_tokens": 5}
     if key == "cache":
@@ -30,6 +34,9 @@ def message_for(key: str, model: str) -> dict[str, Any]:
     stop = "end_turn"
     if key == "tools":
         content = [{"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}}]
+        stop = "tool_use"
+    elif key == "patch":
+        content = [{"type": "tool_use", "id": "toolu_02", "name": "apply_patch", "input": {"input": PATCH}}]
         stop = "tool_use"
     elif key == "thinking":
         content = [{"type": "thinking", "thinking": "Let me think.", "signature": "sig"}, *content]
@@ -57,7 +64,8 @@ def stream_events(msg: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             events.append(("content_block_delta", {"type": "content_block_delta", "index": i, "delta": {"type": "signature_delta", "signature": "sig"}}))
         else:
             events.append(("content_block_start", {"type": "content_block_start", "index": i, "content_block": {**block, "input": {}}}))
-            for piece in ('{"city": ', '"Paris"}'):
+            whole = json.dumps(block["input"])
+            for piece in (whole[: len(whole) // 2], whole[len(whole) // 2 :]):
                 events.append(("content_block_delta", {"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": piece}}))
         events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
     events.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": msg["stop_reason"], "stop_sequence": None}, "usage": {"output_tokens": usage["output_tokens"]}}))
