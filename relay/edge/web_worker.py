@@ -7,6 +7,7 @@ installing uvloop's policy first puts the whole worker (Twisted reactor included
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 from collections.abc import Iterable
 from importlib import metadata
@@ -88,9 +89,15 @@ def patch_targets() -> list[Target]:
         http._ChunkedTransferDecoder(None, None),  # type: ignore[arg-type]
         http._IdentityTransferDecoder(0, None, None),
     )
+    wrapped = http.HTTPFactory().buildProtocol(None)  # what a connection's protocol is
+    assert wrapped is not None
+    with socket.socket() as probe:  # never connected or registered with the reactor
+        connection = tcp.Connection(probe, wrapped)
     return [
         *targets,
-        ("twisted.web.http.HTTPChannel()", channel, ("_transferDecoder", "length")),
+        ("twisted.internet.tcp.Connection()", connection, ("protocol",)),
+        ("twisted.web.http.HTTPFactory().buildProtocol()", wrapped, ("_channel",)),
+        ("twisted.web.http.HTTPChannel()", channel, ("_transferDecoder", "length", "requests")),
         ("twisted.web.http.Request()", http.Request(channel), ("_parsePOSTFormSubmission", "channel")),
         *(
             (f"twisted.web.http.{type(d).__name__}()", d, ("dataCallback", "finishCallback"))
