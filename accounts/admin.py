@@ -20,6 +20,8 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.text import capfirst
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from newapi_site.admin_common import (
@@ -57,13 +59,13 @@ admin.site.site_header = _("New API console")
 admin.site.site_title = _("New API console")
 admin.site.index_title = _("Gateway administration")
 
-ROLE_CHOICES = [(ROLE_COMMON, "common"), (ROLE_ADMIN, "admin"), (ROLE_ROOT, "root")]
-USER_STATUS_CHOICES = [(USER_ENABLED, "enabled"), (USER_DISABLED, "disabled")]
+ROLE_CHOICES = [(ROLE_COMMON, _("common user")), (ROLE_ADMIN, _("admin")), (ROLE_ROOT, _("root"))]
+USER_STATUS_CHOICES = [(USER_ENABLED, _("enabled")), (USER_DISABLED, _("disabled"))]
 TOKEN_STATUS_CHOICES = [
-    (TOKEN_ENABLED, "enabled"),
-    (TOKEN_DISABLED, "disabled"),
-    (TOKEN_EXPIRED, "expired"),
-    (TOKEN_EXHAUSTED, "exhausted"),
+    (TOKEN_ENABLED, _("enabled")),
+    (TOKEN_DISABLED, _("disabled")),
+    (TOKEN_EXPIRED, _("expired")),
+    (TOKEN_EXHAUSTED, _("exhausted")),
 ]
 _SECRET_OPTION_SUFFIXES = ("Token", "Secret", "Key")
 
@@ -72,13 +74,18 @@ _SECRET_OPTION_SUFFIXES = ("Token", "Secret", "Key")
 class UserAdminForm(forms.ModelForm):
     # A plain text field: filled → replaces the bcrypt hash, empty on edit → keeps it.
     password = forms.CharField(
+        label=capfirst(_("password")),
         required=False,
         strip=False,
         widget=forms.TextInput(attrs={"autocomplete": "new-password"}),
-        help_text="Leave empty to keep the current password.",
+        help_text=_("Leave empty to keep the current password."),
     )
-    role = forms.TypedChoiceField(choices=ROLE_CHOICES, coerce=int, initial=ROLE_COMMON)
-    status = forms.TypedChoiceField(choices=USER_STATUS_CHOICES, coerce=int, initial=USER_ENABLED)
+    role = forms.TypedChoiceField(
+        label=capfirst(_("role")), choices=ROLE_CHOICES, coerce=int, initial=ROLE_COMMON
+    )
+    status = forms.TypedChoiceField(
+        label=capfirst(_("status")), choices=USER_STATUS_CHOICES, coerce=int, initial=USER_ENABLED
+    )
 
     class Meta:
         model = User
@@ -127,8 +134,8 @@ class UserAdmin(admin.ModelAdmin):
     list_display_links = ["id", "username"]
     search_fields = ["username", "email", "display_name"]
     list_filter = [
-        choices_filter("role", "role", ROLE_CHOICES),
-        choices_filter("status", "status", USER_STATUS_CHOICES),
+        choices_filter("role", _("role"), ROLE_CHOICES),
+        choices_filter("status", _("status"), USER_STATUS_CHOICES),
         "group",
         DeletedFilter,
     ]
@@ -152,10 +159,10 @@ class UserAdmin(admin.ModelAdmin):
     ]
     fieldsets = [
         (None, {"fields": ["username", "display_name", "email", "password"]}),
-        ("Access", {"fields": ["role", "status", "group"]}),
-        ("Quota", {"fields": ["quota", "quota_usd", "used_quota", "request_count"]}),
+        (_("Access"), {"fields": ["role", "status", "group"]}),
+        (_("Quota"), {"fields": ["quota", "quota_usd", "used_quota", "request_count"]}),
         (
-            "Affiliation and linked logins",
+            _("Invitations and linked logins"),
             {
                 "classes": ["collapse"],
                 "fields": [
@@ -175,19 +182,19 @@ class UserAdmin(admin.ModelAdmin):
         ),
     ]
 
-    @admin.display(description="role", ordering="role")
+    @admin.display(description=_("role"), ordering="role")
     def role_label(self, obj: User) -> str:
         return label_of(ROLE_CHOICES, obj.role)
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=_("status"), ordering="status")
     def status_label(self, obj: User) -> str:
         return label_of(USER_STATUS_CHOICES, obj.status)
 
-    @admin.display(description="quota ($)", ordering="quota")
+    @admin.display(description=_("remaining quota ($)"), ordering="quota")
     def quota_usd(self, obj: User) -> str:
         return quota_in_usd(obj.quota)
 
-    @admin.display(description="deleted", boolean=True, ordering="deleted_at")
+    @admin.display(description=_("deleted"), boolean=True, ordering="deleted_at")
     def deleted(self, obj: User) -> bool:
         return obj.deleted_at is not None
 
@@ -239,11 +246,11 @@ class UserAdmin(admin.ModelAdmin):
         if "quota" in form.changed_data:
             change_user_quota(obj, value_seen(form, "quota"), obj.quota)
 
-    @admin.action(description="Enable selected users")
+    @admin.action(description=_("Enable selected users"))
     def enable_users(self, request: HttpRequest, queryset: QuerySet) -> None:
         save_each(request, self, self._manageable(request, queryset), status=USER_ENABLED)
 
-    @admin.action(description="Disable selected users")
+    @admin.action(description=_("Disable selected users"))
     def disable_users(self, request: HttpRequest, queryset: QuerySet) -> None:
         root = self._manageable(request, queryset).exclude(role__gte=ROLE_ROOT)  # as /api: never root
         save_each(request, self, root, status=USER_DISABLED)
@@ -268,9 +275,13 @@ def change_user_quota(user: User, seen: int, wanted: int) -> None:
 
 # -- tokens ----------------------------------------------------------------------------------
 class TokenAdminForm(forms.ModelForm):
-    status = forms.TypedChoiceField(choices=TOKEN_STATUS_CHOICES, coerce=int, initial=TOKEN_ENABLED)
+    status = forms.TypedChoiceField(
+        label=capfirst(_("status")), choices=TOKEN_STATUS_CHOICES, coerce=int, initial=TOKEN_ENABLED
+    )
     expired_time = forms.DateTimeField(
-        label="Expires", required=False, help_text="Empty = never expires. Format: YYYY-MM-DD HH:MM:SS"
+        label=capfirst(_("expires")),
+        required=False,
+        help_text=_("Empty = never expires. Format: YYYY-MM-DD HH:MM:SS"),
     )
 
     class Meta:
@@ -307,9 +318,9 @@ class TokenAdminForm(forms.ModelForm):
         data = super().clean() or {}
         if data.get("budget_period"):
             if not (data.get("budget_quota") or 0) > 0:
-                self.add_error("budget_quota", "A budget needs a positive quota.")
+                self.add_error("budget_quota", _("A budget needs a positive quota."))
             if data.get("unlimited_quota"):
-                self.add_error("unlimited_quota", "A token with a budget is limited.")
+                self.add_error("unlimited_quota", _("A token with a budget is limited."))
         else:
             data["budget_period"], data["budget_quota"] = None, None
         return data
@@ -337,26 +348,32 @@ class TokenAdmin(admin.ModelAdmin):
     ]
     list_display_links = ["name"]
     search_fields = ["name"]  # and an exact key: see get_search_results
-    search_help_text = "Token name, or a whole key (sk-…)."
-    list_filter = [choices_filter("status", "status", TOKEN_STATUS_CHOICES), "unlimited_quota", DeletedFilter]
+    search_help_text = _("Token name, or a whole key (sk-…).")
+    list_filter = [
+        choices_filter("status", _("status"), TOKEN_STATUS_CHOICES),
+        "unlimited_quota",
+        DeletedFilter,
+    ]
     ordering = ["-id"]
     actions = ["enable_tokens", "disable_tokens"]
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> list:
         quota = (
-            "Quota",
+            _("Quota"),
             {
                 "fields": ["remain_quota", "unlimited_quota", "used_quota", "budget_period", "budget_quota"],
-                "description": "A budget sets the remaining quota back to the budget at the start of every UTC "
-                "day, ISO week or month.",
+                "description": _(
+                    "A budget sets the remaining quota back to the budget at the start of every UTC "
+                    "day, ISO week or month."
+                ),
             },
         )
-        limits = ("Limits", {"fields": ["model_limits_enabled", "model_limits", "allow_ips"]})
+        limits = (_("Limits"), {"fields": ["model_limits_enabled", "model_limits", "allow_ips"]})
         if obj is None:  # add form: the key is generated on save, for the signed-in user
             return [(None, {"fields": ["name", "status", "expired_time", "group"]}), quota, limits]
         # A token stays with the user it was issued to: the owner is shown, not edited.
         main = [self._key_field(request, obj), "user_column", "name", "status", "expired_time", "group"]
-        history = ("History", {"fields": ["created", "accessed", "deleted_at"]})
+        history = (_("History"), {"fields": ["created", "accessed", "deleted_at"]})
         return [(None, {"fields": main}), quota, limits, history]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -406,39 +423,39 @@ class TokenAdmin(admin.ModelAdmin):
             balance.keeper().credit_token(obj.pk, obj.key, delta, user_id=obj.user_id)
             obj.refresh_from_db(fields=["remain_quota"])
 
-    @admin.display(description="user", ordering="username_")
+    @admin.display(description=_("user"), ordering="username_")
     def user_column(self, obj: Token) -> str:
         return user_link(obj.user_id, getattr(obj, "username_", None))
 
-    @admin.display(description="key")
+    @admin.display(description=_("key"))
     def masked_key(self, obj: Token) -> str:
         return obj.masked_key
 
-    @admin.display(description="key (copy)")
+    @admin.display(description=_("key (copy)"))
     def full_key(self, obj: Token) -> str:
         return format_html('<code style="user-select: all">sk-{}</code>', obj.key)
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=_("status"), ordering="status")
     def status_label(self, obj: Token) -> str:
         return label_of(TOKEN_STATUS_CHOICES, obj.status)
 
-    @admin.display(description="expires", ordering="expired_time")
+    @admin.display(description=_("expires"), ordering="expired_time")
     def expiry(self, obj: Token) -> str:
-        return "never" if obj.expired_time < 0 else format_ts(obj.expired_time)[:10]
+        return gettext("never") if obj.expired_time < 0 else format_ts(obj.expired_time)[:10]
 
-    @admin.display(description="created")
+    @admin.display(description=_("created"))
     def created(self, obj: Token) -> str:
         return format_ts(obj.created_time)
 
-    @admin.display(description="last used")
+    @admin.display(description=_("last used"))
     def accessed(self, obj: Token) -> str:
         return format_ts(obj.accessed_time)
 
-    @admin.action(description="Enable selected tokens")
+    @admin.action(description=_("Enable selected tokens"))
     def enable_tokens(self, request: HttpRequest, queryset: QuerySet) -> None:
         save_each(request, self, queryset, status=TOKEN_ENABLED)
 
-    @admin.action(description="Disable selected tokens")
+    @admin.action(description=_("Disable selected tokens"))
     def disable_tokens(self, request: HttpRequest, queryset: QuerySet) -> None:
         save_each(request, self, queryset, status=TOKEN_DISABLED)
 
@@ -455,9 +472,9 @@ class OptionAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["key"] if obj is not None else []
 
-    @admin.display(description="value")
+    @admin.display(description=_("value"))
     def value_preview(self, obj: Option) -> str:
         if obj.key.endswith(_SECRET_OPTION_SUFFIXES) and obj.value:
-            return "•••••• (secret)"
+            return gettext("•••••• (secret)")
         value = obj.value or ""
         return value if len(value) <= 80 else value[:77] + "..."

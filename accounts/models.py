@@ -16,7 +16,7 @@ from newapi_site.roles import ROLE_ADMIN, ROLE_COMMON, ROLE_ROOT, USER_ENABLED
 
 TOKEN_ENABLED, TOKEN_DISABLED, TOKEN_EXPIRED, TOKEN_EXHAUSTED = 1, 2, 3, 4
 BUDGET_PERIODS = ("day", "week", "month")
-BUDGET_PERIOD_CHOICES = [("", "none"), *((p, p) for p in BUDGET_PERIODS)]
+BUDGET_PERIOD_CHOICES = [("", _("None")), ("day", _("Daily")), ("week", _("Weekly")), ("month", _("Monthly"))]
 
 _KEY_ALPHABET = string.ascii_letters + string.digits
 
@@ -66,29 +66,41 @@ class LiveUserManager(UserManager):
 class User(AbstractBaseUser):
     last_login = None  # New API's users table has no such column
 
-    username = models.CharField(max_length=191, unique=True)
-    password = models.TextField()
-    display_name = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
-    role = models.IntegerField(default=ROLE_COMMON)
-    status = models.IntegerField(default=USER_ENABLED)
-    email = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
-    github_id = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
-    oidc_id = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
-    wechat_id = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
-    telegram_id = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
-    linux_do_id = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
-    access_token = models.CharField(max_length=32, null=True, blank=True, unique=True)
-    quota = models.BigIntegerField(default=0)
-    used_quota = models.BigIntegerField(default=0)
-    request_count = models.BigIntegerField(default=0)
-    group = models.CharField(max_length=64, default="default")
-    aff_code = models.CharField(max_length=32, null=True, blank=True, unique=True)
-    aff_count = models.BigIntegerField(default=0)
-    aff_quota = models.BigIntegerField(default=0)
-    aff_history = models.BigIntegerField(default=0)
-    inviter_id = models.BigIntegerField(null=True, blank=True, default=0, db_index=True)
-    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    setting = models.TextField(null=True, blank=True, default="")
+    username = models.CharField(_("username"), max_length=191, unique=True)
+    password = models.TextField(_("password"))
+    display_name = models.CharField(
+        _("display name"), max_length=191, null=True, blank=True, default="", db_index=True
+    )
+    role = models.IntegerField(_("role"), default=ROLE_COMMON)
+    status = models.IntegerField(_("status"), default=USER_ENABLED)
+    email = models.CharField(_("email"), max_length=191, null=True, blank=True, default="", db_index=True)
+    github_id = models.CharField(
+        _("GitHub account"), max_length=191, null=True, blank=True, default="", db_index=True
+    )
+    oidc_id = models.CharField(
+        _("OIDC account"), max_length=191, null=True, blank=True, default="", db_index=True
+    )
+    wechat_id = models.CharField(
+        _("WeChat account"), max_length=191, null=True, blank=True, default="", db_index=True
+    )
+    telegram_id = models.CharField(
+        _("Telegram account"), max_length=191, null=True, blank=True, default="", db_index=True
+    )
+    linux_do_id = models.CharField(
+        _("LinuxDO account"), max_length=191, null=True, blank=True, default="", db_index=True
+    )
+    access_token = models.CharField(_("access token"), max_length=32, null=True, blank=True, unique=True)
+    quota = models.BigIntegerField(_("remaining quota"), default=0)
+    used_quota = models.BigIntegerField(_("used quota"), default=0)
+    request_count = models.BigIntegerField(_("request count"), default=0)
+    group = models.CharField(_("group"), max_length=64, default="default")
+    aff_code = models.CharField(_("invitation code"), max_length=32, null=True, blank=True, unique=True)
+    aff_count = models.BigIntegerField(_("invitations"), default=0)
+    aff_quota = models.BigIntegerField(_("invitation rewards to transfer"), default=0)
+    aff_history = models.BigIntegerField(_("invitation rewards in total"), default=0)
+    inviter_id = models.BigIntegerField(_("inviter ID"), null=True, blank=True, default=0, db_index=True)
+    deleted_at = models.DateTimeField(_("deleted at"), null=True, blank=True, db_index=True)
+    setting = models.TextField(_("settings"), null=True, blank=True, default="")
 
     objects = UserManager()
     live = LiveUserManager()
@@ -153,25 +165,27 @@ class LiveTokenManager(models.Manager):
 
 
 class Token(models.Model):
-    user_id = models.BigIntegerField(db_index=True)
-    key = models.CharField(max_length=48, unique=True, default=generate_key)
-    status = models.BigIntegerField(default=TOKEN_ENABLED)
-    name = models.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
-    created_time = models.BigIntegerField(default=now_ts)
-    accessed_time = models.BigIntegerField(default=now_ts)
-    expired_time = models.BigIntegerField(default=-1)
-    remain_quota = models.BigIntegerField(default=0)
-    unlimited_quota = models.BooleanField(default=False)
-    model_limits_enabled = models.BooleanField(default=False)
-    model_limits = models.CharField(max_length=1024, null=True, blank=True, default="")
-    allow_ips = models.TextField(null=True, blank=True, default="")
-    used_quota = models.BigIntegerField(default=0)
-    group = models.CharField(max_length=191, null=True, blank=True, default="")
-    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    user_id = models.BigIntegerField(_("user ID"), db_index=True)
+    key = models.CharField(_("key"), max_length=48, unique=True, default=generate_key)
+    status = models.BigIntegerField(_("status"), default=TOKEN_ENABLED)
+    name = models.CharField(_("name"), max_length=191, null=True, blank=True, default="", db_index=True)
+    created_time = models.BigIntegerField(_("created"), default=now_ts)
+    accessed_time = models.BigIntegerField(_("last used"), default=now_ts)
+    expired_time = models.BigIntegerField(_("expires"), default=-1)
+    remain_quota = models.BigIntegerField(_("remaining quota"), default=0)
+    unlimited_quota = models.BooleanField(_("unlimited quota"), default=False)
+    model_limits_enabled = models.BooleanField(_("model limits enabled"), default=False)
+    model_limits = models.CharField(_("model limits"), max_length=1024, null=True, blank=True, default="")
+    allow_ips = models.TextField(_("allowed IPs"), null=True, blank=True, default="")
+    used_quota = models.BigIntegerField(_("used quota"), default=0)
+    group = models.CharField(_("group"), max_length=191, null=True, blank=True, default="")
+    deleted_at = models.DateTimeField(_("deleted at"), null=True, blank=True, db_index=True)
     # A periodic budget (not in New API): remain_quota is set back to budget_quota at the start of
     # every UTC day, ISO week or month. NULL on rows New API writes, so it can still share the table.
-    budget_period = models.CharField(max_length=8, null=True, blank=True, choices=BUDGET_PERIOD_CHOICES)
-    budget_quota = models.BigIntegerField(null=True, blank=True)
+    budget_period = models.CharField(
+        _("budget period"), max_length=8, null=True, blank=True, choices=BUDGET_PERIOD_CHOICES
+    )
+    budget_quota = models.BigIntegerField(_("budget quota"), null=True, blank=True)
 
     objects = models.Manager()
     live = LiveTokenManager()
@@ -190,8 +204,8 @@ class Token(models.Model):
 
 
 class Option(models.Model):
-    key = models.CharField(max_length=191, primary_key=True)
-    value = models.TextField(blank=True, default="")
+    key = models.CharField(_("option name"), max_length=191, primary_key=True)
+    value = models.TextField(_("value"), blank=True, default="")
 
     class Meta:
         db_table = "options"
@@ -203,8 +217,8 @@ class Option(models.Model):
 
 
 class Setup(models.Model):
-    version = models.CharField(max_length=50)
-    initialized_at = models.BigIntegerField(default=now_ts)
+    version = models.CharField(_("version"), max_length=50)
+    initialized_at = models.BigIntegerField(_("initialized at"), default=now_ts)
 
     class Meta:
         db_table = "setups"

@@ -12,6 +12,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.text import capfirst
+from django.utils.translation import gettext, ngettext, pgettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from newapi_site import audit
 from newapi_site.admin_common import (
@@ -47,17 +50,18 @@ from .redemption import create_redemptions
 if TYPE_CHECKING:
     from accounts.models import User
 
+# A context: "top-up" alone names the top-up records (充值记录), as a log type it is 充值.
 LOG_TYPE_CHOICES = [
-    (LOG_UNKNOWN, "unknown"),
-    (LOG_TOPUP, "top-up"),
-    (LOG_CONSUME, "consume"),
-    (LOG_MANAGE, "manage"),
-    (LOG_SYSTEM, "system"),
+    (LOG_UNKNOWN, pgettext_lazy("log type", "unknown")),
+    (LOG_TOPUP, pgettext_lazy("log type", "top-up")),
+    (LOG_CONSUME, pgettext_lazy("log type", "consume")),
+    (LOG_MANAGE, pgettext_lazy("log type", "manage")),
+    (LOG_SYSTEM, pgettext_lazy("log type", "system")),
 ]
 REDEMPTION_STATUS_CHOICES = [
-    (REDEMPTION_ENABLED, "unused"),
-    (REDEMPTION_DISABLED, "disabled"),
-    (REDEMPTION_USED, "redeemed"),
+    (REDEMPTION_ENABLED, _("unused")),
+    (REDEMPTION_DISABLED, _("disabled")),
+    (REDEMPTION_USED, _("redeemed")),
 ]
 
 
@@ -81,7 +85,7 @@ class LogAdmin(ReadOnlyAdmin):
     ]
     list_filter = [
         time_range_filter("created_at"),
-        choices_filter("type", "type", LOG_TYPE_CHOICES),
+        choices_filter("type", _("type"), LOG_TYPE_CHOICES),
         "is_stream",
         "model_name",
     ]
@@ -112,15 +116,15 @@ class LogAdmin(ReadOnlyAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
 
-    @admin.display(description="time", ordering="created_at")
+    @admin.display(description=_("time"), ordering="created_at")
     def created(self, obj: Log) -> str:
         return format_ts(obj.created_at)
 
-    @admin.display(description="type", ordering="type")
+    @admin.display(description=_("type"), ordering="type")
     def type_label(self, obj: Log) -> str:
-        return dict(LOG_TYPE_CHOICES).get(obj.type, str(obj.type))
+        return str(dict(LOG_TYPE_CHOICES).get(obj.type, obj.type))
 
-    @admin.display(description="quota ($)")
+    @admin.display(description=_("quota ($)"))
     def quota_usd(self, obj: Log) -> str:
         return quota_in_usd(obj.quota)
 
@@ -128,35 +132,42 @@ class LogAdmin(ReadOnlyAdmin):
 @admin.register(QuotaData)
 class QuotaDataAdmin(ReadOnlyAdmin):
     list_display = ["hour", "user_column", "model_name", "count", "token_used", "quota", "quota_usd"]
-    list_filter = [time_range_filter("created_at", "hour"), "model_name"]
+    list_filter = [time_range_filter("created_at", _("hour")), "model_name"]
     search_fields = ["username", "model_name"]
     ordering = ["-created_at", "-id"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return with_username(super().get_queryset(request))
 
-    @admin.display(description="hour", ordering="created_at")
+    @admin.display(description=_("hour"), ordering="created_at")
     def hour(self, obj: QuotaData) -> str:
         return format_ts(obj.created_at)[:16]
 
-    @admin.display(description="user", ordering="username")
+    @admin.display(description=_("user"), ordering="username")
     def user_column(self, obj: QuotaData) -> str:
         return user_link(obj.user_id, getattr(obj, "username_", None) or obj.username)
 
-    @admin.display(description="quota ($)")
+    @admin.display(description=_("quota ($)"))
     def quota_usd(self, obj: QuotaData) -> str:
         return quota_in_usd(obj.quota)
 
 
 # -- redemption codes ---------------------------------------------------------------------------
 class CreateCodesForm(forms.Form):
-    name = forms.CharField(min_length=1, max_length=20)
-    count = forms.IntegerField(min_value=1, max_value=100, initial=1)
-    quota = forms.IntegerField(min_value=1, initial=500000, help_text="Quota units per code (500000 = $1).")
+    name = forms.CharField(label=capfirst(_("name")), min_length=1, max_length=20)
+    count = forms.IntegerField(label=capfirst(_("count")), min_value=1, max_value=100, initial=1)
+    quota = forms.IntegerField(
+        label=capfirst(_("quota")),
+        min_value=1,
+        initial=500000,
+        help_text=_("Quota units per code (500000 = $1)."),
+    )
 
 
 class RedemptionAdminForm(forms.ModelForm):
-    status = forms.TypedChoiceField(choices=REDEMPTION_STATUS_CHOICES, coerce=int)
+    status = forms.TypedChoiceField(
+        label=capfirst(_("status")), choices=REDEMPTION_STATUS_CHOICES, coerce=int
+    )
 
     class Meta:
         model = Redemption
@@ -178,7 +189,7 @@ class RedemptionAdmin(admin.ModelAdmin):
         "redeemed",
     ]
     list_display_links = ["id", "name"]
-    list_filter = [choices_filter("status", "status", REDEMPTION_STATUS_CHOICES), DeletedFilter]
+    list_filter = [choices_filter("status", _("status"), REDEMPTION_STATUS_CHOICES), DeletedFilter]
     search_fields = ["name", "key"]
     ordering = ["-id"]
     actions = ["enable_codes", "disable_codes"]
@@ -236,14 +247,17 @@ class RedemptionAdmin(admin.ModelAdmin):
                     Redemption.objects.filter(key__in=keys).order_by("id").values_list("id", flat=True)
                 )
                 audit.record(request, Redemption, "create_codes", flag=ADDITION, count=len(keys), ids=ids)
-                self.message_user(
-                    request, f"Created {len(keys)} code(s) worth {quota_in_usd(data['quota'])} each."
-                )
+                created = ngettext(
+                    "Created %(n)d code worth %(worth)s.",
+                    "Created %(n)d codes worth %(worth)s each.",
+                    len(keys),
+                ) % {"n": len(keys), "worth": quota_in_usd(data["quota"])}
+                self.message_user(request, created)
                 form = CreateCodesForm(initial=data)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": "Create redemption codes",
+            "title": gettext("Create redemption codes"),
             "form": form,
             "keys": keys,
             "changelist_url": reverse("admin:billing_redemption_changelist"),
@@ -253,31 +267,31 @@ class RedemptionAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Redemption, form: forms.ModelForm, change: bool) -> None:
         save_changed_fields(obj, form)  # never write back a stale status over a concurrent redemption
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=_("status"), ordering="status")
     def status_label(self, obj: Redemption) -> str:
-        return dict(REDEMPTION_STATUS_CHOICES).get(obj.status, str(obj.status))
+        return str(dict(REDEMPTION_STATUS_CHOICES).get(obj.status, obj.status))
 
-    @admin.display(description="quota ($)", ordering="quota")
+    @admin.display(description=_("quota ($)"), ordering="quota")
     def quota_usd(self, obj: Redemption) -> str:
         return quota_in_usd(obj.quota)
 
-    @admin.display(description="created", ordering="created_time")
+    @admin.display(description=_("created"), ordering="created_time")
     def created(self, obj: Redemption) -> str:
         return format_ts(obj.created_time)
 
-    @admin.display(description="redeemed by", ordering="used_user_id")
+    @admin.display(description=_("redeemed by"), ordering="used_user_id")
     def redeemed_by(self, obj: Redemption) -> str:
         return user_link(obj.used_user_id, getattr(obj, "username_", None))
 
-    @admin.display(description="redeemed at", ordering="redeemed_time")
+    @admin.display(description=_("redeemed at"), ordering="redeemed_time")
     def redeemed(self, obj: Redemption) -> str:
         return format_ts(obj.redeemed_time)
 
-    @admin.action(description="Enable selected codes (unused ones only)")
+    @admin.action(description=_("Enable selected codes (unused ones only)"))
     def enable_codes(self, request: HttpRequest, queryset: QuerySet) -> None:
         save_each(request, self, queryset.exclude(status=REDEMPTION_USED), status=REDEMPTION_ENABLED)
 
-    @admin.action(description="Disable selected codes (unused ones only)")
+    @admin.action(description=_("Disable selected codes (unused ones only)"))
     def disable_codes(self, request: HttpRequest, queryset: QuerySet) -> None:
         save_each(request, self, queryset.exclude(status=REDEMPTION_USED), status=REDEMPTION_DISABLED)
 
@@ -294,11 +308,11 @@ class TopUpAdmin(ReadOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return with_username(super().get_queryset(request))
 
-    @admin.display(description="created", ordering="create_time")
+    @admin.display(description=_("created"), ordering="create_time")
     def created(self, obj: TopUp) -> str:
         return format_ts(obj.create_time)
 
-    @admin.display(description="user", ordering="username_")
+    @admin.display(description=_("user"), ordering="username_")
     def user_column(self, obj: TopUp) -> str:
         return user_link(obj.user_id, getattr(obj, "username_", None))
 
@@ -318,11 +332,11 @@ def _warn_of_dead_letters(site: admin.AdminSite) -> None:
             except Exception:  # Redis down: the page still opens
                 count = 0
             if count:
-                messages.warning(
-                    request,
-                    f"{count} billing settlements were refused by the database and set aside "
-                    f"in the Redis list {dead_letter_key()} (see the server log).",
-                )
+                text = gettext(
+                    "%(count)d billing settlements were refused by the database and set aside "
+                    "in the Redis list %(key)s (see the server log)."
+                ) % {"count": count, "key": dead_letter_key()}
+                messages.warning(request, text)
         return index_view(request, extra_context)
 
     site.index = index  # type: ignore[method-assign,assignment]

@@ -21,6 +21,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from .options import options
 
@@ -66,8 +68,8 @@ def quota_in_usd(quota: int | None) -> str:
     return f"${(quota or 0) / per_unit:,.2f}"
 
 
-def label_of(choices: Iterable[tuple[Any, str]], value: Any) -> str:
-    return dict(choices).get(value, f"unknown ({value})")
+def label_of(choices: Iterable[tuple[Any, Any]], value: Any) -> str:
+    return str(dict(choices).get(value, gettext("unknown (%(value)s)") % {"value": value}))
 
 
 def with_username(queryset: QuerySet, field: str = "user_id") -> QuerySet:
@@ -81,16 +83,17 @@ def user_link(user_id: int | None, username: str | None) -> str:
         return "-"
     meta = get_user_model()._meta
     url = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[user_id])
-    return format_html('<a href="{}">{}</a>', url, username or f"#{user_id} (missing)")
+    missing = gettext("#%(id)s (missing)") % {"id": user_id}
+    return format_html('<a href="{}">{}</a>', url, username or missing)
 
 
-def choices_filter(field: str, title: str, choices: list[tuple[Any, str]]) -> type[admin.SimpleListFilter]:
+def choices_filter(field: str, title: Any, choices: list[tuple[Any, Any]]) -> type[admin.SimpleListFilter]:
     """A list filter that shows labels for an integer code column without model choices."""
 
     class ChoicesFilter(admin.SimpleListFilter):
         parameter_name = field
 
-        def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
             return [(str(value), label) for value, label in choices]
 
         def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
@@ -110,19 +113,19 @@ def choices_filter(field: str, title: str, choices: list[tuple[Any, str]]) -> ty
 _TIME_RANGES = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 
 
-def time_range_filter(field: str, title: str = "time", millis: bool = False) -> type[admin.SimpleListFilter]:
+def time_range_filter(field: str, title: Any = None, millis: bool = False) -> type[admin.SimpleListFilter]:
     """date_hierarchy needs a date column; New API stores Unix integers, so filter by recent windows."""
 
     class TimeRangeFilter(admin.SimpleListFilter):
         parameter_name = f"{field}_range"
 
-        def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
             return [
-                ("1h", "Last hour"),
-                ("24h", "Last 24 hours"),
-                ("7d", "Last 7 days"),
-                ("30d", "Last 30 days"),
-                ("older", "Older than 30 days"),
+                ("1h", _("Last hour")),
+                ("24h", _("Last 24 hours")),
+                ("7d", _("Last 7 days")),
+                ("30d", _("Last 30 days")),
+                ("older", _("Older than 30 days")),
             ]
 
         def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
@@ -134,18 +137,18 @@ def time_range_filter(field: str, title: str = "time", millis: bool = False) -> 
                 return queryset.filter(**{f"{field}__lt": (int(time.time()) - _TIME_RANGES["30d"]) * scale})
             return queryset
 
-    TimeRangeFilter.title = title
+    TimeRangeFilter.title = title if title is not None else _("time")
     return TimeRangeFilter
 
 
 class DeletedFilter(admin.SimpleListFilter):
     """Soft-deleted rows (deleted_at set) are kept by New API; show them on request."""
 
-    title = "deleted"
+    title = _("deleted")
     parameter_name = "deleted"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [("no", "No"), ("yes", "Yes")]
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
+        return [("no", _("No")), ("yes", _("Yes"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value() in ("no", "yes"):
@@ -196,7 +199,8 @@ def save_each(request: HttpRequest, modeladmin: admin.ModelAdmin, queryset: Quer
             setattr(obj, name, value)
         obj.save(update_fields=list(changes))
         count += 1
-    modeladmin.message_user(request, f"Updated {count} row(s).", messages.SUCCESS)
+    text = ngettext("Updated %(count)d row.", "Updated %(count)d rows.", count) % {"count": count}
+    modeladmin.message_user(request, text, messages.SUCCESS)
     return count
 
 

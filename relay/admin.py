@@ -16,8 +16,18 @@ from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
-from newapi_site.admin_common import choices_filter, compare_with_seen, format_ts, quota_in_usd, save_each
+from newapi_site.admin_common import (
+    choices_filter,
+    compare_with_seen,
+    format_ts,
+    label_of,
+    quota_in_usd,
+    save_each,
+)
 from newapi_site.api.base import ApiError
 from relay.adaptors.registry import CHANNEL_TYPE_CHOICES, channel_type_name, effective_base_url
 from relay.admin_keys import MultiKeyAdminMixin, rekeyed
@@ -26,10 +36,10 @@ from relay.channels import limits
 from relay.channels.tester import test_channel_sync
 from relay.models import CHANNEL_AUTO_DISABLED, CHANNEL_ENABLED, CHANNEL_MANUALLY_DISABLED, Ability, Channel
 
-CHANNEL_STATUS_CHOICES: list[tuple[int, str]] = [
-    (CHANNEL_ENABLED, "enabled"),
-    (CHANNEL_MANUALLY_DISABLED, "disabled (manually)"),
-    (CHANNEL_AUTO_DISABLED, "disabled (automatically)"),
+CHANNEL_STATUS_CHOICES: list[tuple[int, Any]] = [
+    (CHANNEL_ENABLED, _("enabled")),
+    (CHANNEL_MANUALLY_DISABLED, _("disabled (manually)")),
+    (CHANNEL_AUTO_DISABLED, _("disabled (automatically)")),
 ]
 _JSON_OBJECT_FIELDS = ("model_mapping", "status_code_mapping", "setting", "param_override")
 
@@ -41,25 +51,30 @@ def mask_key(key: str | None) -> str:
         return "-"
     first = lines[0].strip()
     tail = first[-4:] if len(first) >= 16 else ""
-    more = f" (+{len(lines) - 1} more)" if len(lines) > 1 else ""
+    extra = len(lines) - 1
+    more = gettext(" (+%(n)d more)") % {"n": extra} if extra else ""
     return f"••••{tail}{more}"
 
 
 class ChannelAdminForm(forms.ModelForm):
     type = forms.TypedChoiceField(
+        label=capfirst(_("type")),
         choices=CHANNEL_TYPE_CHOICES,
         coerce=int,
         initial=1,
         error_messages={
-            "invalid_choice": "Unknown channel type %(value)s: choose one of New API's channel types."
+            "invalid_choice": _("Unknown channel type %(value)s: choose one of New API's channel types.")
         },
     )
-    status = forms.TypedChoiceField(choices=CHANNEL_STATUS_CHOICES, coerce=int, initial=CHANNEL_ENABLED)
+    status = forms.TypedChoiceField(
+        label=capfirst(_("status")), choices=CHANNEL_STATUS_CHOICES, coerce=int, initial=CHANNEL_ENABLED
+    )
     # Write-only: the stored key is never rendered into the page.
     key = forms.CharField(
+        label=capfirst(_("key")),
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
-        help_text="Write-only. Leave empty to keep the current key.",
+        help_text=_("Write-only. Leave empty to keep the current key."),
     )
 
     class Meta:
@@ -98,12 +113,14 @@ class ChannelAdminForm(forms.ModelForm):
             "other_info": forms.Textarea(attrs={"rows": 2}),
         }
         help_texts = {
-            "models": "Comma-separated model names.",
-            "group": "Comma-separated groups.",
-            "base_url": "Empty = the type's default base URL.",
-            "setting": 'JSON, e.g. {"proxy": "socks5://host:1080", "rpm_limit": 60, "tpm_limit": 100000} '
-            "(an http://, https:// or socks5:// proxy for this channel's upstream calls; requests and "
-            "tokens a minute, 0 = no limit).",
+            "models": _("Comma-separated model names."),
+            "group": _("Comma-separated groups."),
+            "base_url": _("Empty = the type's default base URL."),
+            "setting": _(
+                'JSON, e.g. {"proxy": "socks5://host:1080", "rpm_limit": 60, "tpm_limit": 100000} '
+                "(an http://, https:// or socks5:// proxy for this channel's upstream calls; requests and "
+                "tokens a minute, 0 = no limit)."
+            ),
         }
 
     actor: Any = None  # the signed-in user, set by ChannelAdmin.get_form
@@ -114,7 +131,7 @@ class ChannelAdminForm(forms.ModelForm):
         self._adding = self.instance.pk is None
         if self._adding:
             self.fields["key"].required = True
-            self.fields["key"].help_text = "One upstream API key (Vertex AI: the service-account JSON)."
+            self.fields["key"].help_text = _("One upstream API key (Vertex AI: the service-account JSON).")
         else:
             # Write what the admin changed, not the row as it was at submit: an auto-disable
             # while the form was open stays.
@@ -124,7 +141,9 @@ class ChannelAdminForm(forms.ModelForm):
         names = [m.strip() for m in (self.cleaned_data.get("models") or "").split(",") if m.strip()]
         too_long = [m for m in names if len(m) > 255]
         if too_long:
-            raise forms.ValidationError(f"Model names must be at most 255 characters: {too_long[0][:40]}…")
+            raise forms.ValidationError(
+                _("Model names must be at most 255 characters: %(name)s…"), params={"name": too_long[0][:40]}
+            )
         return ",".join(dict.fromkeys(names))
 
     def clean_group(self) -> str:
@@ -136,7 +155,7 @@ class ChannelAdminForm(forms.ModelForm):
         for name in _JSON_OBJECT_FIELDS:
             raw = (cleaned.get(name) or "").strip()
             if raw and not _is_json_object(raw):
-                self.add_error(name, 'Must be a JSON object, e.g. {"a": "b"}.')
+                self.add_error(name, _('Must be a JSON object, e.g. {"a": "b"}.'))
             elif name == "setting" and (problem := limits.setting_problem(raw)) is not None:
                 self.add_error(name, problem)
         key = (cleaned.get("key") or "").strip()
@@ -151,8 +170,10 @@ class ChannelAdminForm(forms.ModelForm):
                 check_endpoint_change(self.actor, endpoint_changes(self.instance, moved), bool(key))
             except ApiError:
                 raise forms.ValidationError(
-                    "Only root may change the type, base URL or Vertex region of a channel without "
-                    "giving a new key: enter the key to use with the new endpoint."
+                    _(
+                        "Only root may change the type, base URL or Vertex region of a channel without "
+                        "giving a new key: enter the key to use with the new endpoint."
+                    )
                 ) from None
         return cleaned
 
@@ -167,7 +188,7 @@ def _is_json_object(raw: str) -> bool:
 class GroupFilter(admin.SimpleListFilter):
     """channels.group is a comma-separated list, so match one member, not the whole string."""
 
-    title = "group"
+    title = _("group")
     parameter_name = "group"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
@@ -190,7 +211,7 @@ class GroupFilter(admin.SimpleListFilter):
 
 
 class TypeFilter(admin.SimpleListFilter):
-    title = "type"
+    title = _("type")
     parameter_name = "type"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
@@ -221,7 +242,12 @@ class ChannelAdmin(MultiKeyAdminMixin, admin.ModelAdmin):
     ]
     list_display_links = ["id", "name"]
     search_fields = ["name", "models", "tag"]
-    list_filter = [TypeFilter, choices_filter("status", "status", CHANNEL_STATUS_CHOICES), GroupFilter, "tag"]
+    list_filter = [
+        TypeFilter,
+        choices_filter("status", _("status"), CHANNEL_STATUS_CHOICES),
+        GroupFilter,
+        "tag",
+    ]
     ordering = ["-priority", "-id"]
     actions = ["enable_channels", "disable_channels", "test_channels", "enable_all_keys"]
     readonly_fields = [
@@ -246,9 +272,12 @@ class ChannelAdmin(MultiKeyAdminMixin, admin.ModelAdmin):
         sets: list = [
             (None, {"fields": basics}),
             *self.key_fieldsets(obj),
-            ("Routing", {"fields": ["status", "auto_ban", "models", "group", "priority", "weight", "tag"]}),
             (
-                "Request rewriting",
+                _("Routing"),
+                {"fields": ["status", "auto_ban", "models", "group", "priority", "weight", "tag"]},
+            ),
+            (
+                _("Request rewriting"),
                 {
                     "fields": [
                         "model_mapping",
@@ -270,69 +299,79 @@ class ChannelAdmin(MultiKeyAdminMixin, admin.ModelAdmin):
                 "used_quota",
                 "used_usd",
             ]
-            sets += [("Statistics", {"fields": stats}), ("Abilities", {"fields": ["abilities"]})]
+            sets += [(_("Statistics"), {"fields": stats}), (_("Abilities"), {"fields": ["abilities"]})]
         return sets
 
     # -- columns ---------------------------------------------------------------------
-    @admin.display(description="type", ordering="type")
+    @admin.display(description=_("type"), ordering="type")
     def type_label(self, obj: Channel) -> str:
         return f"{obj.type} · {channel_type_name(obj.type)}"
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=_("status"), ordering="status")
     def status_label(self, obj: Channel) -> str:
-        return dict(CHANNEL_STATUS_CHOICES).get(obj.status, f"unknown ({obj.status})")
+        return label_of(CHANNEL_STATUS_CHOICES, obj.status)
 
-    @admin.display(description="models")
+    @admin.display(description=_("models"))
     def models_short(self, obj: Channel) -> str:
         text = ", ".join(obj.model_list())
         return text if len(text) <= 60 else text[:57] + "..."
 
-    @admin.display(description="key")
+    @admin.display(description=_("key"))
     def masked_key(self, obj: Channel) -> str:
         return mask_key(obj.key)
 
-    @admin.display(description="base URL in use")
+    @admin.display(description=_("base URL in use"))
     def base_url_in_use(self, obj: Channel) -> str:
         url = effective_base_url(obj.type, obj.base_url)
         if not (obj.base_url or "").strip():
-            return f"{url} (type default)" if url else "none: this type needs a base URL"
+            if not url:
+                return gettext("none: this type needs a base URL")
+            return gettext("%(url)s (type default)") % {"url": url}
         return url
 
-    @admin.display(description="created")
+    @admin.display(description=_("created"))
     def created(self, obj: Channel) -> str:
         return format_ts(obj.created_time)
 
-    @admin.display(description="last test")
+    @admin.display(description=_("last test"))
     def tested(self, obj: Channel) -> str:
         return format_ts(obj.test_time)
 
-    @admin.display(description="balance updated")
+    @admin.display(description=_("balance updated"))
     def balance_updated(self, obj: Channel) -> str:
         return format_ts(obj.balance_updated_time)
 
-    @admin.display(description="used ($)")
+    @admin.display(description=_("used ($)"))
     def used_usd(self, obj: Channel) -> str:
         return quota_in_usd(obj.used_quota)
 
-    @admin.display(description="abilities (group × model routing rows)")
+    @admin.display(description=_("abilities (group × model routing rows)"))
     def abilities(self, obj: Channel) -> str:
         # Ability has a composite primary key, which the admin cannot register; show it here.
         rows = Ability.objects.filter(channel_id=obj.pk).order_by("group", "model")
         if not rows:
-            return "No abilities: the channel has no models or groups."
+            return gettext("No abilities: the channel has no models or groups.")
         body = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
-                (a.group, a.model, "yes" if a.enabled else "no", a.priority, a.weight, a.tag or "")
+                (
+                    a.group,
+                    a.model,
+                    gettext("yes") if a.enabled else gettext("no"),
+                    a.priority,
+                    a.weight,
+                    a.tag or "",
+                )
                 for a in rows
             ),
         )
-        return format_html(
-            "<table><thead><tr><th>group</th><th>model</th><th>enabled</th><th>priority</th>"
-            "<th>weight</th><th>tag</th></tr></thead><tbody>{}</tbody></table>",
-            body,
+        head = format_html_join(
+            "",
+            "<th>{}</th>",
+            ((gettext(name),) for name in ("group", "model", "enabled", "priority", "weight", "tag")),
         )
+        return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -350,21 +389,22 @@ class ChannelAdmin(MultiKeyAdminMixin, admin.ModelAdmin):
             obj.save()
 
     # -- actions -------------------------------------------------------------------------
-    @admin.action(description="Enable selected channels")
+    @admin.action(description=_("Enable selected channels"))
     def enable_channels(self, request: HttpRequest, queryset: QuerySet) -> None:
         save_each(request, self, queryset, status=CHANNEL_ENABLED)
 
-    @admin.action(description="Disable selected channels")
+    @admin.action(description=_("Disable selected channels"))
     def disable_channels(self, request: HttpRequest, queryset: QuerySet) -> None:
         save_each(request, self, queryset, status=CHANNEL_MANUALLY_DISABLED)
 
-    @admin.action(description="Test selected channels")
+    @admin.action(description=_("Test selected channels"))
     def test_channels(self, request: HttpRequest, queryset: QuerySet) -> None:
         for channel in queryset:
             try:
                 result = test_channel_sync(channel)
             except Exception as exc:  # a per-channel report, not a crash page
-                self.message_user(request, f"{channel}: test failed: {exc}", messages.ERROR)
+                failed = gettext("%(channel)s: test failed: %(error)s") % {"channel": channel, "error": exc}
+                self.message_user(request, failed, messages.ERROR)
                 continue
             level = messages.SUCCESS if result.success else messages.ERROR
             self.message_user(request, f"{channel}: {result}", level)

@@ -17,6 +17,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from newapi_site import audit
 from newapi_site.admin_common import format_ts
@@ -24,9 +26,9 @@ from relay.channels import key_status, multi_key
 from relay.models import Channel
 
 KEY_STATUS_NAMES = {
-    multi_key.KEY_ENABLED: "enabled",
-    multi_key.KEY_MANUALLY_DISABLED: "disabled (manually)",
-    multi_key.KEY_AUTO_DISABLED: "disabled (automatically)",
+    multi_key.KEY_ENABLED: _("enabled"),
+    multi_key.KEY_MANUALLY_DISABLED: _("disabled (manually)"),
+    multi_key.KEY_AUTO_DISABLED: _("disabled (automatically)"),
 }
 
 
@@ -50,7 +52,7 @@ def rekeyed(channel: Channel) -> list[str]:
 
 
 class MultiKeyAdminMixin(admin.ModelAdmin):
-    @admin.display(description="keys (multi-key channel)")
+    @admin.display(description=_("keys (multi-key channel)"))
     def key_statuses(self, obj: Channel) -> str:
         info = multi_key.parse_info(obj.channel_info)
         keys = multi_key.split_keys(obj.key)
@@ -64,8 +66,9 @@ class MultiKeyAdminMixin(admin.ModelAdmin):
                 url = reverse("admin:relay_channel_enable_key", args=[obj.pk, i])
                 # the change form's own submit, sent elsewhere: its CSRF token comes along
                 button = format_html(
-                    '<button type="submit" formaction="{}" formmethod="post" formnovalidate>enable</button>',
+                    '<button type="submit" formaction="{}" formmethod="post" formnovalidate>{}</button>',
                     url,
+                    gettext("enable"),
                 )
             rows.append(
                 (
@@ -80,15 +83,23 @@ class MultiKeyAdminMixin(admin.ModelAdmin):
         body = format_html_join(
             "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
         )
+        polling = info["multi_key_mode"] == multi_key.MODE_POLLING
+        summary = (
+            gettext("%(n)d keys, chosen in turn per request.")
+            if polling
+            else gettext("%(n)d keys, chosen at random per request.")
+        ) % {"n": len(keys)}
+        head = format_html_join(
+            "", "<th>{}</th>", ((gettext(name),) for name in ("key", "status", "reason", "disabled at"))
+        )
         return format_html(
-            "<p>{} keys, chosen {} per request.</p><table><thead><tr><th>#</th><th>key</th><th>status</th>"
-            "<th>reason</th><th>disabled at</th><th></th></tr></thead><tbody>{}</tbody></table>",
-            len(keys),
-            "in turn" if info["multi_key_mode"] == multi_key.MODE_POLLING else "at random",
+            "<p>{}</p><table><thead><tr><th>#</th>{}<th></th></tr></thead><tbody>{}</tbody></table>",
+            summary,
+            head,
             body,
         )
 
-    @admin.action(description="Enable every key of the selected multi-key channels")
+    @admin.action(description=_("Enable every key of the selected multi-key channels"))
     def enable_all_keys(self, request: HttpRequest, queryset: QuerySet) -> None:
         for channel in queryset:
             if not is_multi_key(channel):
@@ -116,8 +127,12 @@ class MultiKeyAdminMixin(admin.ModelAdmin):
             self.message_user(request, str(exc), messages.ERROR)
         else:
             audit.record(request, channel or Channel, "enable_key", index=index)
-            self.message_user(request, f"key #{index}: {outcome.message}", messages.SUCCESS)
+            self.message_user(
+                request,
+                gettext("key #%(index)d: %(message)s") % {"index": index, "message": outcome.message},
+                messages.SUCCESS,
+            )
         return redirect(reverse("admin:relay_channel_change", args=[object_id]))
 
     def key_fieldsets(self, obj: Any) -> list:
-        return [("Keys", {"fields": ["key_statuses"]})] if is_multi_key(obj) else []
+        return [(_("Keys"), {"fields": ["key_statuses"]})] if is_multi_key(obj) else []

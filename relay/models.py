@@ -38,33 +38,35 @@ class ChannelInfoField(dj.TextField):
 
 
 class Channel(dj.Model):
-    type = dj.BigIntegerField(default=ChannelType.OPENAI)
-    key = dj.TextField()
-    openai_organization = dj.TextField(null=True, blank=True)
-    test_model = dj.TextField(null=True, blank=True)
-    status = dj.BigIntegerField(default=CHANNEL_ENABLED)
-    name = dj.CharField(max_length=191, null=True, blank=True, default="", db_index=True)
-    weight = dj.BigIntegerField(null=True, blank=True, default=0)
-    created_time = dj.BigIntegerField(null=True, blank=True, default=now_ts)
-    test_time = dj.BigIntegerField(null=True, blank=True, default=0)
-    response_time = dj.BigIntegerField(null=True, blank=True, default=0)
-    base_url = dj.TextField(null=True, blank=True, default="")
-    other = dj.TextField(null=True, blank=True, default="")
-    balance = dj.FloatField(null=True, blank=True, default=0)
-    balance_updated_time = dj.BigIntegerField(null=True, blank=True, default=0)
-    models = dj.TextField(null=True, blank=True, default="")
-    group = dj.CharField(max_length=64, null=True, blank=True, default="default")
-    used_quota = dj.BigIntegerField(default=0)
-    model_mapping = dj.TextField(null=True, blank=True, default="")
-    status_code_mapping = dj.CharField(max_length=1024, null=True, blank=True, default="")
-    priority = dj.BigIntegerField(null=True, blank=True, default=0)
-    auto_ban = dj.BigIntegerField(null=True, blank=True, default=1)
-    other_info = dj.TextField(null=True, blank=True, default="")
-    tag = dj.CharField(max_length=191, null=True, blank=True, db_index=True)
-    setting = dj.TextField(null=True, blank=True, default="")
-    param_override = dj.TextField(null=True, blank=True, default="")
+    type = dj.BigIntegerField(_("type"), default=ChannelType.OPENAI)
+    key = dj.TextField(_("key"))
+    openai_organization = dj.TextField(_("OpenAI organization"), null=True, blank=True)
+    test_model = dj.TextField(_("test model"), null=True, blank=True)
+    status = dj.BigIntegerField(_("status"), default=CHANNEL_ENABLED)
+    name = dj.CharField(_("name"), max_length=191, null=True, blank=True, default="", db_index=True)
+    weight = dj.BigIntegerField(_("weight"), null=True, blank=True, default=0)
+    created_time = dj.BigIntegerField(_("created"), null=True, blank=True, default=now_ts)
+    test_time = dj.BigIntegerField(_("last test"), null=True, blank=True, default=0)
+    response_time = dj.BigIntegerField(_("response time (ms)"), null=True, blank=True, default=0)
+    base_url = dj.TextField(_("base URL"), null=True, blank=True, default="")
+    other = dj.TextField(_("extra parameter"), null=True, blank=True, default="")
+    balance = dj.FloatField(_("balance"), null=True, blank=True, default=0)
+    balance_updated_time = dj.BigIntegerField(_("balance updated"), null=True, blank=True, default=0)
+    models = dj.TextField(_("models"), null=True, blank=True, default="")
+    group = dj.CharField(_("group"), max_length=64, null=True, blank=True, default="default")
+    used_quota = dj.BigIntegerField(_("used quota"), default=0)
+    model_mapping = dj.TextField(_("model mapping"), null=True, blank=True, default="")
+    status_code_mapping = dj.CharField(
+        _("status code mapping"), max_length=1024, null=True, blank=True, default=""
+    )
+    priority = dj.BigIntegerField(_("priority"), null=True, blank=True, default=0)
+    auto_ban = dj.BigIntegerField(_("auto-disable"), null=True, blank=True, default=1)
+    other_info = dj.TextField(_("other info"), null=True, blank=True, default="")
+    tag = dj.CharField(_("tag"), max_length=191, null=True, blank=True, db_index=True)
+    setting = dj.TextField(_("extra settings"), null=True, blank=True, default="")
+    param_override = dj.TextField(_("parameter override"), null=True, blank=True, default="")
     channel_info: Any = ChannelInfoField(  # a dict (or None), not the text underneath
-        null=True, blank=True, default=empty_info
+        _("multi-key info"), null=True, blank=True, default=empty_info
     )
 
     class Meta:
@@ -84,13 +86,13 @@ class Channel(dj.Model):
 
 class Ability(dj.Model):
     pk = dj.CompositePrimaryKey("group", "model", "channel_id")
-    group = dj.CharField(max_length=64)
-    model = dj.CharField(max_length=255)
-    channel_id = dj.BigIntegerField(db_index=True)
-    enabled = dj.BooleanField(default=True)
-    priority = dj.BigIntegerField(null=True, blank=True, default=0, db_index=True)
-    weight = dj.BigIntegerField(default=0, db_index=True)
-    tag = dj.CharField(max_length=191, null=True, blank=True, db_index=True)
+    group = dj.CharField(_("group"), max_length=64)
+    model = dj.CharField(_("model"), max_length=255)
+    channel_id = dj.BigIntegerField(_("channel ID"), db_index=True)
+    enabled = dj.BooleanField(_("enabled"), default=True)
+    priority = dj.BigIntegerField(_("priority"), null=True, blank=True, default=0, db_index=True)
+    weight = dj.BigIntegerField(_("weight"), default=0, db_index=True)
+    tag = dj.CharField(_("tag"), max_length=191, null=True, blank=True, db_index=True)
 
     class Meta:
         db_table = "abilities"
@@ -102,14 +104,16 @@ class StoredResponse(dj.Model):
     """A /v1/responses answer's channel (so follow-ups reach the account that holds it) and, for
     answers converted from chat, the items a `previous_response_id` continues from."""
 
-    id = dj.CharField(max_length=191, primary_key=True)
-    user_id = dj.BigIntegerField(db_index=True)
-    channel_id = dj.BigIntegerField()
-    key_index = dj.IntegerField(default=-1)  # the key of a multi-key channel that made it
-    created_at = dj.BigIntegerField(db_index=True)
-    native = dj.BooleanField(default=True)
-    input_items = dj.TextField(blank=True, default="")  # JSON list; converted answers only
-    response = dj.TextField(blank=True, default="")  # the Response object; converted answers only
+    id = dj.CharField(_("response ID"), max_length=191, primary_key=True)
+    user_id = dj.BigIntegerField(_("user ID"), db_index=True)
+    channel_id = dj.BigIntegerField(_("channel ID"))
+    key_index = dj.IntegerField(_("key index"), default=-1)  # the key of a multi-key channel that made it
+    created_at = dj.BigIntegerField(_("created"), db_index=True)
+    native = dj.BooleanField(_("native"), default=True)
+    input_items = dj.TextField(_("input items"), blank=True, default="")  # JSON list; converted answers only
+    response = dj.TextField(
+        _("response"), blank=True, default=""
+    )  # the Response object; converted answers only
 
     class Meta:
         db_table = "stored_responses"
