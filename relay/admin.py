@@ -369,7 +369,10 @@ class ChannelAdmin(MultiKeyAdminMixin, admin.ModelAdmin):
         head = format_html_join(
             "",
             "<th>{}</th>",
-            ((gettext(name),) for name in ("group", "model", "enabled", "priority", "weight", "tag")),
+            (
+                (name,)
+                for name in (_("group"), _("model"), _("enabled"), _("priority"), _("weight"), _("tag"))
+            ),
         )
         return format_html("<table><thead><tr>{}</tr></thead><tbody>{}</tbody></table>", head, body)
 

@@ -90,7 +90,7 @@ class MultiKeyAdminMixin(admin.ModelAdmin):
             else gettext("%(n)d keys, chosen at random per request.")
         ) % {"n": len(keys)}
         head = format_html_join(
-            "", "<th>{}</th>", ((gettext(name),) for name in ("key", "status", "reason", "disabled at"))
+            "", "<th>{}</th>", ((name,) for name in (_("key"), _("status"), _("reason"), _("disabled at")))
         )
         return format_html(
             "<p>{}</p><table><thead><tr><th>#</th>{}<th></th></tr></thead><tbody>{}</tbody></table>",
