@@ -38,10 +38,14 @@ class Log(models.Model):
             models.Index(fields=["id", "created_at"], name="idx_created_at_id"),
             models.Index(fields=["created_at", "type"], name="idx_created_at_type"),
             models.Index(fields=["model_name", "username"], name="index_username_model_name"),
-            # A user's newest page, an admin search by token and model, a user's stats over a time range.
+            # A user's newest page, an admin search by token and model, a user's stats over a time range;
+            # the stats index carries the summed columns so PostgreSQL answers from the index alone.
             models.Index(fields=["user_id", "id"], name="idx_logs_user_id_id"),
             models.Index(fields=["token_name", "model_name", "id"], name="idx_logs_token_model_id"),
-            models.Index(fields=["user_id", "type", "created_at"], name="idx_logs_user_type_created"),
+            models.Index(
+                fields=["user_id", "type", "created_at", "quota", "prompt_tokens", "completion_tokens"],
+                name="idx_logs_user_type_usage",
+            ),
         ]
 
 

@@ -18,7 +18,7 @@ from accounts.pages.common import PAGE_SIZES, fail, page_of, query_without, show
 from billing.models import LOG_CONSUME, Log
 from billing.redemption import redeem_code
 from billing.services import epay
-from billing.services.logs import LogFilter, logs_of, stat_logs
+from billing.services.logs import LogFilter, logs_of, stat_logs, token_name_suggestions
 from billing.services.usage import usage_for_user
 from newapi_site.api.base import ApiError
 from newapi_site.charts import bar_chart
@@ -110,12 +110,7 @@ def log_page(request: HttpRequest, user: User) -> HttpResponse:
             "log_type": flt.log_type,
             "log_types": LOG_KINDS,
             "totals": totals,
-            "token_names": list(
-                Log.objects.filter(user_id=user.pk, type=LOG_CONSUME)
-                .exclude(token_name="")
-                .values_list("token_name", flat=True)
-                .distinct()[:100]
-            ),
+            "token_names": token_name_suggestions(user.pk),
         },
     )
 
