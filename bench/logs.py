@@ -6,8 +6,12 @@ then times, through the real /api views (Django's test client, in this process):
   - an admin search by model + token GET /api/log/?model_name=...&token_name=...
   - the stats endpoint               GET /api/log/self/stat?type=2&start_timestamp=...  (a user, last 7 days)
                                      GET /api/log/stat?type=2&start_timestamp=...&username=... (admin)
+  - the same user's console log page GET /log (signed in: rows, totals and token names)
 Each is run once to warm up, then `--repeat` times; the median and the worst are printed in ms.
 The database is kept (a second run with the same --rows reuses it); `--refill` starts over.
+Before timing, `VACUUM (ANALYZE) logs` brings the table to the state autovacuum keeps a live one in
+(a PostgreSQL run with autovacuum off never marks pages all-visible, and index-only counts and sums
+then read the heap row by row).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ MODELS = [
 ]
 TOKENS = 5000
 SPAN_DAYS = 180
+# Stored as the table's comment; a database filled with another shape of rows is filled again.
+SHAPE = "bench-logs: heavy user 1%, errors 1 in 47"
 
 
 def ensure_database(refill: bool) -> None:
@@ -73,10 +79,11 @@ def fill(rows: int) -> None:
     from django.db import connection
 
     with connection.cursor() as cur:
-        cur.execute("SELECT count(*) FROM logs")
-        have = cur.fetchone()[0]
-        if have == rows:
+        cur.execute("SELECT count(*), obj_description('logs'::regclass, 'pg_class') FROM logs")
+        have, shape = cur.fetchone()
+        if have == rows and shape == SHAPE:
             print(f"logs: {rows} rows already there")
+            cur.execute("VACUUM (ANALYZE) logs")
             return
         cur.execute("TRUNCATE logs")
         now = int(time.time())
@@ -86,13 +93,14 @@ def fill(rows: int) -> None:
         models = "ARRAY[" + ",".join(f"'{m}'" for m in MODELS) + "]"
         for lo in range(1, rows + 1, chunk):
             hi = min(lo + chunk - 1, rows)
-            # 1% of the rows belong to the heavy user (user_id 1), the rest spread over USERS users.
+            # 1% of the rows belong to the heavy user (user_id 1), the rest spread over USERS users;
+            # 1 in 47 is an error log (47 is prime to 100, so the heavy user has both kinds).
             cur.execute(
                 f"""
                 INSERT INTO logs (user_id, created_at, type, content, username, token_name, model_name, quota,
                                   prompt_tokens, completion_tokens, use_time, is_stream, channel_id,
                                   channel_name, token_id, "group", other)
-                SELECT u, {now} - ((%s - i) * {step})::bigint, CASE WHEN i %% 50 = 0 THEN 5 ELSE 2 END,
+                SELECT u, {now} - ((%s - i) * {step})::bigint, CASE WHEN i %% 47 = 0 THEN 5 ELSE 2 END,
                        '模型倍率 1.00，分组倍率 1.00', 'user' || u, 'token-' || (i %% {TOKENS}),
                        ({models})[1 + (i %% {len(MODELS)})], 100 + i %% 900, 50 + i %% 500, 20 + i %% 300,
                        1 + i %% 9, i %% 3 = 0, 1 + i %% 20, 'channel', 1 + i %% {TOKENS}, 'default', '{{}}'
@@ -102,13 +110,14 @@ def fill(rows: int) -> None:
                 [rows, lo, hi],
             )
             print(f"logs: {hi}/{rows} rows ({time.time() - started:.0f} s)", flush=True)
-        cur.execute("ANALYZE logs")
+        cur.execute(f"COMMENT ON TABLE logs IS '{SHAPE}'")
+        cur.execute("VACUUM (ANALYZE) logs")
 
 
 def personas():
     import uuid
 
-    from accounts.models import User
+    from accounts.models import Token, User
     from newapi_site.roles import ROLE_COMMON, ROLE_ROOT
 
     def persona(name: str, role: int, pk: int) -> tuple[str, int]:
@@ -119,13 +128,36 @@ def personas():
         user.save()
         return user.access_token, user.pk
 
+    # The heavy user's tokens: the names its log rows carry (token-0, token-100, …).
+    Token.objects.filter(user_id=1).delete()
+    Token.objects.bulk_create(Token(user_id=1, name=f"token-{n}") for n in range(0, TOKENS, 100))
     return persona("user1", ROLE_COMMON, 1), persona("benchroot", ROLE_ROOT, 999_999)
 
 
-def time_get(client, path: str, auth: tuple[str, int], repeat: int) -> tuple[float, float, int]:
-    headers = {"HTTP_AUTHORIZATION": auth[0], "HTTP_NEW_API_USER": str(auth[1])}
+def signed_in_client(user_id: int):
+    """A test client holding a console session of the user, as /login starts one."""
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.test import Client
+
+    from accounts import sessions
+    from accounts.models import User
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore()
+    sessions.start(store, User.objects.get(pk=user_id))
+    store.save()
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = store.session_key
+    return client
+
+
+def time_get(client, path: str, auth: tuple[str, int] | None, repeat: int) -> tuple[float, float, int]:
+    """`auth` None: a console page with the client's session."""
+    headers = {"HTTP_AUTHORIZATION": auth[0], "HTTP_NEW_API_USER": str(auth[1])} if auth else {}
     resp = client.get(path, **headers)  # warm-up
-    assert resp.status_code == 200 and resp.json().get("success"), resp.content[:300]
+    assert resp.status_code == 200, resp.content[:300]
+    assert auth is None or resp.json().get("success"), resp.content[:300]
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -150,6 +182,7 @@ def main() -> None:
 
     user, root = personas()
     client = Client()
+    page_client = signed_in_client(user[1])
     week = int(time.time()) - 7 * 86_400
     cases = [
         ("user's first page", "/api/log/self/?p=1&page_size=10", user),
@@ -169,6 +202,8 @@ def main() -> None:
     for name, path, auth in cases:
         median, worst, size = time_get(client, path, auth, args.repeat)
         print(f"  {name:32s} {median:8.1f} {worst:8.1f}   ({size} bytes)")
+    median, worst, size = time_get(page_client, "/log", None, args.repeat)
+    print(f"  {'user console page /log':32s} {median:8.1f} {worst:8.1f}   ({size} bytes)")
 
 
 if __name__ == "__main__":
