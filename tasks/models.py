@@ -38,6 +38,9 @@ class Midjourney(models.Model):
         verbose_name = _("Midjourney task")
         verbose_name_plural = _("Midjourney tasks")
 
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} #{self.pk}"
+
 
 class Task(models.Model):
     created_at = models.BigIntegerField(_("created"), default=now_ts, db_index=True)
@@ -62,3 +65,6 @@ class Task(models.Model):
         db_table = "tasks"
         verbose_name = _("Suno task")
         verbose_name_plural = _("Suno tasks")
+
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} #{self.pk}"

@@ -10,6 +10,7 @@ from django.apps import apps
 from django.contrib import admin
 from django.test import Client
 from django.utils import translation
+from django.utils.functional import Promise
 
 from accounts.models import TOKEN_DISABLED
 from newapi_site.roles import ROLE_ROOT
@@ -173,6 +174,25 @@ def test_change_forms_label_fields_in_the_readers_language(root_client: Client) 
 
 def _ours() -> list[Any]:
     return [model for label in OUR_APPS for model in apps.get_app_config(label).get_models()]
+
+
+def test_every_field_of_ours_has_a_translated_name() -> None:
+    """A field added without a translatable verbose_name (or without its zh entry) fails here."""
+    missing = []
+    for model in _ours():
+        for field in model._meta.concrete_fields:
+            if field.auto_created:
+                continue  # the implicit "ID" column
+            name = field.verbose_name
+            with translation.override("zh-hans"):
+                zh = str(name)
+            if not isinstance(name, Promise) or not CJK.search(zh):
+                missing.append(f"{model._meta.label}.{field.name}: {zh!r}")
+            for _value, label in field.choices or ():
+                with translation.override("zh-hans"):
+                    if not CJK.search(str(label)):
+                        missing.append(f"{model._meta.label}.{field.name} choice {label!r}")
+    assert not missing, missing
 
 
 def test_every_column_action_and_filter_of_ours_has_a_chinese_name() -> None:
