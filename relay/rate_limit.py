@@ -7,16 +7,14 @@ owner keeps them (billing/owner_rates.py), so every web worker counts against th
 An admitted request holds a success slot while it runs (released when it fails), so concurrent
 requests cannot pass the success cap together. Denials are 429 with an OpenAI error body.
 Successes are recorded when a request is billed (relay.metering.charge.settle); the HTTP router
-opens a scope per request (`request_scope`) whose end frees the slots of requests that did not bill.
+opens a scope per request (`open_scope`, `close_scope`) whose end frees the slots of requests that did not bill.
 """
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import os
 import time
-from collections.abc import AsyncIterator
 
 from billing import local_ledger
 from newapi_site import redis as r
@@ -85,17 +83,26 @@ def _check_failed() -> LocalError:
     )
 
 
-@contextlib.asynccontextmanager
-async def request_scope() -> AsyncIterator[None]:
-    """Around one HTTP request: the success slots it still holds at the end are given back."""
+Scope = tuple[contextvars.Token[list[tuple[int, str]] | None], list[tuple[int, str]]]
+
+
+def open_scope() -> Scope:
+    """At the start of one HTTP request: success slots taken from here on are noted (a plain
+    context variable, not a context manager: this runs on every relay request)."""
     held: list[tuple[int, str]] = []
-    reset = _held.set(held)
-    try:
-        yield
-    finally:
-        _held.reset(reset)
-        for user_id, slot in held:
-            await _release(user_id, slot)
+    return _held.set(held), held
+
+
+def close_scope(opened: Scope) -> list[tuple[int, str]]:
+    """At the request's end: the success slots it still holds, to give back (`release_held`)."""
+    token, held = opened
+    _held.reset(token)
+    return held
+
+
+async def release_held(held: list[tuple[int, str]]) -> None:
+    for user_id, slot in held:
+        await _release(user_id, slot)
 
 
 async def check(user_id: int) -> None:

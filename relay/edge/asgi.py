@@ -163,8 +163,13 @@ class RelayRouter:
             self._started = True
             bus.ensure_listener()
             writer.start_background_writer()
-        async with rate_limit.request_scope():  # success slots of a request that did not bill go back
+        opened = rate_limit.open_scope()
+        try:
             await self.handle(scope, receive, send)
+        finally:
+            # success slots of a request that did not bill go back
+            if held := rate_limit.close_scope(opened):
+                await rate_limit.release_held(held)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]

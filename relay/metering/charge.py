@@ -75,5 +75,7 @@ async def settle(
             usage.reasoning_tokens,
         )
     await rate_limit.record_success(job.caller.user.id)
-    await notifications.after_charge(job.caller.user.id, job.caller.user.setting, bill.quota, balance)
-    await limits.add_tokens(ctx.channel, usage.prompt_tokens + usage.completion_tokens)
+    if balance is not None:
+        await notifications.after_charge(job.caller.user.id, job.caller.user.setting, bill.quota, balance)
+    if ctx.channel.setting:  # only a channel with a TPM limit counts tokens
+        await limits.add_tokens(ctx.channel, usage.prompt_tokens + usage.completion_tokens)

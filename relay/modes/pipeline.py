@@ -253,9 +253,11 @@ async def attempt_all(job: Job, sender: Sender) -> Response | StreamingResponse:
     while True:
         attempt = channel
         try:
-            attempt = await key_choice.bind(channel)  # a multi-key channel's key for this attempt
+            if channel.keys:  # a multi-key channel's key for this attempt
+                attempt = await key_choice.bind(channel)
             answer = await sender(job, make_context(job, attempt), route.tried)
-            await route.served(channel)
+            if route.affinity:
+                await route.served(channel)
             return answer
         except UpstreamError as err:
             apply_status_mapping(err, attempt)
