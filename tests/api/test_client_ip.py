@@ -11,7 +11,15 @@ import pytest
 
 from newapi_site.client_ip import parse_networks, resolve
 from tests.conftest import live, make_channel, make_token, make_user, propagated, start_gateway
-from tests.relay.test_realtime import MODEL, auth_kwargs, realtime_upstream, refused, session, ws_url  # noqa: F401
+from tests.relay.test_realtime import (  # noqa: F401
+    MODEL,
+    auth_kwargs,
+    realtime_upstream,
+    refused,
+    session,
+    session_log,
+    ws_url,
+)
 
 pytestmark = [live]
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -98,6 +106,8 @@ def test_realtime_refuses_a_token_whose_allow_ips_exclude_the_client(gateway, re
     assert (event["error"]["status"], code) == (403, 4403)
     events = asyncio.run(session(ws_url(gateway), here.key, 1))
     assert [e["type"] for e in events] == ["session.created", "response.created", "response.done"]
+    # billed once it closed; waiting for the row also keeps the table flush after this test clear of it
+    assert session_log(user).token_id == here.pk
 
 
 def test_api_throttle_keys_on_the_client_behind_a_trusted_proxy(throttled_behind_proxy):
