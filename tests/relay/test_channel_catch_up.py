@@ -12,7 +12,16 @@ from newapi_site import bus
 from relay.models import Channel
 from tests.conftest import live, propagated
 from tests.relay.test_propagation import move_the_stamp_only
-from tests.relay.test_realtime import MODEL, auth_kwargs, persona, realtime_upstream, refused, session, ws_url
+from tests.relay.test_realtime import (
+    MODEL,
+    auth_kwargs,
+    persona,
+    realtime_upstream,
+    refused,
+    session,
+    session_log,
+    ws_url,
+)
 
 pytestmark = [live, pytest.mark.relay]
 __all__ = ["realtime_upstream"]  # the fixture, imported for this module's tests
@@ -32,13 +41,14 @@ def late_channel(base_url: str, key: str, models: str) -> None:
 
 
 def test_realtime_connect_catches_up_on_a_channel_added_a_moment_ago(gateway, realtime_upstream):
-    _, token = persona("rt-early")
+    user, token = persona("rt-early")
     forget_earlier_tests()
     event, code = asyncio.run(refused(ws_url(gateway), **auth_kwargs(token.key)))  # channels now cached
     assert (event["error"]["status"], code) == (503, 4503), event
     late_channel(realtime_upstream.base_url, "rt-key", MODEL)
     events = asyncio.run(session(ws_url(gateway), token.key, 1))
     assert [e["type"] for e in events] == ["session.created", "response.created", "response.done"]
+    assert session_log(user).quota > 0  # billed (and written before the next test's table flush)
 
 
 def test_model_lookup_catches_up_on_a_channel_added_a_moment_ago(gateway):
